@@ -1,0 +1,46 @@
+// Command salvage is the Linux kernel crash-dump system: it arms a machine
+// for kdump, collects and filters dumps, and analyzes them the way crash
+// does. See README.md.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// exitError carries a process exit status out of a command without
+// printing anything more (the command already reported).
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "salvage",
+		Short:         "Linux kernel crash dumps: capture, collect and analyze",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(
+		newVersionCmd(),
+		newLabCmd(),
+	)
+	addFormatCommands(root)
+	return root
+}
+
+func main() {
+	err := newRootCmd().Execute()
+	if err == nil {
+		return
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		os.Exit(ee.code)
+	}
+	fmt.Fprintf(os.Stderr, "salvage: %v\n", err)
+	os.Exit(1)
+}
