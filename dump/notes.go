@@ -28,7 +28,21 @@ type PRStatus struct {
 // QEMUCPU is QEMU's per-CPU state note (QEMUCPUState, target/i386/arch_dump.c):
 // general registers plus segment and control registers.
 type QEMUCPU struct {
-	Regs         []uint64 // rax rbx rcx rdx rsi rdi rsp rbp r8–r15 rip rflags
-	CR           [5]uint64
-	KernelGSBase uint64 // 0 when the note version lacks it
+	Version uint32   // QEMUCPUSTATE_VERSION (1 so far)
+	Regs    []uint64 // rax rbx rcx rdx rsi rdi rsp rbp r8–r15 rip rflags
+	// Segment registers and descriptor tables, in QEMUCPUState's order.
+	CS, DS, ES, FS, GS, SS QEMUSegment
+	LDT, TR, GDT, IDT      QEMUSegment
+	CR                     [5]uint64
+	KernelGSBase           uint64 // 0 when the note is too old to carry it
+	HasKernelGSBase        bool   // the note's size covers kernel_gs_base
+}
+
+// QEMUSegment is QEMUCPUSegment (target/i386/arch_dump.c): a segment
+// register or descriptor-table register as QEMU's CPU model holds it.
+type QEMUSegment struct {
+	Selector uint32
+	Limit    uint32
+	Flags    uint32
+	Base     uint64
 }
