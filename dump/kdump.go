@@ -350,8 +350,3 @@ func readPages(p []byte, addr, pageSize uint64, name string, page func(pfn uint6
 	}
 	return n, nil
 }
-
-// openSplit opens the parts of a split dump together. (stub)
-func openSplit(paths []string) (*File, error) {
-	return nil, &FormatError{File: paths[0], Off: -1, Msg: "split dumps: not implemented yet"}
-}
