@@ -260,6 +260,21 @@ func (v *flatView) ReadAt(p []byte, off int64) (int, error) {
 	return n, nil
 }
 
+// written reports whether records cover every byte of [off, off+n).
+func (v *flatView) written(off, n int64) bool {
+	i := sort.Search(len(v.segs), func(i int) bool { return v.segs[i].Off+v.segs[i].Size > off })
+	for n > 0 {
+		if i == len(v.segs) || v.segs[i].Off > off {
+			return false
+		}
+		end := v.segs[i].Off + v.segs[i].Size
+		n -= end - off
+		off = end
+		i++
+	}
+	return true
+}
+
 // Size is the size of the reassembled file.
 func (v *flatView) Size() int64 { return v.size }
 

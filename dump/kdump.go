@@ -256,7 +256,7 @@ func (m *kdumpMemory) descriptor(pfn uint64) (pageDescriptor, PageState, error) 
 		return d, PageMissing, nil
 	}
 	off := m.lay.descOff + int64(idx)*pageDescSize
-	if off > m.size-pageDescSize {
+	if off > m.size-pageDescSize || !m.written(off, pageDescSize) {
 		return d, PageMissing, nil
 	}
 	var b [pageDescSize]byte
@@ -275,10 +275,26 @@ func (m *kdumpMemory) descriptor(pfn uint64) (pageDescriptor, PageState, error) 
 		d.codec() == "none" && int64(d.Size) != m.pageSize:
 		return d, PagePresent, &FormatError{File: m.name, Off: off,
 			Msg: fmt.Sprintf("kdump-compressed: page descriptor of PFN %#x is corrupt (data offset %#x, size %d, flags %#x; page size %d)", pfn, d.Offset, d.Size, d.Flags, m.pageSize)}
-	case d.Offset > m.size-int64(d.Size):
+	case d.Offset > m.size-int64(d.Size) || !m.written(d.Offset, int64(d.Size)):
 		return d, PageMissing, nil
 	}
 	return d, PagePresent, nil
+}
+
+// sparseReaderAt is a ReaderAt with holes, such as a flattened stream's
+// view: written reports whether every byte of [off, off+n) was written.
+type sparseReaderAt interface {
+	written(off, n int64) bool
+}
+
+// written reports whether the file holds data (not a hole) at [off,
+// off+n): in a flattened stream cut short, descriptors and page data that
+// never arrived read as zeroes, and are missing rather than corrupt.
+func (m *kdumpMemory) written(off, n int64) bool {
+	if s, ok := m.r.(sparseReaderAt); ok {
+		return s.written(off, n)
+	}
+	return true
 }
 
 func (m *kdumpMemory) State(pfn uint64) PageState {
