@@ -308,3 +308,54 @@ func openFlattened(r io.ReaderAt, size int64, name string) (*File, error) {
 	}
 	return f, nil
 }
+
+// Flattened is an indexed makedumpfile flattened stream: the reassembled
+// file, readable in place, or written out by WriteTo.
+type Flattened struct {
+	Records  int   // data records in the stream
+	Complete bool  // the end marker was found
+	DataSize int64 // bytes of record data
+	view     *flatView
+}
+
+// IndexFlattened indexes the flattened stream r (size bytes, named name
+// in messages) in one pass over its record headers.
+func IndexFlattened(r io.ReaderAt, size int64, name string) (*Flattened, error) {
+	idx, err := indexFlattened(r, size, name)
+	if err != nil {
+		return nil, err
+	}
+	return &Flattened{Records: len(idx.Records), Complete: idx.Complete, DataSize: idx.DataSize, view: newFlatView(r, idx.Records)}, nil
+}
+
+// ReadAt reads the reassembled file; holes read as zeroes.
+func (f *Flattened) ReadAt(p []byte, off int64) (int, error) { return f.view.ReadAt(p, off) }
+
+// Size is the size of the reassembled file.
+func (f *Flattened) Size() int64 { return f.view.Size() }
+
+// WriteTo writes the reassembled file's data to w at its offsets, in
+// offset order, leaving holes unwritten (w should start empty, so that
+// they read as zeroes, as they do after makedumpfile -R). It returns the
+// number of bytes written.
+func (f *Flattened) WriteTo(w io.WriterAt) (int64, error) {
+	buf := make([]byte, 1<<20)
+	var total int64
+	for _, s := range f.view.segs {
+		for done := int64(0); done < s.Size; {
+			n := min(int64(len(buf)), s.Size-done)
+			if m, err := f.view.r.ReadAt(buf[:n], s.Src+done); int64(m) < n {
+				if err == nil || err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return total, fmt.Errorf("read stream at offset %#x: %w", s.Src+done, err)
+			}
+			if _, err := w.WriteAt(buf[:n], s.Off+done); err != nil {
+				return total, err
+			}
+			done += n
+			total += n
+		}
+	}
+	return total, nil
+}
