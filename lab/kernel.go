@@ -1,0 +1,359 @@
+package lab
+
+import (
+	"bufio"
+	"bytes"
+	"debug/elf"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"salvage/lab/corpus"
+)
+
+// KernelSpec names a Debian kernel by the metapackage that selects it.
+type KernelSpec struct {
+	Meta string // e.g. linux-image-cloud-amd64
+}
+
+// DefaultKernel is bookworm's cloud kernel for amd64.
+var DefaultKernel = KernelSpec{Meta: "linux-image-cloud-amd64"}
+
+// Kernel is a fetched kernel in the cache.
+type Kernel struct {
+	corpus.Kernel
+	Dir     string // absolute: cache/kernels/<release>
+	Modules string // absolute: directory of (non-debug) .ko files, flat
+}
+
+// guestModules are the modules the guest needs; their dependencies are
+// added and ordered from each module's depends= (what depmod puts in
+// modules.dep, which the .deb does not ship).
+var guestModules = []string{
+	"qemu_fw_cfg", // publishes VMCOREINFO to QEMU's vmcoreinfo device
+	"virtio_pci", "virtio_blk",
+}
+
+var pkgRe = regexp.MustCompile(`Depends: (linux-image-[^\s]+)`)
+
+// resolve finds the exact image package of a metapackage and its version.
+func resolve(spec KernelSpec) (pkg, version string, err error) {
+	ctx, cancel := timeoutCtx(time.Minute)
+	defer cancel()
+	out, err := command(ctx, "", "apt-cache", "depends", spec.Meta)
+	if err != nil {
+		return "", "", err
+	}
+	m := pkgRe.FindSubmatch(out)
+	if m == nil {
+		return "", "", fmt.Errorf("apt-cache depends %s names no linux-image package (run apt-get update?)", spec.Meta)
+	}
+	pkg = string(m[1])
+	out, err = command(ctx, "", "apt-cache", "show", "--no-all-versions", pkg)
+	if err != nil {
+		return "", "", err
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(line, "Version: "); ok {
+			return pkg, strings.TrimSpace(v), nil
+		}
+	}
+	return "", "", fmt.Errorf("apt-cache show %s gives no version", pkg)
+}
+
+// download fetches a package's .deb into cache/debs (once).
+func (l *Lab) download(pkg, version string) (string, error) {
+	dir := filepath.Join(l.Cache, "debs")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	want := fmt.Sprintf("%s_%s_", pkg, strings.ReplaceAll(version, ":", "%3a"))
+	find := func() string {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), want) && strings.HasSuffix(e.Name(), ".deb") {
+				return filepath.Join(dir, e.Name())
+			}
+		}
+		return ""
+	}
+	if p := find(); p != "" {
+		return p, nil
+	}
+	l.logf("downloading %s %s", pkg, version)
+	ctx, cancel := timeoutCtx(20 * time.Minute)
+	defer cancel()
+	if _, err := command(ctx, dir, "apt-get", "download", "-q", pkg+"="+version); err != nil {
+		return "", err
+	}
+	if p := find(); p != "" {
+		return p, nil
+	}
+	return "", fmt.Errorf("apt-get download %s=%s left no .deb in %s", pkg, version, dir)
+}
+
+// extract unpacks the members of a .deb that match the patterns (tar
+// wildcards) into dir, without unpacking the rest.
+func extract(deb, dir string, patterns ...string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	ctx, cancel := timeoutCtx(20 * time.Minute)
+	defer cancel()
+	script := []string{"-c", `dpkg-deb --fsys-tarfile "$1" | tar -x -C "$2" --wildcards "${@:3}"`, "extract", deb, dir}
+	_, err := command(ctx, "", "bash", append(script, patterns...)...)
+	return err
+}
+
+// FetchKernel resolves, downloads and unpacks a kernel and the parts of its
+// -dbg package the lab needs: the debug vmlinux and the guest modules'
+// debug objects.
+func (l *Lab) FetchKernel(spec KernelSpec) (*Kernel, error) {
+	pkg, version, err := resolve(spec)
+	if err != nil {
+		return nil, err
+	}
+	release := strings.TrimPrefix(pkg, "linux-image-")
+	release = strings.TrimSuffix(release, "-unsigned")
+	k := &Kernel{Dir: filepath.Join(l.Cache, "kernels", release)}
+	k.Release, k.Package, k.PackageVersion = release, pkg, version
+	k.Modules = filepath.Join(k.Dir, "modules")
+	rel := func(p string) string { r, _ := filepath.Rel(l.Cache, p); return r }
+	k.Vmlinuz = rel(filepath.Join(k.Dir, "vmlinuz"))
+	k.SystemMap = rel(filepath.Join(k.Dir, "System.map"))
+	k.DebugVmlinux = rel(filepath.Join(k.Dir, "vmlinux"))
+	k.DebugModules = rel(filepath.Join(k.Dir, "debug-modules"))
+	done := filepath.Join(k.Dir, ".complete")
+	if exists(done) {
+		b, err := os.ReadFile(done)
+		if err == nil {
+			k.BuildID = strings.TrimSpace(string(b))
+			return k, nil
+		}
+	}
+	l.logf("fetching kernel %s (%s %s)", release, pkg, version)
+	deb, err := l.download(pkg, version)
+	if err != nil {
+		return nil, err
+	}
+	dbg, err := l.download(pkg+"-dbg", version)
+	if err != nil {
+		return nil, err
+	}
+	tmp := filepath.Join(k.Dir, "unpack")
+	os.RemoveAll(tmp)
+	if err := extract(deb, tmp, "./boot/*", "./lib/modules/*"); err != nil {
+		return nil, err
+	}
+	modRoot := filepath.Join(tmp, "lib/modules", release)
+	paths, err := moduleIndex(modRoot)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(k.Modules, 0o755); err != nil {
+		return nil, err
+	}
+	order, err := loadOrder(modRoot, paths, guestModules)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(k.Modules, "load-order"), []byte(strings.Join(order, "\n")+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	var dbgPatterns []string
+	for _, m := range order {
+		p, ok := paths[m]
+		if !ok {
+			return nil, fmt.Errorf("kernel %s has no module %s", release, m)
+		}
+		b, err := os.ReadFile(filepath.Join(modRoot, p))
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(k.Modules, m+".ko"), b, 0o644); err != nil {
+			return nil, err
+		}
+		dbgPatterns = append(dbgPatterns, "./usr/lib/debug/lib/modules/"+release+"/"+p)
+	}
+	for _, f := range []string{"vmlinuz", "System.map", "config"} {
+		if err := os.Rename(filepath.Join(tmp, "boot", f+"-"+release), filepath.Join(k.Dir, f)); err != nil {
+			return nil, err
+		}
+	}
+	l.logf("unpacking the debug vmlinux and %d debug modules from %s", len(guestModules), filepath.Base(dbg))
+	dtmp := filepath.Join(k.Dir, "unpack-dbg")
+	os.RemoveAll(dtmp)
+	pats := append([]string{"./usr/lib/debug/boot/vmlinux-" + release}, dbgPatterns...)
+	if err := extract(dbg, dtmp, pats...); err != nil {
+		// Some packages keep the vmlinux under lib/modules instead.
+		pats[0] = "./usr/lib/debug/lib/modules/" + release + "/vmlinux"
+		if err2 := extract(dbg, dtmp, pats...); err2 != nil {
+			return nil, fmt.Errorf("%v; %v", err, err2)
+		}
+	}
+	vml := filepath.Join(dtmp, "usr/lib/debug/boot/vmlinux-"+release)
+	if !exists(vml) {
+		vml = filepath.Join(dtmp, "usr/lib/debug/lib/modules", release, "vmlinux")
+	}
+	if err := os.Rename(vml, filepath.Join(k.Dir, "vmlinux")); err != nil {
+		return nil, err
+	}
+	dm := filepath.Join(k.Dir, "debug-modules")
+	os.RemoveAll(dm)
+	if err := os.MkdirAll(dm, 0o755); err != nil {
+		return nil, err
+	}
+	for _, m := range order {
+		src := filepath.Join(dtmp, "usr/lib/debug/lib/modules", release, paths[m])
+		if err := os.Rename(src, filepath.Join(dm, m+".ko")); err != nil {
+			return nil, err
+		}
+	}
+	os.RemoveAll(tmp)
+	os.RemoveAll(dtmp)
+	id, err := buildID(filepath.Join(k.Dir, "vmlinux"))
+	if err != nil {
+		return nil, err
+	}
+	k.BuildID = id
+	if err := os.WriteFile(done, []byte(id+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// moduleIndex maps module names to their paths under a modules directory.
+func moduleIndex(root string) (map[string]string, error) {
+	idx := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.HasSuffix(p, ".ko") {
+			name := strings.TrimSuffix(filepath.Base(p), ".ko")
+			r, _ := filepath.Rel(root, p)
+			idx[strings.ReplaceAll(name, "-", "_")] = r
+		}
+		return nil
+	})
+	return idx, err
+}
+
+// modinfo returns a module's .modinfo key=value pairs.
+func modinfo(path string) (map[string]string, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	s := f.Section(".modinfo")
+	if s == nil {
+		return nil, fmt.Errorf("%s: no .modinfo section", path)
+	}
+	b, err := s.Data()
+	if err != nil {
+		return nil, err
+	}
+	info := map[string]string{}
+	for _, kv := range bytes.Split(b, []byte{0}) {
+		if k, v, ok := strings.Cut(string(kv), "="); ok {
+			info[k] = v
+		}
+	}
+	return info, nil
+}
+
+// loadOrder returns the wanted modules and everything they depend on
+// (each module's depends= in .modinfo), dependencies first.
+func loadOrder(root string, paths map[string]string, want []string) ([]string, error) {
+	var order []string
+	state := map[string]int{} // 1 visiting, 2 done
+	var visit func(m, from string) error
+	visit = func(m, from string) error {
+		switch state[m] {
+		case 1:
+			return fmt.Errorf("module dependency cycle at %s", m)
+		case 2:
+			return nil
+		}
+		p, ok := paths[m]
+		if !ok {
+			return fmt.Errorf("module %s (needed by %s) is not in the kernel package", m, from)
+		}
+		state[m] = 1
+		info, err := modinfo(filepath.Join(root, p))
+		if err != nil {
+			return err
+		}
+		for _, d := range strings.Split(info["depends"], ",") {
+			if d != "" {
+				if err := visit(d, m); err != nil {
+					return err
+				}
+			}
+		}
+		state[m] = 2
+		order = append(order, m)
+		return nil
+	}
+	for _, m := range want {
+		if err := visit(m, "the lab guest"); err != nil {
+			return nil, err
+		}
+	}
+	return order, nil
+}
+
+// buildID reads the GNU build ID note of an ELF file.
+func buildID(path string) (string, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	s := f.Section(".notes")
+	if s == nil {
+		s = f.Section(".note.gnu.build-id")
+	}
+	if s == nil {
+		return "", fmt.Errorf("%s: no notes section", path)
+	}
+	b, err := s.Data()
+	if err != nil {
+		return "", err
+	}
+	for len(b) >= 12 {
+		le := f.ByteOrder
+		nsz, dsz, typ := le.Uint32(b), le.Uint32(b[4:]), le.Uint32(b[8:])
+		off := 12 + (int(nsz)+3)&^3
+		end := off + (int(dsz)+3)&^3
+		if end > len(b) || off+int(dsz) > len(b) {
+			break
+		}
+		if typ == 3 && nsz == 4 && string(b[12:15]) == "GNU" {
+			return fmt.Sprintf("%x", b[off:off+int(dsz)]), nil
+		}
+		b = b[end:]
+	}
+	return "", fmt.Errorf("%s: no GNU build ID note", path)
+}
+
+// readLines reads a file's non-empty lines.
+func readLines(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if s := strings.TrimSpace(sc.Text()); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out, sc.Err()
+}
