@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
+	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"salvage/lab/corpus"
 )
 
 // testLoad is one PT_LOAD of a synthetic core. Its file bytes follow
@@ -427,5 +432,198 @@ func TestELFPageSizeFromVMCoreInfo(t *testing.T) {
 		if got := f.Memory.State(pfn); got != want {
 			t.Errorf("State(%#x) = %v, want %v", pfn, got, want)
 		}
+	}
+}
+
+// releaseArch is the architecture of a Debian kernel release.
+func releaseArch(release string) Arch {
+	switch {
+	case strings.HasSuffix(release, "-amd64"):
+		return ArchX86_64
+	case strings.HasSuffix(release, "-arm64"):
+		return ArchARM64
+	}
+	return ""
+}
+
+// elfPageCounts walks State over the RAM ranges, as `salvage info` does.
+func elfPageCounts(m Memory) map[PageState]int {
+	counts := map[PageState]int{}
+	ps := uint64(m.PageSize())
+	next := uint64(0)
+	for _, r := range m.Ranges() {
+		for pfn := max(r.Start/ps, next); pfn <= (r.End-1)/ps; pfn++ {
+			counts[m.State(pfn)]++
+		}
+		next = (r.End-1)/ps + 1
+	}
+	return counts
+}
+
+// TestCorpusELF checks every ELF dump of the lab corpus against what the
+// lab knows of it: the kernel that crashed, its build ID, two CPUs.
+func TestCorpusELF(t *testing.T) {
+	m := corpus.Require(t)
+	elfs := m.Select(func(d corpus.Dump) bool { return d.Format == "elf" })
+	if len(elfs) == 0 {
+		t.Fatal("the lab corpus has no ELF dumps")
+	}
+	for _, d := range elfs {
+		t.Run(d.ID, func(t *testing.T) {
+			f, err := Open(m.Paths(d)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if f.Format != FormatELF || f.Inner != FormatELF || f.DumpLevel != -1 || f.Incomplete ||
+				len(f.Compression) != 1 || f.Compression[0] != d.Compression {
+				t.Errorf("format %s/%s codecs %v level %d incomplete %v; manifest: %s %s", f.Format, f.Inner, f.Compression, f.DumpLevel, f.Incomplete, d.Format, d.Compression)
+			}
+			if want := releaseArch(d.Release); f.Arch != want {
+				t.Errorf("arch %s, want %s", f.Arch, want)
+			}
+			vi := f.VMCoreInfo
+			if vi == nil || vi.Err != nil {
+				t.Fatalf("VMCOREINFO %v", vi)
+			}
+			if got := vi.OSRelease(); got != d.Release {
+				t.Errorf("OSRELEASE %q, manifest release %q", got, d.Release)
+			}
+			if k := m.Kernel(d.Release); k != nil && k.BuildID != "" && !strings.EqualFold(vi.BuildID(), k.BuildID) {
+				t.Errorf("BUILD-ID %q, the kernel's is %q", vi.BuildID(), k.BuildID)
+			}
+			if ps, ok := vi.PageSize(); !ok || ps != f.Memory.PageSize() {
+				t.Errorf("PAGESIZE %d, Memory page size %d", ps, f.Memory.PageSize())
+			}
+			if _, ok := vi.Symbol("init_uts_ns"); !ok {
+				t.Error("no SYMBOL(init_uts_ns)")
+			}
+			if _, ok := vi.KernelOffset(); !ok && f.Arch == ArchX86_64 {
+				t.Error("no KERNELOFFSET")
+			}
+			if d.Scenario != "live" {
+				// The kernel appends CRASHTIME when it panics.
+				if ct, ok := vi.CrashTime(); !ok || ct.Before(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)) || ct.After(time.Now().Add(time.Hour)) {
+					t.Errorf("CRASHTIME %v, %v", ct, ok)
+				}
+			}
+			// The guests have 2 CPUs; a capture kernel booted with
+			// nr_cpus=1 still reports the crashed machine's two.
+			if f.CPUs != 2 || len(f.PRStatus) != 2 {
+				t.Errorf("CPUs %d, NT_PRSTATUS notes %d; want 2", f.CPUs, len(f.PRStatus))
+			}
+			if strings.Contains(d.Producer, "qemu") && f.Arch == ArchX86_64 {
+				if len(f.QEMUCPUs) != 2 {
+					t.Errorf("%d QEMU CPU states, want 2", len(f.QEMUCPUs))
+				}
+				// phys_base from a page-table walk agrees with the kernel's.
+				want, _ := vi.Number("phys_base")
+				if cpu, got, ok := f.physBaseFromCPUs(); !ok || got != uint64(want) {
+					t.Errorf("page-table walk (CPU %d) gives phys_base %#x, %v; VMCOREINFO says %#x", cpu, got, ok, want)
+				}
+			}
+			counts := elfPageCounts(f.Memory)
+			if counts[PagePresent] < 1000 || counts[PageMissing] != 0 || counts[PageNotRAM] != 0 {
+				t.Errorf("page states %v", counts)
+			}
+			if filtered := d.DumpLevel > 0; filtered != (counts[PageExcluded] > 0) {
+				t.Errorf("manifest dump level %d but %d pages excluded", d.DumpLevel, counts[PageExcluded])
+			}
+			t.Logf("%s: %d PT_LOAD ranges, pages %v", d.ID, len(f.Memory.Ranges()), counts)
+		})
+	}
+}
+
+// TestCorpusELFSameCrash reads the same physical pages from every ELF dump
+// of one crash (the kernel's /proc/vmcore copy, makedumpfile -E of it):
+// where two dumps both hold a page, it must read the same.
+func TestCorpusELFSameCrash(t *testing.T) {
+	m := corpus.Require(t)
+	byCrash := map[string][]corpus.Dump{}
+	for _, d := range m.Select(func(d corpus.Dump) bool { return d.Format == "elf" && d.Crash != "" }) {
+		byCrash[d.Crash] = append(byCrash[d.Crash], d)
+	}
+	groups := 0
+	for crash, ds := range byCrash {
+		if len(ds) < 2 {
+			continue
+		}
+		groups++
+		t.Run(crash, func(t *testing.T) {
+			var files []*File
+			for _, d := range ds {
+				f, err := Open(m.Paths(d)...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				files = append(files, f)
+			}
+			base := files[0]
+			ps := uint64(base.Memory.PageSize())
+			a, b := make([]byte, ps), make([]byte, ps)
+			for i, f := range files[1:] {
+				compared := 0
+				for _, r := range base.Memory.Ranges() {
+					for pfn := r.Start / ps; pfn <= (r.End-1)/ps; pfn += 3 {
+						if base.Memory.State(pfn) != PagePresent || f.Memory.State(pfn) != PagePresent {
+							continue
+						}
+						if _, err := base.Memory.ReadPhys(a, pfn*ps); err != nil {
+							t.Fatalf("%s: %v", ds[0].ID, err)
+						}
+						if _, err := f.Memory.ReadPhys(b, pfn*ps); err != nil {
+							t.Fatalf("%s: %v", ds[i+1].ID, err)
+						}
+						if !bytes.Equal(a, b) {
+							t.Fatalf("page %#x differs between %s and %s", pfn, ds[0].ID, ds[i+1].ID)
+						}
+						compared++
+					}
+				}
+				if compared < 1000 {
+					t.Errorf("%s and %s share only %d sampled pages", ds[0].ID, ds[i+1].ID, compared)
+				}
+				t.Logf("%s = %s on %d sampled pages", ds[0].ID, ds[i+1].ID, compared)
+			}
+		})
+	}
+	if groups == 0 {
+		t.Fatal("the lab corpus has no crash with two ELF dumps")
+	}
+}
+
+// TestCorpusELFTruncated cuts a real ELF dump short at several points:
+// opening gives a clear error, or a File whose lost pages read as missing.
+func TestCorpusELFTruncated(t *testing.T) {
+	m := corpus.Require(t)
+	elfs := m.Select(func(d corpus.Dump) bool { return d.Format == "elf" })
+	if len(elfs) == 0 {
+		t.Fatal("the lab corpus has no ELF dumps")
+	}
+	d := elfs[0]
+	r, err := os.Open(m.Path(d.Files[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	st, err := r.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := st.Size()
+	for _, cut := range []int64{10, 64, 200, 0x300, 0x1000, size / 3, size - 4096 - 1} {
+		f, err := NewFile(io.NewSectionReader(r, 0, cut), cut, "cut.vmcore")
+		if err != nil {
+			if !strings.Contains(err.Error(), "cut.vmcore") {
+				t.Errorf("cut at %#x: error %q does not name the file", cut, err)
+			}
+			continue
+		}
+		counts := elfPageCounts(f.Memory)
+		if counts[PageMissing] == 0 {
+			t.Errorf("cut at %#x: no missing pages: %v", cut, counts)
+		}
+		checkMemoryContract(t, f.Memory)
 	}
 }

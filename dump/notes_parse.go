@@ -219,8 +219,17 @@ func (f *File) PhysBase() (base uint64, source string, ok bool) {
 	if v, ok := f.VMCoreInfo.Number("phys_base"); ok {
 		return uint64(v), "VMCOREINFO NUMBER(phys_base)", true
 	}
+	if cpu, base, ok := f.physBaseFromCPUs(); ok {
+		return base, fmt.Sprintf("page-table walk of CPU %d's rip (QEMU CPU state)", cpu), true
+	}
+	return 0, "", false
+}
+
+// physBaseFromCPUs derives phys_base from the first QEMU CPU state whose
+// rip is in the kernel image and whose page tables map it.
+func (f *File) physBaseFromCPUs() (cpu int, base uint64, ok bool) {
 	if f.Arch != ArchX86_64 || f.Memory == nil {
-		return 0, "", false
+		return 0, 0, false
 	}
 	const (
 		cr0PG   = 1 << 31
@@ -236,9 +245,9 @@ func (f *File) PhysBase() (base uint64, source string, ok bool) {
 		if err != nil || pa < rip-x86StartKernelMap {
 			continue
 		}
-		return pa - (rip - x86StartKernelMap), fmt.Sprintf("page-table walk of CPU %d's rip (QEMU CPU state)", i), true
+		return i, pa - (rip - x86StartKernelMap), true
 	}
-	return 0, "", false
+	return 0, 0, false
 }
 
 // x86Translate walks x86_64 4- or 5-level page tables (Intel SDM vol. 3,
