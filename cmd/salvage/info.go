@@ -311,7 +311,13 @@ func (in *dumpInfo) writeText(w io.Writer) {
 		p("kernel offset", "%s", unknown)
 	}
 	if in.PhysBase != nil {
-		p("phys_base", "%#x (%s)", *in.PhysBase, in.PhysBaseSource)
+		pb := fmt.Sprintf("%#x", *in.PhysBase)
+		if int64(*in.PhysBase) < 0 {
+			// The kernel image sits lower in physical memory than
+			// its link-time offset (KASLR): phys_base is negative.
+			pb += fmt.Sprintf(" (-%#x)", -*in.PhysBase)
+		}
+		p("phys_base", "%s, from %s", pb, in.PhysBaseSource)
 	} else {
 		p("phys_base", "unknown")
 	}

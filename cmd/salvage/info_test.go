@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"salvage/lab/corpus"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
@@ -48,7 +50,7 @@ func writeTestCore(t *testing.T, dir string, flags uint32) string {
 	note("CORE", 1, make([]byte, 336))
 	note("CORE", 1, make([]byte, 336))
 	note("VMCOREINFO", 0, []byte("OSRELEASE=6.1.0-test-amd64\nBUILD-ID=00112233445566778899aabbccddeeff00112233\n"+
-		"PAGESIZE=4096\nNUMBER(phys_base)=585105408\nKERNELOFFSET=1a400000\nCRASHTIME=1732287360\n"))
+		"PAGESIZE=4096\nNUMBER(phys_base)=-48234496\nKERNELOFFSET=1a400000\nCRASHTIME=1732287360\n"))
 	type load struct{ paddr, filesz, memsz uint64 }
 	loads := []load{{0, 0xa0000, 0xa0000}, {0x100000, 0x2000, 0x4000}}
 	phnum := 1 + len(loads)
@@ -136,7 +138,7 @@ func TestInfoJSON(t *testing.T) {
 	want := pageCounts{RAM: 0xa0 + 4, InDump: 0xa0 + 2, Present: 0xa0 + 2, Excluded: 2}
 	if in.Format != "elf" || in.Compression != "none" || in.Arch != "x86_64" || in.PageSize != 4096 ||
 		in.OSRelease != "6.1.0-test-amd64" || in.CPUs != 2 || in.DumpLevel != -1 || in.Incomplete ||
-		in.Pages != want || *in.PhysBase != 585105408 || *in.KernelOffset != 0x1a400000 || *in.CrashTimeUnix != 1732287360 {
+		in.Pages != want || *in.PhysBase != 0xfffffffffd200000 || *in.KernelOffset != 0x1a400000 || *in.CrashTimeUnix != 1732287360 {
 		t.Errorf("got %+v", in)
 	}
 	// Several dumps print an array.
@@ -208,5 +210,56 @@ func TestInfoTruncated(t *testing.T) {
 	}
 	if want := (pageCounts{RAM: 0xa4, InDump: 0xa0, Present: 0xa0, Excluded: 2, Missing: 2}); in.Pages != want {
 		t.Errorf("pages %+v, want %+v", in.Pages, want)
+	}
+}
+
+// TestInfoCorpus: for every dump of the lab corpus, info agrees with what
+// the manifest says of it.
+func TestInfoCorpus(t *testing.T) {
+	m := corpus.Require(t)
+	for _, d := range m.Dumps {
+		t.Run(d.ID, func(t *testing.T) {
+			args := []string{"info", "--json"}
+			if len(d.Files) > 1 {
+				args = append(args, "--split")
+			}
+			out, errOut, err := runSalvage(t, append(args, m.Paths(d)...)...)
+			if err != nil {
+				t.Fatalf("%v: %s", err, errOut)
+			}
+			var in dumpInfo
+			if err := json.Unmarshal([]byte(out), &in); err != nil {
+				t.Fatal(err)
+			}
+			wantLevel := d.DumpLevel
+			if d.Format == "elf" {
+				wantLevel = -1 // an ELF core does not record makedumpfile's -d
+			}
+			if in.Format != d.Format || in.Compression != d.Compression || in.DumpLevel != wantLevel ||
+				in.OSRelease != d.Release || in.Incomplete || in.CPUs != 2 || in.PageSize != 4096 {
+				t.Errorf("info: format %s compression %s dump level %d osrelease %q incomplete %v cpus %d page size %d\nmanifest: %s %s %d %s",
+					in.Format, in.Compression, in.DumpLevel, in.OSRelease, in.Incomplete, in.CPUs, in.PageSize,
+					d.Format, d.Compression, d.DumpLevel, d.Release)
+			}
+			if strings.HasSuffix(d.Release, "-amd64") && in.Arch != "x86_64" {
+				t.Errorf("arch %s", in.Arch)
+			}
+			if k := m.Kernel(d.Release); k != nil && !strings.EqualFold(in.BuildID, k.BuildID) {
+				t.Errorf("build ID %q, kernel's %q", in.BuildID, k.BuildID)
+			}
+			if in.PhysBase == nil || in.KernelOffset == nil {
+				t.Errorf("phys_base %v, kernel offset %v", in.PhysBase, in.KernelOffset)
+			}
+			p := in.Pages
+			if p.RAM == 0 || p.InDump == 0 || p.Missing != 0 || p.RAM != p.InDump+p.Excluded {
+				t.Errorf("pages %+v", p)
+			}
+			if (d.DumpLevel > 0) != (p.Excluded > 0) {
+				t.Errorf("dump level %d, %d pages excluded", d.DumpLevel, p.Excluded)
+			}
+			if len(d.Files) > 1 && len(in.Parts) != len(d.Files) {
+				t.Errorf("%d parts, manifest lists %d files", len(in.Parts), len(d.Files))
+			}
+		})
 	}
 }
