@@ -208,8 +208,11 @@ func (m *kdumpMemory) scanCodecs() []Compression {
 	buf := make([]byte, perWindow*pageDescSize)
 	for w := uint64(0); w < windows; w++ {
 		first := total * w / windows
-		if w > 0 && first < perWindow*w {
-			continue // small table: the earlier windows covered it
+		if total <= windows*perWindow {
+			first = w * perWindow // a small table is read whole
+		}
+		if first >= total {
+			break
 		}
 		cnt := min(total-first, perWindow)
 		b := buf[:cnt*pageDescSize]

@@ -485,3 +485,48 @@ func TestKdumpDamagedPages(t *testing.T) {
 		})
 	}
 }
+
+// The codecs listed are the header's plus those the descriptor sample
+// sees, including codecs used only far into the table.
+func TestKdumpCompressionScan(t *testing.T) {
+	real := loadRealPages(t)
+	tests := []struct {
+		name   string
+		pages  uint64
+		status uint32
+		codec  func(pfn uint64) string
+		want   []Compression
+	}{
+		{"raw only", 100, 0, func(uint64) string { return "none" }, []Compression{"none"}},
+		{"late snappy in a small table", 3000, kdumpZlib, func(pfn uint64) string {
+			if pfn < 2000 {
+				return "none"
+			}
+			return "snappy"
+		}, []Compression{"snappy", "zlib"}},
+		{"zstd everywhere in a large table", 40000, 0, func(pfn uint64) string { return "zstd" }, []Compression{"zstd"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &synthDump{version: 6, blockSize: 4096, maxMapnr: tt.pages, machine: "x86_64", status: tt.status,
+				ram: []Range{{0, tt.pages}}, pages: map[uint64]synthPage{}}
+			encoded := map[string][]byte{}
+			for pfn := uint64(0); pfn < tt.pages; pfn++ {
+				data := real[1+pfn%3].data // compressible pages
+				codec := tt.codec(pfn)
+				enc, ok := encoded[codec+string(rune(pfn%3))]
+				if !ok {
+					enc, _, _ = compressPage(t, data, codec, nil)
+					encoded[codec+string(rune(pfn%3))] = enc
+				}
+				_, flags, _ := compressPage(t, data[:0], codec, nil)
+				s.pages[pfn] = synthPage{data: data, enc: enc, flags: flags}
+			}
+			b, _ := s.build()
+			f := openKdumpBytes(t, b)
+			if !slices.Equal(f.Compression, tt.want) {
+				t.Fatalf("Compression = %v, want %v", f.Compression, tt.want)
+			}
+		})
+	}
+}
