@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -625,5 +626,112 @@ func TestCorpusELFTruncated(t *testing.T) {
 			t.Errorf("cut at %#x: no missing pages: %v", cut, counts)
 		}
 		checkMemoryContract(t, f.Memory)
+	}
+}
+
+// damagedReader is a real dump file with some bytes replaced.
+type damagedReader struct {
+	r     io.ReaderAt
+	off   int64
+	patch []byte
+}
+
+func (p damagedReader) ReadAt(b []byte, off int64) (int, error) {
+	n, err := p.r.ReadAt(b, off)
+	for i := 0; i < n; i++ {
+		if j := off + int64(i) - p.off; j >= 0 && j < int64(len(p.patch)) {
+			b[i] = p.patch[j]
+		}
+	}
+	return n, err
+}
+
+// TestCorpusELFCorrupted damages the headers and notes of a real
+// /proc/vmcore copy: each damage gives a clear error or a File that says
+// what is wrong.
+func TestCorpusELFCorrupted(t *testing.T) {
+	m := corpus.Require(t)
+	raw := m.Select(func(d corpus.Dump) bool { return d.Format == "elf" && d.DumpLevel < 0 })
+	if len(raw) == 0 {
+		t.Fatal("the lab corpus has no unfiltered ELF dump")
+	}
+	fh, err := os.Open(m.Path(raw[0].Files[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 1<<16)
+	if _, err := fh.ReadAt(head, 0); err != nil {
+		t.Fatal(err)
+	}
+	le := binary.LittleEndian
+	phoff := le.Uint64(head[32:])
+	phnum := int(le.Uint16(head[56:]))
+	ph := func(typ uint32) int { // offset of the first program header of typ
+		for i := 0; i < phnum; i++ {
+			if o := int(phoff) + i*phdrSize; le.Uint32(head[o:]) == typ {
+				return o
+			}
+		}
+		t.Fatalf("no program header of type %d", typ)
+		return 0
+	}
+	note := ph(ptNote)
+	lastLoad := int(phoff) + (phnum-1)*phdrSize
+	if le.Uint32(head[lastLoad:]) != ptLoad {
+		t.Fatal("the last program header is not a PT_LOAD")
+	}
+	noteOff := int(le.Uint64(head[note+8:]))
+	vmci := noteOff + bytes.Index(head[noteOff:], []byte("OSRELEASE="))
+	tests := []struct {
+		name  string
+		patch func(b []byte)
+		err   string              // the open fails with this
+		check func(f *File) error // or the File passes this
+	}{
+		{name: "PN_XNUM without section headers", patch: func(b []byte) { le.PutUint16(b[56:], pnXNum) }, err: "PN_XNUM"},
+		{name: "e_phnum far too big", patch: func(b []byte) { le.PutUint16(b[56:], 0xfffe) }, err: ""},
+		{name: "e_phoff past the end", patch: func(b []byte) { le.PutUint64(b[32:], uint64(st.Size())) }, err: "past the end"},
+		{name: "PT_NOTE size absurd", patch: func(b []byte) { le.PutUint64(b[note+32:], 1<<62) }, err: "PT_NOTE"},
+		{name: "note descsz absurd", patch: func(b []byte) { le.PutUint32(b[noteOff+4:], 0x7fffffff) }, err: "runs past the end"},
+		{name: "NT_PRSTATUS cut short", patch: func(b []byte) { le.PutUint32(b[noteOff+4:], 100) }, err: ""},
+		{name: "VMCOREINFO line damaged", patch: func(b []byte) { b[vmci+len("OSRELEASE")] = '#' }, check: func(f *File) error {
+			if f.VMCoreInfo == nil || f.VMCoreInfo.Err == nil || f.VMCoreInfo.BuildID() == "" {
+				return fmt.Errorf("VMCOREINFO %+v: want the damage reported and the other lines kept", f.VMCoreInfo)
+			}
+			return nil
+		}},
+		{name: "a PT_LOAD's data beyond the end", patch: func(b []byte) { le.PutUint64(b[lastLoad+8:], uint64(st.Size())+1<<20) }, check: func(f *File) error {
+			if c := elfPageCounts(f.Memory); c[PageMissing] == 0 {
+				return fmt.Errorf("pages %v: want some missing", c)
+			}
+			return nil
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := append([]byte{}, head...)
+			tc.patch(b)
+			f, err := NewFile(damagedReader{fh, 0, b}, st.Size(), "damaged.vmcore")
+			switch {
+			case err != nil && tc.check != nil:
+				t.Fatalf("open failed: %v", err)
+			case err != nil:
+				if !strings.Contains(err.Error(), "damaged.vmcore") || !strings.Contains(err.Error(), tc.err) || strings.Contains(err.Error(), "\n") {
+					t.Fatalf("error %q: want one line naming the file and saying %q", err, tc.err)
+				}
+				t.Logf("%v", err)
+			case tc.check != nil:
+				if err := tc.check(f); err != nil {
+					t.Fatal(err)
+				}
+			default:
+				t.Fatalf("opened without complaint")
+			}
+		})
 	}
 }
