@@ -10,9 +10,9 @@ import (
 	"testing"
 )
 
-// replay reassembles a flattened stream the way makedumpfile -R does:
+// flatReplay reassembles a flattened stream the way makedumpfile -R does:
 // records written in order into a file, holes left zero.
-func replay(t *testing.T, stream []byte) []byte {
+func flatReplay(t *testing.T, stream []byte) []byte {
 	t.Helper()
 	var out []byte
 	pos := flatHeaderSize
@@ -54,7 +54,7 @@ func TestFlattenedKdump(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			stream := flatten(file, tt.chunk, tt.perm)
+			stream := flattenForTest(file, tt.chunk, tt.perm)
 			f := openKdumpBytes(t, stream)
 			if f.Format != FormatFlattened || f.Inner != FormatKdump || f.Incomplete {
 				t.Fatalf("Format %v Inner %v Incomplete %v", f.Format, f.Inner, f.Incomplete)
@@ -62,7 +62,7 @@ func TestFlattenedKdump(t *testing.T) {
 			if len(f.Parts) != 1 || f.Parts[0].Records == 0 || f.Parts[0].Size != int64(len(stream)) {
 				t.Fatalf("Parts = %+v", f.Parts)
 			}
-			checkPages(t, f, s, want)
+			checkKdumpPages(t, f, s, want)
 		})
 	}
 }
@@ -85,7 +85,7 @@ func TestFlattenedOverlaps(t *testing.T) {
 			stream = append(append(stream, h[:]...), data...)
 		}
 		stream = append(stream, bytes.Repeat([]byte{0xff}, 16)...)
-		want := replay(t, stream)
+		want := flatReplay(t, stream)
 		idx, err := indexFlattened(bytes.NewReader(stream), int64(len(stream)), "t")
 		if err != nil {
 			t.Fatal(err)
@@ -119,7 +119,7 @@ func TestFlattenedOverlaps(t *testing.T) {
 func TestFlattenedCutShort(t *testing.T) {
 	s, want := standardDump(t, "zlib", 6)
 	file, _ := s.build()
-	stream := flatten(file, 4096, nil)
+	stream := flattenForTest(file, 4096, nil)
 	stream = stream[:len(stream)-16] // no end marker
 	for _, cut := range []int{len(stream), len(stream) - 5000, len(stream) * 3 / 4, len(stream) / 2} {
 		f := openKdumpBytes(t, stream[:cut])
@@ -151,7 +151,7 @@ func TestFlattenedCutShort(t *testing.T) {
 func TestFlattenedBadStreams(t *testing.T) {
 	s, _ := standardDump(t, "zlib", 6)
 	file, _ := s.build()
-	good := flatten(file, 4096, nil)
+	good := flattenForTest(file, 4096, nil)
 	be := binary.BigEndian
 	tests := []struct {
 		name  string
@@ -165,8 +165,8 @@ func TestFlattenedBadStreams(t *testing.T) {
 		{"huge offset", func(b []byte) []byte { be.PutUint64(b[flatHeaderSize:], 1<<61); return b }, "far beyond"},
 		{"nothing inside", func(b []byte) []byte { return append(b[:flatHeaderSize], bytes.Repeat([]byte{0xff}, 16)...) }, "only 0 bytes"},
 		{"nested", func(b []byte) []byte {
-			inner := flatten([]byte("makedumpfile\x00\x00\x00\x00 and more"), 4096, nil)
-			return flatten(inner, 4096, nil)
+			inner := flattenForTest([]byte("makedumpfile\x00\x00\x00\x00 and more"), 4096, nil)
+			return flattenForTest(inner, 4096, nil)
 		}, "itself a flattened stream"},
 	}
 	for _, tt := range tests {

@@ -30,7 +30,7 @@ func elfOfCrash(m *corpus.Manifest, d corpus.Dump) (corpus.Dump, bool) {
 	return corpus.Dump{}, false
 }
 
-func openCorpus(t testing.TB, m *corpus.Manifest, d corpus.Dump) *File {
+func openKdumpCorpus(t testing.TB, m *corpus.Manifest, d corpus.Dump) *File {
 	t.Helper()
 	f, err := Open(m.Paths(d)...)
 	if err != nil {
@@ -55,8 +55,8 @@ func TestCorpusKdumpMatchesELF(t *testing.T) {
 			if !ok {
 				t.Fatalf("no ELF dump of crash %s to compare with", d.Crash)
 			}
-			f := openCorpus(t, m, d)
-			ef := openCorpus(t, m, e)
+			f := openKdumpCorpus(t, m, d)
+			ef := openKdumpCorpus(t, m, e)
 			if string(f.Format) != d.Format {
 				t.Errorf("Format = %s, manifest says %s", f.Format, d.Format)
 			}
@@ -150,7 +150,7 @@ func realCorpusPages(t *testing.T, m *corpus.Manifest, n int) [][]byte {
 	if len(elfs) == 0 {
 		t.Fatal("the corpus holds no ELF dump")
 	}
-	f := openCorpus(t, m, elfs[0])
+	f := openKdumpCorpus(t, m, elfs[0])
 	ps := uint64(f.Memory.PageSize())
 	var out [][]byte
 	seen := map[string]bool{}
@@ -195,7 +195,7 @@ func TestCorpusPagesThroughEveryCodec(t *testing.T) {
 			}
 			b, _ := s.build()
 			f := openKdumpBytes(t, b)
-			checkPages(t, f, s, want)
+			checkKdumpPages(t, f, s, want)
 			t.Logf("%d real pages, %d stored with %s", len(pages), encoded, codec)
 		})
 	}
@@ -235,7 +235,7 @@ func TestCorpusDamagedKdump(t *testing.T) {
 	if !ok {
 		t.Fatalf("no ELF dump of crash %s", d.Crash)
 	}
-	ef := openCorpus(t, m, e)
+	ef := openKdumpCorpus(t, m, e)
 	fh, err := os.Open(m.Paths(d)[0])
 	if err != nil {
 		t.Fatal(err)
@@ -243,7 +243,7 @@ func TestCorpusDamagedKdump(t *testing.T) {
 	defer fh.Close()
 	st, _ := fh.Stat()
 	size := st.Size()
-	whole := openCorpus(t, m, d)
+	whole := openKdumpCorpus(t, m, d)
 	km := whole.Memory.(*kdumpMemory)
 	lay := km.lay
 
@@ -274,7 +274,7 @@ func TestCorpusDamagedKdump(t *testing.T) {
 	var cases []damage
 	for _, cut := range []int64{0, 8, 100, 463, 464, lay.blockSize + 50, lay.bitmapOff + 10, lay.descOff - 1, lay.descOff + 100,
 		size / 4, size / 2, size * 3 / 4, size - int64(ps) - 7, size - 1} {
-		cases = append(cases, damage{name: "cut at " + itoa(cut), size: cut})
+		cases = append(cases, damage{name: "cut at " + kdumpItoa(cut), size: cut})
 	}
 	field := func(name string, off int64, v byte) {
 		cases = append(cases, damage{name: name, size: size, patches: map[int64]byte{off: v}})
@@ -290,7 +290,7 @@ func TestCorpusDamagedKdump(t *testing.T) {
 	target := sample[len(sample)/2]
 	targetDesc := lay.descOff + int64(km.dumped.rank(target)-km.descBase)*pageDescSize
 	for _, i := range []int64{0, 1, 3, 7, 8, 9, 12} {
-		field("descriptor byte "+itoa(i), targetDesc+i, firstDesc.raw[i]^0xa5)
+		field("descriptor byte "+kdumpItoa(i), targetDesc+i, firstDesc.raw[i]^0xa5)
 	}
 	field("page data", firstDesc.Offset+int64(firstDesc.Size)/2, 0x5a)
 
@@ -337,4 +337,4 @@ func TestCorpusDamagedKdump(t *testing.T) {
 	}
 }
 
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+func kdumpItoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -30,9 +30,9 @@ func smallDump(t testing.TB, version int32) []byte {
 		dumpLevel: 31, nrCPUs: 1, status: kdumpZlib,
 		ram:   []Range{{0, 20}, {24, 40}},
 		pages: map[uint64]synthPage{},
-		notes: testNotes()[:0],
+		notes: kdumpTestNotes()[:0],
 	}
-	s.notes = elfNote("VMCOREINFO", 0, []byte("OSRELEASE=6.1.0\nPAGESIZE=1024\n"))
+	s.notes = kdumpTestNote("VMCOREINFO", 0, []byte("OSRELEASE=6.1.0\nPAGESIZE=1024\n"))
 	codecs := []string{"zlib", "snappy", "zstd", "none"}
 	for pfn := uint64(0); pfn < 40; pfn++ {
 		if pfn%6 == 5 || pfn >= 20 && pfn < 24 {
@@ -54,10 +54,10 @@ func smallDump(t testing.TB, version int32) []byte {
 	return b
 }
 
-// checkOpened exercises every frame of a File opened from fuzzed input and
+// checkFuzzedFile exercises every frame of a File opened from fuzzed input and
 // checks the contract: reads return data, a *PageError or a
 // *FormatError, and never more bytes than asked.
-func checkOpened(t *testing.T, f *File) {
+func checkFuzzedFile(t *testing.T, f *File) {
 	t.Helper()
 	m := f.Memory
 	ps := m.PageSize()
@@ -104,7 +104,7 @@ func fuzzOpen(t *testing.T, data []byte) {
 		return
 	}
 	defer f.Close()
-	checkOpened(t, f)
+	checkFuzzedFile(t, f)
 }
 
 // FuzzKdump feeds mutated kdump-compressed files (headers, sub-header,
@@ -120,8 +120,8 @@ func FuzzKdump(f *testing.F) {
 // overlaps, the inner kdump file) to the reader.
 func FuzzFlattened(f *testing.F) {
 	b := smallDump(f, 6)
-	f.Add(flatten(b, 1024, nil))
-	f.Add(flatten(b, 300, func(n int) []int {
+	f.Add(flattenForTest(b, 1024, nil))
+	f.Add(flattenForTest(b, 300, func(n int) []int {
 		o := make([]int, n)
 		for i := range o {
 			o[i] = (i * 7) % n
@@ -140,7 +140,7 @@ func TestWriteFuzzSeeds(t *testing.T) {
 	b := smallDump(t, 6)
 	seeds := map[string][][]byte{
 		"FuzzKdump":     {smallDump(t, 1), smallDump(t, 4), b},
-		"FuzzFlattened": {flatten(b, 1024, nil), flatten(b, 300, nil)},
+		"FuzzFlattened": {flattenForTest(b, 1024, nil), flattenForTest(b, 300, nil)},
 	}
 	for target, list := range seeds {
 		dir := filepath.Join("testdata", "fuzz", target)
@@ -165,5 +165,5 @@ func TestSmallDumpReads(t *testing.T) {
 	if _, err := f.Memory.ReadPhys(buf, 4*1024); err != nil || !bytes.Equal(buf, bytes.Repeat([]byte("abcd"), 256)) {
 		t.Fatalf("LZO page: %v", err)
 	}
-	checkOpened(t, f)
+	checkFuzzedFile(t, f)
 }

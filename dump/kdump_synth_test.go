@@ -22,15 +22,15 @@ import (
 // real corpus does not have (every header version, every codec, split
 // ranges, incomplete dumps, corrupted fields).
 
-// realPage is a page of a real guest's memory from testdata/realpages.bin.gz:
+// realTestPage is a page of a real guest's memory from testdata/realpages.bin.gz:
 // pages of Debian's 6.1.0-56-cloud-amd64 kernel, taken from a QEMU dump and
 // chosen to span compressibility.
-type realPage struct {
+type realTestPage struct {
 	addr uint64
 	data []byte
 }
 
-func loadRealPages(t testing.TB) []realPage {
+func loadRealPages(t testing.TB) []realTestPage {
 	t.Helper()
 	fh, err := os.Open("testdata/realpages.bin.gz")
 	if err != nil {
@@ -45,9 +45,9 @@ func loadRealPages(t testing.TB) []realPage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []realPage
+	var out []realTestPage
 	for len(b) >= 8+4096 {
-		out = append(out, realPage{addr: binary.LittleEndian.Uint64(b), data: b[8 : 8+4096]})
+		out = append(out, realTestPage{addr: binary.LittleEndian.Uint64(b), data: b[8 : 8+4096]})
 		b = b[8+4096:]
 	}
 	return out
@@ -242,10 +242,10 @@ func (s *synthDump) build() (out []byte, descOff int64) {
 	return out, descOff
 }
 
-// flatten turns a file into a flattened stream: records of at most chunk
+// flattenForTest turns a file into a flattened stream: records of at most chunk
 // bytes, in the order given by perm (nil: in order), skipping all-zero
 // chunks as makedumpfile skips bytes it never writes.
-func flatten(file []byte, chunk int, perm func(n int) []int) []byte {
+func flattenForTest(file []byte, chunk int, perm func(n int) []int) []byte {
 	hdr := make([]byte, flatHeaderSize)
 	copy(hdr, flatSignature)
 	binary.BigEndian.PutUint64(hdr[16:], 1)

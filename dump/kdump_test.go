@@ -10,8 +10,8 @@ import (
 	"testing"
 )
 
-// elfNote encodes one ELF note (Elf64_Nhdr, name, descriptor, 4-aligned).
-func elfNote(name string, typ uint32, desc []byte) []byte {
+// kdumpTestNote encodes one ELF note (Elf64_Nhdr, name, descriptor, 4-aligned).
+func kdumpTestNote(name string, typ uint32, desc []byte) []byte {
 	le := binary.LittleEndian
 	n := append([]byte(name), 0)
 	b := make([]byte, 12)
@@ -22,16 +22,16 @@ func elfNote(name string, typ uint32, desc []byte) []byte {
 	return append(append(b, pad(n)...), pad(desc)...)
 }
 
-// testNotes returns two CPUs' NT_PRSTATUS and a VMCOREINFO note.
-func testNotes() []byte {
+// kdumpTestNotes returns two CPUs' NT_PRSTATUS and a VMCOREINFO note.
+func kdumpTestNotes() []byte {
 	var b []byte
 	for cpu := 0; cpu < 2; cpu++ {
 		desc := make([]byte, prstatusSize(ArchX86_64))
 		binary.LittleEndian.PutUint32(desc[prstatusPIDOff:], uint32(100+cpu))
 		binary.LittleEndian.PutUint64(desc[prstatusRegOff+16*8:], 0xffffffff81000000+uint64(cpu))
-		b = append(b, elfNote("CORE", NTPRStatus, desc)...)
+		b = append(b, kdumpTestNote("CORE", NTPRStatus, desc)...)
 	}
-	return append(b, elfNote("VMCOREINFO", 0, []byte("OSRELEASE=6.1.0-56-cloud-amd64\nPAGESIZE=4096\n"))...)
+	return append(b, kdumpTestNote("VMCOREINFO", 0, []byte("OSRELEASE=6.1.0-56-cloud-amd64\nPAGESIZE=4096\n"))...)
 }
 
 // standardDump is a small machine: 64 frames of RAM at PFN 0–47 and 80–95,
@@ -55,7 +55,7 @@ func standardDump(t testing.TB, codec string, version int32) (*synthDump, map[ui
 		dumpLevel: 31, nrCPUs: 2,
 		ram:   []Range{{0, 48}, {80, 96}},
 		pages: map[uint64]synthPage{},
-		notes: testNotes(),
+		notes: kdumpTestNotes(),
 	}
 	want := map[uint64][]byte{}
 	i := 0
@@ -103,9 +103,9 @@ func openKdumpBytes(t testing.TB, b []byte) *File {
 	return f
 }
 
-// checkPages compares every frame of the machine with what it should
+// checkKdumpPages compares every frame of the machine with what it should
 // hold, through State and through ReadPhys.
-func checkPages(t *testing.T, f *File, s *synthDump, want map[uint64][]byte) {
+func checkKdumpPages(t *testing.T, f *File, s *synthDump, want map[uint64][]byte) {
 	t.Helper()
 	m := f.Memory
 	buf := make([]byte, 4096)
@@ -153,7 +153,7 @@ func TestKdumpCodecs(t *testing.T) {
 			if !slices.Equal(f.Compression, []Compression{codec}) {
 				t.Errorf("Compression = %v, want [%s]", f.Compression, codec)
 			}
-			checkPages(t, f, s, want)
+			checkKdumpPages(t, f, s, want)
 		})
 	}
 }
@@ -201,7 +201,7 @@ func TestKdumpHeaderVersions(t *testing.T) {
 					t.Errorf("OSRELEASE = %q, want %q", got, wantRel)
 				}
 			}
-			checkPages(t, f, s, want)
+			checkKdumpPages(t, f, s, want)
 		})
 	}
 }
@@ -213,7 +213,7 @@ func TestKdumpMaxMapnr64(t *testing.T) {
 	b, _ := s.build()
 	binary.LittleEndian.PutUint32(b[440:], 50) // truncated copy disagrees
 	f := openKdumpBytes(t, b)
-	checkPages(t, f, s, want)
+	checkKdumpPages(t, f, s, want)
 
 	s.version = 5
 	b, _ = s.build()
@@ -347,7 +347,7 @@ func TestKdumpQEMUStyleZeroPages(t *testing.T) {
 	if f.DumpLevel != 1 {
 		t.Errorf("DumpLevel = %d", f.DumpLevel)
 	}
-	checkPages(t, f, s, want)
+	checkKdumpPages(t, f, s, want)
 }
 
 func TestKdumpConcurrentReads(t *testing.T) {

@@ -22,7 +22,7 @@ func writeSplit(t *testing.T, s *synthDump, bounds []uint64, flat bool) []string
 		p.split, p.start, p.end = true, bounds[i], bounds[i+1]
 		b, _ := p.build()
 		if flat {
-			b = flatten(b, 4096, nil)
+			b = flattenForTest(b, 4096, nil)
 		}
 		path := filepath.Join(dir, "vmcore."+string(rune('a'+i)))
 		if err := os.WriteFile(path, b, 0o600); err != nil {
@@ -60,7 +60,7 @@ func TestSplit(t *testing.T) {
 			if len(f.PRStatus) != 2 || f.VMCoreInfo == nil || !slices.Equal(f.Compression, []string{"zlib"}) {
 				t.Fatalf("PRStatus %d VMCoreInfo %v Compression %v", len(f.PRStatus), f.VMCoreInfo, f.Compression)
 			}
-			checkPages(t, f, s, want)
+			checkKdumpPages(t, f, s, want)
 		})
 	}
 }
