@@ -180,3 +180,21 @@ func TestFlattenedBadStreams(t *testing.T) {
 		})
 	}
 }
+
+// makedumpfile -F -E flattens an ELF core; the view opens it as ELF.
+func TestFlattenedELF(t *testing.T) {
+	core := testCore{loads: []testLoad{{paddr: 0x100000, filesz: 0x3000, memsz: 0x3000}}}.build(t)
+	f := openKdumpBytes(t, flattenForTest(core, 1000, func(n int) []int { return rand.New(rand.NewSource(3)).Perm(n) }))
+	if f.Format != FormatFlattened || f.Inner != FormatELF {
+		t.Fatalf("Format %v Inner %v", f.Format, f.Inner)
+	}
+	buf := make([]byte, 0x3000)
+	if _, err := f.Memory.ReadPhys(buf, 0x100000); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range buf {
+		if c != patternByte(0x100000+uint64(i)) {
+			t.Fatalf("byte %#x differs", 0x100000+i)
+		}
+	}
+}
