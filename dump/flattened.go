@@ -70,11 +70,11 @@ func indexFlattened(r io.ReaderAt, size int64, name string) (*flatIndex, error) 
 	}
 	idx := &flatIndex{Version: int64(be.Uint64(h[24:]))}
 
-	// A reassembled dump is never much larger than its stream: the only
-	// holes are bytes no record wrote. Bounding it keeps a corrupt record
-	// header from making a view of exabytes that later code would size
-	// allocations by.
-	maxEnd := max(2*size, size+1<<30)
+	// A reassembled dump is never much larger than its stream: makedumpfile
+	// and QEMU write every byte but the unused tails of the header blocks.
+	// Bounding it by the stream's size keeps a corrupt record header from
+	// making a view of exabytes that later code would size allocations by.
+	maxEnd := 2*size + 1<<20
 
 	// Record headers are read through a window so that a stream of small
 	// records costs one read per window, not one per record.
@@ -83,10 +83,7 @@ func indexFlattened(r io.ReaderAt, size int64, name string) (*flatIndex, error) 
 	pos := int64(flatHeaderSize)
 	for {
 		if pos+flatRecordSize > size {
-			if pos != size {
-				// A few stray bytes: a header cut short.
-				return idx, nil
-			}
+			// The stream ends (perhaps in a record header): cut short.
 			return idx, nil
 		}
 		if pos < winOff || pos+flatRecordSize > winOff+int64(winLen) {

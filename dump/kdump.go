@@ -78,17 +78,14 @@ func newKdumpMemory(r io.ReaderAt, size int64, name string) (*kdumpMemory, error
 		zeroOff:  -1,
 	}
 	// Only the bytes that describe max_mapnr frames are read; the rest of
-	// the bitmap blocks is padding.
-	n := int64((lay.maxMapnr + 7) / 8)
-	raw := make([]byte, n)
-	if err := kdumpRead(r, raw, lay.bitmapOff, name); err != nil {
+	// the bitmap blocks is padding. Both lie within the file, so their
+	// size is bounded by the file's.
+	if m.ram, err = readPFNBitmap(r, lay.bitmapOff, lay.maxMapnr, false, name); err != nil {
 		return nil, err
 	}
-	m.ram = newPFNBitmap(raw, lay.maxMapnr, false)
-	if err := kdumpRead(r, raw, lay.bitmapOff+lay.bitmapLen, name); err != nil {
+	if m.dumped, err = readPFNBitmap(r, lay.bitmapOff+lay.bitmapLen, lay.maxMapnr, true, name); err != nil {
 		return nil, err
 	}
-	m.dumped = newPFNBitmap(raw, lay.maxMapnr, true)
 	if lay.split {
 		m.descBase = m.dumped.rank(lay.startPFN)
 	}

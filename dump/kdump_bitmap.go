@@ -2,6 +2,7 @@ package dump
 
 import (
 	"encoding/binary"
+	"io"
 	"math/bits"
 )
 
@@ -23,13 +24,48 @@ const rankWords = 16
 // newPFNBitmap builds a bitmap of nbits frames from raw bitmap bytes;
 // bits at or past nbits are ignored.
 func newPFNBitmap(raw []byte, nbits uint64, withRanks bool) *pfnBitmap {
-	n := (nbits + 63) / 64
-	b := &pfnBitmap{words: make([]uint64, n), nbits: nbits}
-	for i := range b.words {
-		var w [8]byte
-		copy(w[:], raw[min(uint64(len(raw)), uint64(i)*8):])
-		b.words[i] = binary.LittleEndian.Uint64(w[:])
+	b := &pfnBitmap{words: make([]uint64, (nbits+63)/64), nbits: nbits}
+	b.fill(raw, 0)
+	b.finish(withRanks)
+	return b
+}
+
+// readPFNBitmap reads a bitmap of nbits frames at off, through a bounded
+// buffer so that the bitmap is held once, as words.
+func readPFNBitmap(r io.ReaderAt, off int64, nbits uint64, withRanks bool, name string) (*pfnBitmap, error) {
+	b := &pfnBitmap{words: make([]uint64, (nbits+63)/64), nbits: nbits}
+	total := int64((nbits + 7) / 8)
+	buf := make([]byte, min(total, 1<<20))
+	for done := int64(0); done < total; {
+		chunk := buf[:min(int64(len(buf)), total-done)]
+		if err := kdumpRead(r, chunk, off+done, name); err != nil {
+			return nil, err
+		}
+		b.fill(chunk, done)
+		done += int64(len(chunk))
 	}
+	b.finish(withRanks)
+	return b, nil
+}
+
+// fill stores raw bitmap bytes that start at byte at of the bitmap; at
+// is a multiple of 8.
+func (b *pfnBitmap) fill(raw []byte, at int64) {
+	for i := 0; i < len(raw); i += 8 {
+		w := int(at/8) + i/8
+		if w >= len(b.words) {
+			return
+		}
+		var x [8]byte
+		copy(x[:], raw[i:])
+		b.words[w] = binary.LittleEndian.Uint64(x[:])
+	}
+}
+
+// finish clears the bits past nbits and builds the rank index.
+func (b *pfnBitmap) finish(withRanks bool) {
+	n := uint64(len(b.words))
+	nbits := b.nbits
 	if r := nbits % 64; r != 0 {
 		b.words[n-1] &= 1<<r - 1
 	}
@@ -44,7 +80,6 @@ func newPFNBitmap(raw []byte, nbits uint64, withRanks bool) *pfnBitmap {
 		}
 		b.ranks[len(b.ranks)-1] = sum
 	}
-	return b
 }
 
 func (b *pfnBitmap) test(pfn uint64) bool {

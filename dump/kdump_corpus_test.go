@@ -57,8 +57,14 @@ func TestCorpusKdumpMatchesELF(t *testing.T) {
 			}
 			f := openKdumpCorpus(t, m, d)
 			ef := openKdumpCorpus(t, m, e)
-			if string(f.Format) != d.Format {
-				t.Errorf("Format = %s, manifest says %s", f.Format, d.Format)
+			switch {
+			case string(f.Format) == d.Format:
+			case f.Format == FormatFlattened && string(f.Inner) == d.Format:
+				// QEMU before 8.2 writes every kdump-compressed dump as
+				// a flattened stream (dump/dump.c create_kdump_vmcore).
+				t.Logf("manifest says %s; it is a flattened stream holding %s", d.Format, f.Inner)
+			default:
+				t.Errorf("Format = %s (inner %s), manifest says %s", f.Format, f.Inner, d.Format)
 			}
 			if d.Compression != "" && !slices.Contains(f.Compression, d.Compression) {
 				t.Errorf("Compression = %v, manifest says %s", f.Compression, d.Compression)
@@ -76,6 +82,7 @@ func TestCorpusKdumpMatchesELF(t *testing.T) {
 			a, b := make([]byte, ps), make([]byte, ps)
 			counts := map[PageState]int{}
 			notInELF := 0
+			var changed []uint64
 			for _, r := range f.Memory.Ranges() {
 				for addr := r.Start; addr < r.End; addr += ps {
 					st := f.Memory.State(addr / ps)
@@ -95,13 +102,25 @@ func TestCorpusKdumpMatchesELF(t *testing.T) {
 						t.Fatalf("ELF page %#x: %v", addr, err)
 					}
 					if !bytes.Equal(a, b) {
-						t.Fatalf("page %#x (%v) differs from the ELF dump %s", addr, st, e.ID)
+						// A live machine keeps running between the
+						// two dumps QEMU takes of it: a few pages (timers,
+						// per-CPU counters) change in between.
+						if d.Scenario != "live" {
+							t.Fatalf("page %#x (%v) differs from the ELF dump %s", addr, st, e.ID)
+						}
+						changed = append(changed, addr)
 					}
 				}
 			}
 			compared := counts[PagePresent] + counts[PageZero] - notInELF
+			if len(changed) > 0 {
+				t.Logf("live machine: %d pages changed between the dumps, first at %#x", len(changed), changed[0])
+				if len(changed) > compared/1000 {
+					t.Fatalf("%d of %d pages differ: more than a live machine changes", len(changed), compared)
+				}
+			}
 			t.Logf("%s vs %s: %d pages identical (%d present, %d zero), %d excluded, %d not in the ELF",
-				d.ID, e.ID, compared, counts[PagePresent], counts[PageZero], counts[PageExcluded], notInELF)
+				d.ID, e.ID, compared-len(changed), counts[PagePresent], counts[PageZero], counts[PageExcluded], notInELF)
 			if compared < 1000 {
 				t.Fatalf("only %d pages compared", compared)
 			}
