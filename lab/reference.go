@@ -1,6 +1,336 @@
 package lab
 
-import "salvage/lab/corpus"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
 
-// References runs the reference tools over every dump. (next commit)
-func (l *Lab) References(k *Kernel, m *corpus.Manifest) error { return nil }
+	"salvage/lab/corpus"
+)
+
+// A crash build to compare with. Debian bookworm's crash 8.0.2 cannot list
+// the tasks of the 6.1.19x kernels (the struct pid change it learned in
+// 8.0.4), so the oracle is trixie's 8.0.6, run through trixie's own loader;
+// 8.0.2's answers are kept beside it under the "crash-8.0.2:" prefix.
+type crashTool struct {
+	Name   string // "crash-8.0.6"
+	Prefix string // prefix of its keys in Dump.Refs
+	argv   []string
+}
+
+// trixiePackages are what trixie's crash needs to run on bookworm.
+var trixiePackages = []string{"crash", "libc6", "libncursesw6", "libtinfo6", "liblzo2-2", "libsnappy1v5", "libstdc++6", "libgcc-s1", "libzstd1", "zlib1g"}
+
+// trixieCrash fetches trixie's crash with a private apt configuration (the
+// machine's own sources are left alone) and unpacks it into the cache.
+func (l *Lab) trixieCrash() (*crashTool, error) {
+	dir := filepath.Join(l.Cache, "tools", "crash-trixie")
+	root := filepath.Join(dir, "root")
+	lib := filepath.Join(root, "usr/lib/x86_64-linux-gnu")
+	tool := &crashTool{Prefix: "", argv: []string{filepath.Join(lib, "ld-linux-x86-64.so.2"), "--library-path", lib, filepath.Join(root, "usr/bin/crash")}}
+	if b, err := os.ReadFile(filepath.Join(dir, ".complete")); err == nil {
+		tool.Name = strings.TrimSpace(string(b))
+		return tool, nil
+	}
+	os.RemoveAll(dir)
+	for _, d := range []string{"etc", "state/lists/partial", "cache/archives/partial", "debs"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	src := "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main\n"
+	if err := os.WriteFile(filepath.Join(dir, "etc/sources.list"), []byte(src), 0o644); err != nil {
+		return nil, err
+	}
+	opts := []string{
+		"-o", "Dir::Etc::SourceList=" + filepath.Join(dir, "etc/sources.list"),
+		"-o", "Dir::Etc::SourceParts=/dev/null",
+		"-o", "Dir::State=" + filepath.Join(dir, "state"),
+		"-o", "Dir::State::status=/var/lib/dpkg/status",
+		"-o", "Dir::Cache=" + filepath.Join(dir, "cache"),
+		"-o", "APT::Architecture=amd64",
+	}
+	l.logf("fetching trixie's crash (private apt configuration in %s)", dir)
+	ctx, cancel := timeoutCtx(15 * time.Minute)
+	defer cancel()
+	if _, err := command(ctx, "", "apt-get", append(opts, "-q", "update")...); err != nil {
+		return nil, err
+	}
+	if _, err := command(ctx, filepath.Join(dir, "debs"), "apt-get", append(append(opts, "-q", "download"), trixiePackages...)...); err != nil {
+		return nil, err
+	}
+	debs, _ := filepath.Glob(filepath.Join(dir, "debs", "*.deb"))
+	for _, d := range debs {
+		if _, err := command(ctx, "", "dpkg-deb", "-x", d, root); err != nil {
+			return nil, err
+		}
+	}
+	out, err := command(ctx, "", tool.argv[0], append(tool.argv[1:], "--version")...)
+	if err != nil {
+		return nil, err
+	}
+	tool.Name = "crash-" + strings.TrimPrefix(strings.Fields(string(out))[0]+" "+strings.Fields(string(out))[1], "crash ")
+	if err := os.WriteFile(filepath.Join(dir, ".complete"), []byte(tool.Name+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	return tool, nil
+}
+
+// bookwormCrash is Debian 12's own crash, installed by make test.
+func bookwormCrash() (*crashTool, error) {
+	ctx, cancel := timeoutCtx(time.Minute)
+	defer cancel()
+	out, err := command(ctx, "", "crash", "--version")
+	if err != nil {
+		return nil, fmt.Errorf("Debian's crash is not installed (make test installs it): %w", err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 2 {
+		return nil, fmt.Errorf("crash --version: unexpected output %q", out)
+	}
+	return &crashTool{Name: "crash-" + f[1], Prefix: "crash-" + f[1] + ":", argv: []string{"crash"}}, nil
+}
+
+// refCommand is one reference command: the key it is stored under and the
+// command line, in which {PID}, {TASK}, {VADDR} and {PADDR} are replaced.
+type refCommand struct{ Key, Cmd string }
+
+// The commands run on every dump, in three sessions: the later ones need
+// values read from the first (the workload's task, a physical address).
+var refPhases = [][]refCommand{
+	{
+		{"sys", "sys"}, {"sys-t", "sys -t"}, {"ps", "ps"}, {"bt", "bt"}, {"bt-a", "bt -a"},
+		{"log", "log"}, {"kmem-i", "kmem -i"}, {"mod", "mod"}, {"irq", "irq"}, {"runq", "runq"},
+		{"mount", "mount"}, {"dev", "dev"}, {"net", "net"},
+		{"sym", "sym linux_banner"}, {"sym-init_task", "sym init_task"},
+		{"dis", "dis sysrq_handle_crash"}, {"struct-page-o", "struct page -o"},
+	},
+	{
+		{"files", "files {PID}"}, {"vm", "vm {PID}"}, {"task", "task {PID}"},
+		{"struct-task", "struct task_struct {TASK}"}, {"vtop", "vtop {VADDR}"},
+	},
+	{
+		{"rd", "rd -p {PADDR} 32"}, {"rd-8", "rd -p -8 {PADDR} 64"}, {"rd-32", "rd -p -32 {PADDR} 16"},
+		{"rd-a", "rd -p -a {PADDR}"},
+	},
+}
+
+var (
+	symRe  = regexp.MustCompile(`(?m)^([0-9a-f]{16}) \(\w\) linux_banner`)
+	vtopRe = regexp.MustCompile(`(?m)^([0-9a-f]{16})\s+([0-9a-f]+)\s*$`)
+)
+
+// runCrash runs one session of tool over a dump: each command's output is
+// redirected to its own file; a command that leaves no output has its
+// error taken from the session's output.
+func (l *Lab) runCrash(tool *crashTool, vmlinux string, files []string, dir string, cmds []refCommand, vals map[string]string) (refs, errs map[string]string, err error) {
+	refs, errs = map[string]string{}, map[string]string{}
+	var script strings.Builder
+	var todo []refCommand
+	for _, c := range cmds {
+		line := c.Cmd
+		skip := false
+		for k, v := range vals {
+			if strings.Contains(line, "{"+k+"}") {
+				if v == "" {
+					skip = true
+				}
+				line = strings.ReplaceAll(line, "{"+k+"}", v)
+			}
+		}
+		if skip {
+			errs[c.Key] = "not run: a value it needs was not found in the first session"
+			continue
+		}
+		out := filepath.Join(dir, c.Key+".txt")
+		os.Remove(out)
+		fmt.Fprintf(&script, "%s > %s\n", line, out)
+		todo = append(todo, refCommand{c.Key, line})
+	}
+	script.WriteString("q\n")
+	in := filepath.Join(dir, "session.in")
+	if err := os.WriteFile(in, []byte(script.String()), 0o644); err != nil {
+		return nil, nil, err
+	}
+	args := append(append([]string{}, tool.argv[1:]...), "-s", vmlinux)
+	args = append(args, files...)
+	args = append(args, "-i", in)
+	ctx, cancel := timeoutCtx(10 * time.Minute)
+	defer cancel()
+	out, runErr := command(ctx, dir, tool.argv[0], args...)
+	session := strings.TrimSpace(string(out))
+	if runErr != nil {
+		session = strings.TrimSpace(session + "\n" + runErr.Error())
+	}
+	for _, c := range todo {
+		p := filepath.Join(dir, c.Key+".txt")
+		b, err := os.ReadFile(p)
+		if err == nil && len(strings.TrimSpace(string(b))) > 0 && !crashFailed(string(b)) {
+			refs[c.Key] = p
+			continue
+		}
+		msg := lastLines(session, 3)
+		if err == nil && len(b) > 0 {
+			msg = lastLines(string(b), 3)
+		}
+		if msg == "" {
+			msg = "no output"
+		}
+		errs[c.Key] = msg
+	}
+	return refs, errs, nil
+}
+
+// crashFailed recognises an output that is only crash's error report.
+func crashFailed(s string) bool {
+	t := strings.TrimSpace(s)
+	return !strings.Contains(t, "\n") && (strings.Contains(t, ": invalid") || strings.Contains(t, "cannot") || strings.Contains(t, "failed"))
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// refsKey identifies the reference outputs of one dump by everything that
+// made them.
+func refsKey(d corpus.Dump, tools []*crashTool) string {
+	h := sha256.New()
+	fmt.Fprintln(h, d.SHA256, d.ID)
+	for _, t := range tools {
+		fmt.Fprintln(h, t.Name)
+	}
+	b, _ := json.Marshal(refPhases)
+	h.Write(b)
+	h.Write([]byte(drgnScript))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// refsRecord is refs.json beside a dump's reference outputs.
+type refsRecord struct {
+	Key         string            `json:"key"`
+	Refs        map[string]string `json:"refs"` // relative to the corpus root
+	RefCommands map[string]string `json:"ref_commands"`
+	RefErrors   map[string]string `json:"ref_errors"`
+}
+
+// References runs the reference tools over every dump in m and records
+// their outputs in m.
+func (l *Lab) References(k *Kernel, m *corpus.Manifest) error {
+	oracle, err := l.trixieCrash()
+	if err != nil {
+		return err
+	}
+	old, err := bookwormCrash()
+	if err != nil {
+		return err
+	}
+	vmlinux := filepath.Join(k.Dir, "vmlinux")
+	for i := range m.Dumps {
+		d := &m.Dumps[i]
+		dir := filepath.Join(l.Cache, "refs", d.ID)
+		key := refsKey(*d, []*crashTool{oracle, old})
+		var rec refsRecord
+		if b, err := os.ReadFile(filepath.Join(dir, "refs.json")); err == nil && json.Unmarshal(b, &rec) == nil && rec.Key == key {
+			d.Refs, d.RefCommands, d.RefErrors = rec.Refs, rec.RefCommands, rec.RefErrors
+			continue
+		}
+		start := time.Now()
+		os.RemoveAll(dir)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		rec = refsRecord{Key: key, Refs: map[string]string{}, RefCommands: map[string]string{}, RefErrors: map[string]string{}}
+		files := m.Paths(*d)
+		vals := map[string]string{}
+		if d.Truth != "" {
+			if b, err := os.ReadFile(filepath.Join(m.Path(d.Truth), "workload.pid")); err == nil {
+				vals["PID"] = strings.TrimSpace(string(b))
+			}
+		}
+		for _, tool := range []*crashTool{oracle, old} {
+			tdir := filepath.Join(dir, tool.Name)
+			if err := os.MkdirAll(tdir, 0o755); err != nil {
+				return err
+			}
+			phases := refPhases
+			if tool != oracle {
+				phases = refPhases[:1]
+			}
+			for pi, phase := range phases {
+				if tool == oracle && pi == 1 {
+					vals["TASK"] = taskOf(rec.Refs["ps"], m, vals["PID"])
+					if b, err := os.ReadFile(m.Path(rec.Refs["sym"])); err == nil {
+						if mm := symRe.FindStringSubmatch(string(b)); mm != nil {
+							vals["VADDR"] = mm[1]
+						}
+					}
+				}
+				if tool == oracle && pi == 2 {
+					if b, err := os.ReadFile(m.Path(rec.Refs["vtop"])); err == nil {
+						if mm := vtopRe.FindStringSubmatch(string(b)); mm != nil {
+							vals["PADDR"] = mm[2]
+						}
+					}
+				}
+				refs, errs, err := l.runCrash(tool, vmlinux, files, tdir, phase, vals)
+				if err != nil {
+					return err
+				}
+				for _, c := range phase {
+					key := tool.Prefix + c.Key
+					line := c.Cmd
+					for k, v := range vals {
+						line = strings.ReplaceAll(line, "{"+k+"}", v)
+					}
+					rec.RefCommands[key] = line
+					if p, ok := refs[c.Key]; ok {
+						rec.Refs[key], _ = filepath.Rel(l.Cache, p)
+					} else {
+						rec.RefErrors[key] = tool.Name + ": " + errs[c.Key]
+					}
+				}
+			}
+		}
+		// Where the oracle failed, ask drgn.
+		if _, ok := rec.Refs["ps"]; !ok {
+			if err := l.runDrgn(vmlinux, *d, m, dir, &rec); err != nil {
+				rec.RefErrors["drgn"] = err.Error()
+			}
+		}
+		b, _ := json.MarshalIndent(rec, "", "  ")
+		if err := writeFileAtomic(filepath.Join(dir, "refs.json"), b, 0o644); err != nil {
+			return err
+		}
+		d.Refs, d.RefCommands, d.RefErrors = rec.Refs, rec.RefCommands, rec.RefErrors
+		l.logf("%s: %d reference outputs, %d failed commands (%.0f s)", d.ID, len(rec.Refs), len(rec.RefErrors), time.Since(start).Seconds())
+	}
+	return nil
+}
+
+// taskOf finds a PID's task address in crash's ps output.
+func taskOf(psRel string, m *corpus.Manifest, pid string) string {
+	if psRel == "" || pid == "" {
+		return ""
+	}
+	b, err := os.ReadFile(m.Path(psRel))
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), ">"))
+		if len(f) >= 4 && f[0] == pid {
+			return f[3]
+		}
+	}
+	return ""
+}

@@ -60,9 +60,11 @@ var Scenarios = []Scenario{
 // toolVersions are the Debian packages whose versions key the dumps.
 var toolVersions = []string{"qemu-system-x86", "makedumpfile", "kexec-tools", "busybox-static"}
 
-func (l *Lab) crashKey(k *Kernel, s Scenario) (string, error) {
+// guestKey identifies the guest images: the kernel, the embedded guest
+// files and the Debian tools inside them.
+func (l *Lab) guestKey(k *Kernel) (string, error) {
 	h := sha256.New()
-	fmt.Fprintln(h, recipe, k.Release, k.PackageVersion, guestHash(), s.Name)
+	fmt.Fprintln(h, recipe, k.Release, k.PackageVersion, guestHash())
 	for _, p := range toolVersions {
 		ctx, cancel := timeoutCtx(time.Minute)
 		out, err := command(ctx, "", "dpkg-query", "-W", "-f=${Version}", p)
@@ -73,6 +75,16 @@ func (l *Lab) crashKey(k *Kernel, s Scenario) (string, error) {
 		fmt.Fprintln(h, p, string(out))
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// crashKey identifies one scenario's dumps.
+func (l *Lab) crashKey(k *Kernel, s Scenario) (guest, crash string, err error) {
+	guest, err = l.guestKey(k)
+	if err != nil {
+		return "", "", err
+	}
+	h := sha256.Sum256([]byte(guest + " " + s.Name))
+	return guest, hex.EncodeToString(h[:]), nil
 }
 
 // crashRecord is what a finished crash directory holds (crash.json).
@@ -87,7 +99,7 @@ type crashRecord struct {
 
 // Crash makes (or finds in the cache) one scenario's dumps.
 func (l *Lab) Crash(k *Kernel, s Scenario) (*crashRecord, error) {
-	key, err := l.crashKey(k, s)
+	gkey, key, err := l.crashKey(k, s)
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +112,7 @@ func (l *Lab) Crash(k *Kernel, s Scenario) (*crashRecord, error) {
 		}
 	}
 	start := time.Now()
-	prod, _, err := l.guestImages(k, key)
+	prod, _, err := l.guestImages(k, gkey)
 	if err != nil {
 		return nil, err
 	}

@@ -55,6 +55,9 @@ type Dump struct {
 	// its output, relative to Root. Keys of crash 8.0.6 are plain command
 	// names; crash 8.0.2's carry the prefix "crash-8.0.2:", drgn's "drgn:".
 	Refs map[string]string `json:"refs,omitempty"`
+	// RefCommands maps a reference key to the exact command line that
+	// made it (e.g. "rd" → "rd -p 0x2e1200 32").
+	RefCommands map[string]string `json:"ref_commands,omitempty"`
 	// RefErrors maps a reference command to the error crash gave for it.
 	RefErrors map[string]string `json:"ref_errors,omitempty"`
 	// Truth is the directory of in-guest ground truth captured just before
