@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -28,6 +30,37 @@ func newLabCmd() *cobra.Command {
 	}
 	build.Flags().StringSliceVar(&scenarios, "scenario", nil, "scenarios to build (live, sysrq, oops, hung); default all")
 	build.Flags().BoolVar(&noRefs, "no-refs", false, "skip the reference tools")
-	cmd.AddCommand(build)
+	show := &cobra.Command{
+		Use:   "show KEY",
+		Short: "Print one reference output (e.g. sys, bt, crash-8.0.2:sys, drgn:ps) of every dump in the corpus",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := corpus.Load(corpus.Dir())
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			for _, d := range m.Dumps {
+				fmt.Fprintf(w, "==> %s (%s, %s, %s) <==\n", d.ID, d.Producer, d.Format, d.Compression)
+				text, ok, err := m.Ref(d, args[0])
+				switch {
+				case err != nil:
+					return err
+				case ok:
+					fmt.Fprintf(w, "crash> %s\n%s\n", d.RefCommands[args[0]], strings.TrimRight(text, "\n"))
+				case d.RefErrors[args[0]] != "":
+					fmt.Fprintf(w, "(%s failed: %s)\n", args[0], d.RefErrors[args[0]])
+					if alt, ok, _ := m.Ref(d, "drgn:"+args[0]); ok {
+						fmt.Fprintf(w, "drgn's answer instead:\n%s\n", strings.TrimRight(alt, "\n"))
+					}
+				default:
+					fmt.Fprintf(w, "(no reference output %q)\n", args[0])
+				}
+				fmt.Fprintln(w)
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(build, show)
 	return cmd
 }
