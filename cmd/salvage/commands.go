@@ -6,5 +6,6 @@ import "github.com/spf13/cobra"
 // reassemble, analyze. Each helper adds its own line here.
 func addFormatCommands(root *cobra.Command) {
 	root.AddCommand(newInfoCmd())
+	root.AddCommand(newAnalyzeCmd())
 	root.AddCommand(newReassembleCmd())
 }

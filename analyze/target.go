@@ -1,0 +1,124 @@
+package analyze
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+
+	"salvage/dump"
+)
+
+// ELF e_type values (include/uapi/linux/elf.h).
+const (
+	etExec = 2 // x86_64 vmlinux
+	etDyn  = 3 // arm64 vmlinux (linked -pie)
+	etCore = 4 // ELF crash dumps
+)
+
+// fileKind is what a command-line file holds, judged from its first bytes.
+type fileKind int
+
+const (
+	kindDump    fileKind = iota // anything else: dump.Open decides
+	kindKernel                  // an ELF kernel image (vmlinux)
+	kindBzImage                 // a compressed kernel (vmlinuz)
+)
+
+// sniff reads enough of path to tell a kernel image from a dump.
+func sniff(path string) (fileKind, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if st.IsDir() {
+		return 0, fmt.Errorf("%s: is a directory, not a dump or kernel image", path)
+	}
+	var head [0x206]byte
+	n, err := io.ReadFull(f, head[:])
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return classify(head[:n]), nil
+}
+
+// classify judges a file from its first bytes: ELF executables and
+// position-independent executables are kernel images; the x86 boot
+// protocol's "HdrS" at 0x202 marks a bzImage.
+func classify(head []byte) fileKind {
+	if len(head) >= 18 && bytes.HasPrefix(head, []byte("\x7fELF")) {
+		var typ uint16
+		switch head[5] { // EI_DATA
+		case 1:
+			typ = binary.LittleEndian.Uint16(head[16:])
+		case 2:
+			typ = binary.BigEndian.Uint16(head[16:])
+		}
+		if typ == etExec || typ == etDyn {
+			return kindKernel
+		}
+		return kindDump
+	}
+	if len(head) >= 0x206 && string(head[0x202:0x206]) == "HdrS" {
+		return kindBzImage
+	}
+	return kindDump
+}
+
+// SplitTarget sorts `salvage analyze`'s file arguments into the kernel
+// image (at most one, in any position) and the dump files (one, or the
+// parts of a split dump).
+func SplitTarget(args []string) (vmlinux string, dumps []string, err error) {
+	for _, a := range args {
+		k, err := sniff(a)
+		if err != nil {
+			return "", nil, err
+		}
+		switch k {
+		case kindBzImage:
+			return "", nil, fmt.Errorf("%s: is a compressed kernel (vmlinuz); give the uncompressed vmlinux, ideally the debug one", a)
+		case kindKernel:
+			if vmlinux != "" {
+				return "", nil, fmt.Errorf("%s and %s are both kernel images; give one vmlinux and the dump", vmlinux, a)
+			}
+			vmlinux = a
+		default:
+			dumps = append(dumps, a)
+		}
+	}
+	if len(dumps) == 0 {
+		if vmlinux != "" {
+			return "", nil, fmt.Errorf("%s is a kernel image, not a dump: give the dump file too", vmlinux)
+		}
+		return "", nil, fmt.Errorf("no dump file given")
+	}
+	return vmlinux, dumps, nil
+}
+
+// Open opens the dump (and remembers the kernel image) named by args for a
+// session writing to out and errw.
+func Open(args []string, out, errw io.Writer) (*Session, error) {
+	vmlinux, dumps, err := SplitTarget(args)
+	if err != nil {
+		return nil, err
+	}
+	d, err := dump.Open(dumps...)
+	if err != nil {
+		return nil, err
+	}
+	return NewSession(d, vmlinux, out, errw), nil
+}
+
+// Close closes the session's dump.
+func (s *Session) Close() error {
+	if s.Dump == nil {
+		return nil
+	}
+	return s.Dump.Close()
+}
