@@ -134,15 +134,19 @@ func TestCorpusKdumpMatchesELF(t *testing.T) {
 // Flattened streams index in one pass over the record headers.
 func TestCorpusFlattenedIndexTime(t *testing.T) {
 	m := corpus.Require(t)
-	flat := m.Select(func(d corpus.Dump) bool { return d.Format == "flattened" })
-	if len(flat) == 0 {
-		t.Fatal("the corpus holds no flattened dump")
-	}
-	for _, d := range flat {
+	flat := 0
+	for _, d := range m.Select(kdumpFamily) {
 		fh, err := os.Open(m.Paths(d)[0])
 		if err != nil {
 			t.Fatal(err)
 		}
+		// By content: QEMU's kdump-compressed dumps are flattened too.
+		var sig [12]byte
+		if _, err := fh.ReadAt(sig[:], 0); err != nil || !bytes.Equal(sig[:], flatSignature) {
+			fh.Close()
+			continue
+		}
+		flat++
 		st, _ := fh.Stat()
 		start := time.Now()
 		idx, err := IndexFlattened(fh, st.Size(), d.ID)
@@ -158,6 +162,9 @@ func TestCorpusFlattenedIndexTime(t *testing.T) {
 		if el > 10*time.Second {
 			t.Errorf("%s: indexing took %v", d.ID, el)
 		}
+	}
+	if flat == 0 {
+		t.Fatal("the corpus holds no flattened stream")
 	}
 }
 
@@ -357,3 +364,119 @@ func TestCorpusDamagedKdump(t *testing.T) {
 }
 
 func kdumpItoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// firstFlattened returns a corpus dump that is a flattened stream, by
+// content.
+func firstFlattened(t *testing.T, m *corpus.Manifest) (corpus.Dump, bool) {
+	t.Helper()
+	for _, d := range m.Select(kdumpFamily) {
+		fh, err := os.Open(m.Paths(d)[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sig [12]byte
+		_, err = fh.ReadAt(sig[:], 0)
+		fh.Close()
+		if err == nil && bytes.Equal(sig[:], flatSignature) {
+			return d, true
+		}
+	}
+	return corpus.Dump{}, false
+}
+
+// A real flattened stream cut short (a pipe that broke) opens as an
+// incomplete dump: the pages that arrived read as in the whole stream,
+// the others are missing, none reads as corrupt.
+func TestCorpusFlattenedCutShort(t *testing.T) {
+	m := corpus.Require(t)
+	d, ok := firstFlattened(t, m)
+	if !ok {
+		t.Fatal("the corpus holds no flattened stream")
+	}
+	whole := openKdumpCorpus(t, m, d)
+	ps := uint64(whole.Memory.PageSize())
+	var sample []uint64
+	for _, r := range whole.Memory.Ranges() {
+		for pfn := r.Start / ps; pfn < r.End/ps && len(sample) < 2000; pfn += 53 {
+			if whole.Memory.State(pfn) == PagePresent {
+				sample = append(sample, pfn)
+			}
+		}
+	}
+	fh, err := os.Open(m.Paths(d)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	st, _ := fh.Stat()
+	size := st.Size()
+	a, b := make([]byte, ps), make([]byte, ps)
+	for _, cut := range []int64{size / 5, size / 3, size / 2, size * 9 / 10, size - 17} {
+		f, err := NewFile(io.NewSectionReader(fh, 0, cut), cut, "cut")
+		if err != nil {
+			var fe *FormatError
+			if !errors.As(err, &fe) {
+				t.Fatalf("cut at %d: %T %v", cut, err, err)
+			}
+			t.Logf("cut at %d: %v", cut, err)
+			continue
+		}
+		if !f.Incomplete {
+			t.Errorf("cut at %d: not marked incomplete", cut)
+		}
+		read, missing := 0, 0
+		for _, pfn := range sample {
+			_, err := f.Memory.ReadPhys(a, pfn*ps)
+			var pe *PageError
+			switch {
+			case err == nil:
+				if _, err := whole.Memory.ReadPhys(b, pfn*ps); err != nil || !bytes.Equal(a, b) {
+					t.Fatalf("cut at %d: pfn %#x reads other bytes than the whole stream", cut, pfn)
+				}
+				read++
+			case errors.As(err, &pe) && pe.State == PageMissing:
+				missing++
+			default:
+				t.Fatalf("cut at %d: pfn %#x: %v", cut, pfn, err)
+			}
+		}
+		t.Logf("cut at %d of %d: %d sampled pages read, %d missing", cut, size, read, missing)
+		f.Close()
+	}
+}
+
+// The parts of a real split dump open in any order; without one of them
+// the error names the PFN range no part holds.
+func TestCorpusSplitParts(t *testing.T) {
+	m := corpus.Require(t)
+	splits := m.Select(func(d corpus.Dump) bool { return d.Format == "split" })
+	if len(splits) == 0 {
+		t.Fatal("the corpus holds no split dump")
+	}
+	for _, d := range splits {
+		paths := m.Paths(d)
+		if len(paths) < 2 {
+			t.Fatalf("%s: %d files", d.ID, len(paths))
+		}
+		rev := slices.Clone(paths)
+		slices.Reverse(rev)
+		f, err := Open(rev...)
+		if err != nil {
+			t.Fatalf("%s: %v", d.ID, err)
+		}
+		var next uint64
+		for i, p := range f.Parts {
+			if p.StartPFN != next || p.EndPFN < p.StartPFN || p.Path != paths[i] {
+				t.Errorf("%s: part %d = %+v", d.ID, i, p)
+			}
+			next = p.EndPFN
+		}
+		gap := f.Parts[0].EndPFN
+		f.Close()
+		_, err = Open(paths[1:]...)
+		want := "no part holds PFNs [0x0, " + strconv.FormatUint(gap, 16)
+		if err == nil || !strings.Contains(err.Error(), "no part holds PFNs [0x0, 0x"+strconv.FormatUint(gap, 16)+")") {
+			t.Fatalf("%s without its first part: %v, want %q", d.ID, err, want)
+		}
+	}
+}

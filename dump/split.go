@@ -87,7 +87,19 @@ func openSplitPart(r io.ReaderAt, size int64, name string) (*splitPart, error) {
 // joinSplitParts checks that the parts belong to one dump and cover all
 // of its frames, and builds the File.
 func joinSplitParts(parts []*splitPart) (*File, error) {
-	sort.SliceStable(parts, func(i, j int) bool { return parts[i].mem.lay.startPFN < parts[j].mem.lay.startPFN })
+	// By range; makedumpfile gives the PFNs past the last dumpable page to
+	// the last part, and on a small machine several parts can be empty
+	// ranges at max_mapnr: those are ordered by name.
+	sort.Slice(parts, func(i, j int) bool {
+		a, b := parts[i].mem.lay, parts[j].mem.lay
+		if a.startPFN != b.startPFN {
+			return a.startPFN < b.startPFN
+		}
+		if a.endPFN != b.endPFN {
+			return a.endPFN < b.endPFN
+		}
+		return parts[i].path < parts[j].path
+	})
 	first := parts[0]
 	fl := first.mem.lay
 	for _, p := range parts[1:] {
