@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -221,6 +222,7 @@ type refsRecord struct {
 	Refs        map[string]string `json:"refs"` // relative to the corpus root
 	RefCommands map[string]string `json:"ref_commands"`
 	RefErrors   map[string]string `json:"ref_errors"`
+	Vals        map[string]string `json:"vals,omitempty"` // PID, TASK, VADDR, PADDR of this crash
 }
 
 // References runs the reference tools over every dump in m and records
@@ -235,13 +237,28 @@ func (l *Lab) References(k *Kernel, m *corpus.Manifest) error {
 		return err
 	}
 	vmlinux := filepath.Join(k.Dir, "vmlinux")
-	for i := range m.Dumps {
+	// Dumps of one crash share every address: the values the later
+	// commands need are found once per crash (from the fastest dump to
+	// open, the raw ELF), and the other dumps get a single session.
+	crashVals := map[string]map[string]string{}
+	order := make([]int, len(m.Dumps))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		return m.Dumps[order[a]].Format == "elf" && m.Dumps[order[a]].DumpLevel < 0 &&
+			!(m.Dumps[order[b]].Format == "elf" && m.Dumps[order[b]].DumpLevel < 0)
+	})
+	for _, i := range order {
 		d := &m.Dumps[i]
 		dir := filepath.Join(l.Cache, "refs", d.ID)
 		key := refsKey(*d, []*crashTool{oracle, old})
 		var rec refsRecord
 		if b, err := os.ReadFile(filepath.Join(dir, "refs.json")); err == nil && json.Unmarshal(b, &rec) == nil && rec.Key == key {
 			d.Refs, d.RefCommands, d.RefErrors = rec.Refs, rec.RefCommands, rec.RefErrors
+			if rec.Vals != nil && crashVals[d.Crash] == nil {
+				crashVals[d.Crash] = rec.Vals
+			}
 			continue
 		}
 		start := time.Now()
@@ -251,23 +268,48 @@ func (l *Lab) References(k *Kernel, m *corpus.Manifest) error {
 		}
 		rec = refsRecord{Key: key, Refs: map[string]string{}, RefCommands: map[string]string{}, RefErrors: map[string]string{}}
 		files := m.Paths(*d)
-		vals := map[string]string{}
-		if d.Truth != "" {
-			if b, err := os.ReadFile(filepath.Join(m.Path(d.Truth), "workload.pid")); err == nil {
-				vals["PID"] = strings.TrimSpace(string(b))
+		vals := crashVals[d.Crash]
+		known := vals != nil
+		if !known {
+			vals = map[string]string{}
+			if d.Truth != "" {
+				if b, err := os.ReadFile(filepath.Join(m.Path(d.Truth), "workload.pid")); err == nil {
+					vals["PID"] = strings.TrimSpace(string(b))
+				}
 			}
 		}
-		for _, tool := range []*crashTool{oracle, old} {
-			tdir := filepath.Join(dir, tool.Name)
-			if err := os.MkdirAll(tdir, 0o755); err != nil {
+		record := func(tool *crashTool, phase []refCommand, refs, errs map[string]string) {
+			for _, c := range phase {
+				key := tool.Prefix + c.Key
+				line := c.Cmd
+				for k, v := range vals {
+					line = strings.ReplaceAll(line, "{"+k+"}", v)
+				}
+				rec.RefCommands[key] = line
+				if p, ok := refs[c.Key]; ok {
+					rec.Refs[key], _ = filepath.Rel(l.Cache, p)
+				} else {
+					rec.RefErrors[key] = tool.Name + ": " + errs[c.Key]
+				}
+			}
+		}
+		odir := filepath.Join(dir, oracle.Name)
+		if err := os.MkdirAll(odir, 0o755); err != nil {
+			return err
+		}
+		if known {
+			var all []refCommand
+			for _, ph := range refPhases {
+				all = append(all, ph...)
+			}
+			refs, errs, err := l.runCrash(oracle, vmlinux, files, odir, all, vals)
+			if err != nil {
 				return err
 			}
-			phases := refPhases
-			if tool != oracle {
-				phases = refPhases[:1]
-			}
-			for pi, phase := range phases {
-				if tool == oracle && pi == 1 {
+			record(oracle, all, refs, errs)
+		} else {
+			for pi, phase := range refPhases {
+				if pi == 1 {
 					vals["TASK"] = taskOf(rec.Refs["ps"], m, vals["PID"])
 					if b, err := os.ReadFile(m.Path(rec.Refs["sym"])); err == nil {
 						if mm := symRe.FindStringSubmatch(string(b)); mm != nil {
@@ -275,32 +317,34 @@ func (l *Lab) References(k *Kernel, m *corpus.Manifest) error {
 						}
 					}
 				}
-				if tool == oracle && pi == 2 {
+				if pi == 2 {
 					if b, err := os.ReadFile(m.Path(rec.Refs["vtop"])); err == nil {
 						if mm := vtopRe.FindStringSubmatch(string(b)); mm != nil {
 							vals["PADDR"] = mm[2]
 						}
 					}
 				}
-				refs, errs, err := l.runCrash(tool, vmlinux, files, tdir, phase, vals)
+				refs, errs, err := l.runCrash(oracle, vmlinux, files, odir, phase, vals)
 				if err != nil {
 					return err
 				}
-				for _, c := range phase {
-					key := tool.Prefix + c.Key
-					line := c.Cmd
-					for k, v := range vals {
-						line = strings.ReplaceAll(line, "{"+k+"}", v)
-					}
-					rec.RefCommands[key] = line
-					if p, ok := refs[c.Key]; ok {
-						rec.Refs[key], _ = filepath.Rel(l.Cache, p)
-					} else {
-						rec.RefErrors[key] = tool.Name + ": " + errs[c.Key]
-					}
-				}
+				record(oracle, phase, refs, errs)
+			}
+			if vals["TASK"] != "" && vals["PADDR"] != "" {
+				rec.Vals = vals
+				crashVals[d.Crash] = vals
 			}
 		}
+		// bookworm's crash: the first session's commands, for comparison.
+		tdir := filepath.Join(dir, old.Name)
+		if err := os.MkdirAll(tdir, 0o755); err != nil {
+			return err
+		}
+		refs, errs, err := l.runCrash(old, vmlinux, files, tdir, refPhases[0], vals)
+		if err != nil {
+			return err
+		}
+		record(old, refPhases[0], refs, errs)
 		// Where the oracle failed, ask drgn.
 		if _, ok := rec.Refs["ps"]; !ok {
 			if err := l.runDrgn(vmlinux, *d, m, dir, &rec); err != nil {

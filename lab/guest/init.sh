@@ -92,10 +92,11 @@ live)
 	# The host dumps this running machine with dump-guest-memory.
 	while :; do sleep 1000; done ;;
 sysrq)
-	echo c > /proc/sysrq-trigger ;;
+	# From a child process, as a user's crash would be, not from PID 1.
+	sh -c 'echo c > /proc/sysrq-trigger' ;;
 oops)
 	sysctl -q -w kernel.panic_on_oops=1
-	echo oops > /proc/salvage_lab ;;
+	sh -c 'echo oops > /proc/salvage_lab' ;;
 hung)
 	sysctl -q -w kernel.hung_task_panic=1
 	sysctl -q -w kernel.hung_task_timeout_secs=5
