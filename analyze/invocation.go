@@ -1,0 +1,105 @@
+package analyze
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// Step is one -c command or one -i file of `salvage analyze`, kept in
+// command-line order.
+type Step struct {
+	Command string // a -c command, or
+	File    string // an -i file
+}
+
+// Invocation is a `salvage analyze` command line, decoded.
+type Invocation struct {
+	Files []string // [VMLINUX] DUMP…, in any order
+	Steps []Step
+	In    io.Reader
+	Out   io.Writer
+	Err   io.Writer
+	// Terminal says In is a terminal: without steps, the session is then
+	// interactive (banner and prompt); otherwise In is read as a script.
+	Terminal bool
+	Version  string // for the banner
+}
+
+// Run opens the dump and runs the session. err is a failure to start (a
+// missing or malformed dump, an unreadable script): one line naming the
+// file. failed counts the commands of a script that failed.
+func Run(inv Invocation) (failed int, err error) {
+	// Scripts are read first: a missing -i file should fail before a
+	// large dump is opened.
+	var lines []string
+	for _, s := range inv.Steps {
+		if s.File == "" {
+			lines = append(lines, s.Command)
+			continue
+		}
+		l, err := readScriptFile(s.File)
+		if err != nil {
+			return 0, err
+		}
+		lines = append(lines, l...)
+	}
+	s, err := Open(inv.Files, inv.Out, inv.Err)
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+
+	if len(inv.Steps) == 0 {
+		if inv.Terminal {
+			io.WriteString(inv.Out, Banner(s, inv.Version))
+			return 0, s.Interact(NewPlainReader(inv.In, inv.Out), "salvage> ")
+		}
+		if lines, err = ReadScript(inv.In); err != nil {
+			return 0, fmt.Errorf("standard input: %w", err)
+		}
+	}
+	return s.RunScript(lines), nil
+}
+
+func readScriptFile(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	lines, err := ReadScript(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return lines, nil
+}
+
+// Banner is what an interactive session prints first: the dump, and what
+// the session can do without symbols.
+func Banner(s *Session, version string) string {
+	var b strings.Builder
+	d := s.Dump
+	fmt.Fprintf(&b, "salvage %s: %s (%s", version, d.Path, d.Format)
+	if d.Inner != "" && d.Inner != d.Format {
+		fmt.Fprintf(&b, " of %s", d.Inner)
+	}
+	if d.Arch != "" {
+		fmt.Fprintf(&b, ", %s", d.Arch)
+	}
+	if d.CPUs > 0 {
+		fmt.Fprintf(&b, ", %d CPUs", d.CPUs)
+	}
+	b.WriteString(")\n")
+	if d.Incomplete {
+		b.WriteString("warning: the dump is marked incomplete: some pages are missing\n")
+	}
+	if s.Vmlinux == "" {
+		b.WriteString("no vmlinux given: physical memory only (rd -p)\n")
+	} else {
+		fmt.Fprintf(&b, "vmlinux: %s (symbols are not read yet: physical memory only)\n", s.Vmlinux)
+	}
+	b.WriteString("\"help\" lists the commands, \"q\" quits.\n\n")
+	return b.String()
+}
