@@ -162,7 +162,7 @@ func (c *pageCodecs) zstd(dst, src []byte) error {
 		c.zstdDec, c.zstdErr = zstd.NewReader(nil,
 			zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)),
 			zstd.WithDecoderMaxMemory(uint64(c.pageSize)),
-			zstd.WithDecoderMaxWindow(max(uint64(c.pageSize), zstd.MinWindowSize)))
+			zstd.WithDecoderMaxWindow(8<<20))
 	})
 	if c.zstdErr != nil {
 		return fmt.Errorf("zstd: %w", c.zstdErr)

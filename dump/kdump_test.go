@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // kdumpTestNote encodes one ELF note (Elf64_Nhdr, name, descriptor, 4-aligned).
@@ -529,4 +531,30 @@ func TestKdumpCompressionScan(t *testing.T) {
 			}
 		})
 	}
+}
+
+// zstd frames from a streaming encoder (no content size, a window larger
+// than the page) decode as well as makedumpfile's one-shot frames.
+func TestKdumpZstdStreamingFrame(t *testing.T) {
+	page := loadRealPages(t)[3].data
+	var b bytes.Buffer
+	w, err := zstd.NewWriter(&b, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithWindowSize(4<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(page)
+	w.Close()
+	c := newPageCodecs(4096)
+	defer c.close()
+	dst := make([]byte, 4096)
+	if err := c.decode(dst, b.Bytes(), "zstd"); err != nil || !bytes.Equal(dst, page) {
+		t.Fatalf("decode: %v", err)
+	}
+	// A frame of two pages is one page too many.
+	two := append(append([]byte{}, page...), page...)
+	enc, _ := zstd.NewWriter(nil)
+	if err := c.decode(dst, enc.EncodeAll(two, nil), "zstd"); err == nil {
+		t.Fatal("a two-page frame decoded into one page")
+	}
+	enc.Close()
 }
