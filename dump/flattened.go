@@ -297,7 +297,12 @@ func openFlattened(r io.ReaderAt, size int64, name string) (*File, error) {
 	}
 	f.Inner = f.Format
 	f.Format = FormatFlattened
-	f.Parts = []Part{{Path: name, Size: size, Records: len(idx.Records)}}
+	part := Part{Path: name, Size: size, Records: len(idx.Records)}
+	if len(f.Parts) == 1 {
+		// A flattened part of a split dump.
+		part.StartPFN, part.EndPFN = f.Parts[0].StartPFN, f.Parts[0].EndPFN
+	}
+	f.Parts = []Part{part}
 	if !idx.Complete {
 		// The stream stopped before its end marker: a pipe or copy cut
 		// short, so pages written later are missing from the view.

@@ -130,6 +130,10 @@ func (m *kdumpMemory) file() (*File, error) {
 	if lay.hdr.Version >= 1 {
 		f.DumpLevel = int(lay.sub.DumpLevel)
 	}
+	if lay.split {
+		// One part of a split dump, opened alone: say which range it holds.
+		f.Parts = []Part{{Path: m.name, Size: m.size, StartPFN: lay.startPFN, EndPFN: lay.endPFN}}
+	}
 	if err := m.readNotes(f); err != nil {
 		return nil, err
 	}

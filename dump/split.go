@@ -165,7 +165,11 @@ func joinSplitParts(parts []*splitPart) (*File, error) {
 		for _, c := range p.file.Compression {
 			codecs[c] = true
 		}
-		f.Parts = append(f.Parts, Part{Path: p.path, Size: p.size, StartPFN: p.mem.lay.startPFN, EndPFN: p.mem.lay.endPFN})
+		part := Part{Path: p.path, Size: p.size, StartPFN: p.mem.lay.startPFN, EndPFN: p.mem.lay.endPFN}
+		if p.file.Format == FormatFlattened {
+			part.Records = p.file.Parts[0].Records
+		}
+		f.Parts = append(f.Parts, part)
 	}
 	if len(codecs) > 1 {
 		delete(codecs, "none")

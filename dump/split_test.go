@@ -53,7 +53,7 @@ func TestSplit(t *testing.T) {
 			}
 			wantParts := [][2]uint64{{0, 30}, {30, 70}, {70, 100}}
 			for i, p := range f.Parts {
-				if p.Path != paths[i] || p.StartPFN != wantParts[i][0] || p.EndPFN != wantParts[i][1] || p.Size == 0 {
+				if p.Path != paths[i] || p.StartPFN != wantParts[i][0] || p.EndPFN != wantParts[i][1] || p.Size == 0 || flat != (p.Records > 0) {
 					t.Fatalf("Parts[%d] = %+v", i, p)
 				}
 			}
@@ -74,6 +74,9 @@ func TestSplitPartAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	if len(f.Parts) != 1 || f.Parts[0].StartPFN != 30 || f.Parts[0].EndPFN != 100 || f.Parts[0].Path != paths[1] {
+		t.Fatalf("Parts = %+v", f.Parts)
+	}
 	buf := make([]byte, 4096)
 	for pfn, data := range want {
 		_, err := f.Memory.ReadPhys(buf, pfn*4096)
