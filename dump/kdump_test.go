@@ -558,3 +558,37 @@ func TestKdumpZstdStreamingFrame(t *testing.T) {
 	}
 	enc.Close()
 }
+
+// arm64 kernels with 64 KiB pages write 64 KiB blocks.
+func TestKdumpARM64LargePages(t *testing.T) {
+	real := loadRealPages(t)
+	var big []byte
+	for len(big) < 65536 {
+		big = append(big, real[len(big)/4096%len(real)].data...)
+	}
+	s := &synthDump{version: 6, blockSize: 65536, maxMapnr: 0x40010, machine: "aarch64", dumpLevel: 31,
+		ram: []Range{{0x40000, 0x40010}}, pages: map[uint64]synthPage{}}
+	want := map[uint64][]byte{}
+	for pfn := uint64(0x40000); pfn < 0x40010; pfn += 2 {
+		codec := []string{"zlib", "snappy", "zstd", "none"}[pfn/2%4]
+		enc, flags, _ := compressPage(t, big, codec, nil)
+		s.pages[pfn] = synthPage{data: big, enc: enc, flags: flags}
+		want[pfn] = big
+	}
+	b, _ := s.build()
+	f := openKdumpBytes(t, b)
+	if f.Arch != ArchARM64 || f.Memory.PageSize() != 65536 {
+		t.Fatalf("Arch %v, page size %d", f.Arch, f.Memory.PageSize())
+	}
+	buf := make([]byte, 65536)
+	for pfn := uint64(0x40000); pfn < 0x40010; pfn++ {
+		_, err := f.Memory.ReadPhys(buf, pfn*65536)
+		if data, ok := want[pfn]; ok {
+			if err != nil || !bytes.Equal(buf, data) {
+				t.Fatalf("pfn %#x: %v", pfn, err)
+			}
+		} else if st := f.Memory.State(pfn); st != PageExcluded {
+			t.Fatalf("pfn %#x: %v", pfn, st)
+		}
+	}
+}
