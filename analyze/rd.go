@@ -61,9 +61,14 @@ Examples:
 // rdRequest is an rd command line, decoded the way crash's cmd_rd does.
 type rdRequest struct {
 	addr  uint64
-	count uint64 // values; 0 with ascii: up to the first unprintable byte
+	count uint64 // values; 0 when toEnd
 	ascii bool   // -a
+	// toEnd: -a without a COUNT or END reads up to the first unprintable
+	// byte.
+	toEnd bool
 	l     memLayout
+	// endIgnored: -e was given with a COUNT, which wins (crash warns).
+	endIgnored bool
 }
 
 func parseRd(ctx *Context) (rdRequest, error) {
@@ -122,9 +127,7 @@ func parseRd(ctx *Context) (rdRequest, error) {
 		if r.count, err = parseNumber("count", ctx.Args[1]); err != nil {
 			return r, err
 		}
-		if o.Has("e") {
-			fmt.Fprintf(ctx.Session.Err, "rd: warning: END (-e) ignored when COUNT is given\n")
-		}
+		r.endIgnored = o.Has("e")
 	case o.Has("e"):
 		v, _ := o.Value("e")
 		end, err := parseHex("end address", v)
@@ -136,12 +139,12 @@ func parseRd(ctx *Context) (rdRequest, error) {
 		}
 		r.count = (end - addr) / size
 	case r.ascii:
-		r.count = 0 // to the end of the string
+		r.toEnd = true
 	default:
 		r.count = 1
 	}
 	if o.Has("R") {
-		if r.ascii && !countGiven && !o.Has("e") {
+		if r.toEnd {
 			return r, errors.New("-R with -a needs a COUNT")
 		}
 		if r.count == 0 {
@@ -153,7 +156,7 @@ func parseRd(ctx *Context) (rdRequest, error) {
 		}
 		addr -= back
 	}
-	if r.count == 0 && !(r.ascii && !countGiven && !o.Has("e")) {
+	if r.count == 0 && !r.toEnd {
 		return r, fmt.Errorf("invalid count %d", r.count)
 	}
 	if r.count > 0 && (r.count > math.MaxUint64/size || addr+r.count*size-1 < addr) {
@@ -168,6 +171,9 @@ func runRd(ctx *Context) error {
 	if err != nil {
 		return err
 	}
+	if r.endIgnored {
+		fmt.Fprintf(ctx.Session.Err, "rd: warning: END (-e) ignored when COUNT is given\n")
+	}
 	mem := ctx.Dump.Memory
 	if mem == nil {
 		return errors.New("the dump has no memory to read")
@@ -179,7 +185,7 @@ func runRd(ctx *Context) error {
 		j = newRdJSON(r)
 		out = j
 	case r.ascii:
-		out = newASCIIDumper(ctx.Out, r.addr, r.count == 0)
+		out = newASCIIDumper(ctx.Out, r.addr, r.toEnd)
 	default:
 		out = &valueSink{d: newLineDumper(ctx.Out, r.l, r.addr), size: r.l.Size}
 	}
@@ -210,7 +216,7 @@ func readPhys(mem dump.Memory, r rdRequest, out rdSink) error {
 	const chunk = 64 << 10 // a multiple of every value size
 	buf := make([]byte, chunk)
 	addr := r.addr
-	if r.count == 0 {
+	if r.toEnd {
 		// -a without a count: read to the first unprintable byte, a page
 		// at a time so a short string costs one page.
 		ps := uint64(mem.PageSize())
