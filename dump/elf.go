@@ -91,6 +91,9 @@ func openELF(r io.ReaderAt, size int64, name string) (*File, error) {
 			return fail(int64(min(shoff, 1<<62)), "section header 0 (for PN_XNUM): %v", err)
 		}
 		phnum = uint64(le.Uint32(sh[shdrInfoOff:]))
+		if phnum == 0 {
+			return fail(int64(shoff), "e_phnum is PN_XNUM but section header 0's sh_info counts no program headers")
+		}
 	}
 	if phnum == 0 {
 		return fail(56, "ELF core has no program headers")

@@ -655,7 +655,18 @@ func TestCorpusELFCorrupted(t *testing.T) {
 	if len(raw) == 0 {
 		t.Fatal("the lab corpus has no unfiltered ELF dump")
 	}
-	fh, err := os.Open(m.Path(raw[0].Files[0]))
+	// One dump of each producer (QEMU, the kernel's /proc/vmcore).
+	seen := map[string]bool{}
+	for _, d := range raw {
+		if !seen[d.Producer] {
+			seen[d.Producer] = true
+			t.Run(d.ID, func(t *testing.T) { testCorruptedELF(t, m.Path(d.Files[0])) })
+		}
+	}
+}
+
+func testCorruptedELF(t *testing.T, path string) {
+	fh, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -242,9 +242,12 @@ func (f *File) physBaseFromCPUs() (cpu int, base uint64, ok bool) {
 			continue
 		}
 		pa, err := x86Translate(f.Memory, c.CR[3], c.CR[4]&cr4LA57 != 0, rip)
-		if err != nil || pa < rip-x86StartKernelMap {
+		if err != nil {
 			continue
 		}
+		// Modular arithmetic, as in the kernel: with KASLR the image
+		// may sit lower in physical memory than its link-time offset,
+		// and phys_base is then "negative".
 		return i, pa - (rip - x86StartKernelMap), true
 	}
 	return 0, 0, false

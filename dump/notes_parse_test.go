@@ -280,6 +280,12 @@ func TestPhysBase(t *testing.T) {
 	m.set(0x1000+idx(39)*8, 0x2000|3)
 	m.set(0x2000+idx(30)*8, 0x3000|3)
 	m.set(0x3000+idx(21)*8, 0x3e400000|0x80|3)
+	// The same mapping, but the kernel image loaded at 2 MiB, below its
+	// link-time offset from __START_KERNEL_map.
+	low := pageMemory{}
+	low.set(0x1000+idx(39)*8, 0x2000|3)
+	low.set(0x2000+idx(30)*8, 0x3000|3)
+	low.set(0x3000+idx(21)*8, 0x200000|0x80|3)
 	cpu := func(rip, cr0 uint64) QEMUCPU {
 		c := QEMUCPU{Regs: make([]uint64, 18)}
 		c.Regs[16] = rip
@@ -287,6 +293,8 @@ func TestPhysBase(t *testing.T) {
 		return c
 	}
 	const pg = 0x80000011
+	ripv := uint64(rip)
+	lowBase := 0x200000 - (ripv&^0x1fffff - 0xffffffff80000000) // wraps: phys_base < 0
 	wantBase := uint64(0x3e400000|rip&0x1fffff) - (rip - 0xffffffff80000000)
 	tests := []struct {
 		name string
@@ -296,6 +304,7 @@ func TestPhysBase(t *testing.T) {
 	}{
 		{"VMCOREINFO", &File{Arch: ArchX86_64, VMCoreInfo: mustVMCoreInfo(t, "NUMBER(phys_base)=-2145386496\n")}, 0xffffffff80200000, true},
 		{"QEMU page walk", &File{Arch: ArchX86_64, Memory: m, QEMUCPUs: []QEMUCPU{cpu(0x7f0000001000, pg), cpu(rip, pg)}}, wantBase, true},
+		{"QEMU page walk, negative phys_base", &File{Arch: ArchX86_64, Memory: low, QEMUCPUs: []QEMUCPU{cpu(rip, pg)}}, lowBase, true},
 		{"paging off", &File{Arch: ArchX86_64, Memory: m, QEMUCPUs: []QEMUCPU{cpu(rip, 0x11)}}, 0, false},
 		{"user mode only", &File{Arch: ArchX86_64, Memory: m, QEMUCPUs: []QEMUCPU{cpu(0x401000, pg)}}, 0, false},
 		{"arm64", &File{Arch: ArchARM64, Memory: m}, 0, false},
