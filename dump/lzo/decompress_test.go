@@ -119,9 +119,10 @@ func TestDecompressDamagedBlocks(t *testing.T) {
 			}
 		}
 		damaged := bytes.Clone(v.block)
-		for i := range damaged {
+		stride := 1 + len(damaged)/600 // every byte of small blocks
+		for i := 0; i < len(damaged); i += stride {
 			old := damaged[i]
-			for _, x := range []byte{0x00, 0xff, old ^ 0x80, old ^ 0x01} {
+			for _, x := range []byte{0x00, 0xff, old ^ 0x80} {
 				damaged[i] = x
 				if n, _ := Decompress(dst, damaged); n > len(dst) {
 					t.Fatalf("wrote %d bytes into %d", n, len(dst))
