@@ -1,0 +1,318 @@
+package amd64
+
+import (
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"salvage/dump"
+	"salvage/lab/corpus"
+)
+
+var update = flag.Bool("update", false, "rerun crash over the corpus to regenerate testdata/vtop goldens")
+
+// kernelSymbols reads the debug vmlinux's ELF symbols, relocated by the
+// dump's KERNELOFFSET (the symbol loaders of debuginfo do this for the
+// analyzer; the test stays below that layer).
+func kernelSymbols(t testing.TB, m *corpus.Manifest, release string, vi *dump.VMCoreInfo) func(string) (uint64, bool) {
+	t.Helper()
+	k := m.Kernel(release)
+	if k == nil {
+		t.Fatalf("corpus has no kernel %s", release)
+	}
+	ef, err := elf.Open(m.Path(k.DebugVmlinux))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ef.Close()
+	syms, err := ef.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, _ := vi.KernelOffset()
+	tab := make(map[string]uint64, len(syms))
+	for _, s := range syms {
+		v := s.Value
+		// Per-CPU symbols are offsets into the per-CPU area: not relocated.
+		if v >= startKernelMap {
+			v += off
+		}
+		if _, dup := tab[s.Name]; !dup {
+			tab[s.Name] = v
+		}
+	}
+	return func(n string) (uint64, bool) { a, ok := tab[n]; return a, ok }
+}
+
+func openTranslator(t testing.TB, m *corpus.Manifest, d corpus.Dump) (*dump.File, *Translator, func(string) (uint64, bool)) {
+	t.Helper()
+	f, err := dump.Open(m.Paths(d)...)
+	if err != nil {
+		t.Fatalf("%s: %v", d.ID, err)
+	}
+	t.Cleanup(func() { f.Close() })
+	sym := kernelSymbols(t, m, d.Release, f.VMCoreInfo)
+	tr, err := NewFromFile(f, sym)
+	if err != nil {
+		t.Fatalf("%s: %v", d.ID, err)
+	}
+	return f, tr, sym
+}
+
+// checkAgainstCrash compares our walk with one crash vtop answer.
+func checkAgainstCrash(t *testing.T, tr *Translator, c crashVtop, what string) {
+	t.Helper()
+	got, err := tr.VirtToPhys(c.Virt)
+	if !c.Mapped {
+		var e *Error
+		if !errors.As(err, &e) || !e.NotPresent {
+			t.Errorf("%s: vtop %#x: crash says not mapped; we say %#x, %v", what, c.Virt, got.Phys, err)
+		}
+	} else if err != nil {
+		t.Errorf("%s: vtop %#x: %v (crash: %#x)", what, c.Virt, err, c.Phys)
+		return
+	} else if got.Phys != c.Phys || got.PageSize != c.PageSize {
+		t.Errorf("%s: vtop %#x = %#x (%#x page), crash says %#x (%#x page)", what, c.Virt, got.Phys, got.PageSize, c.Phys, c.PageSize)
+	}
+	if len(got.Steps) == 0 {
+		t.Errorf("%s: vtop %#x: no steps", what, c.Virt)
+		return
+	}
+	if got.Steps[0].Entry != c.PGDEntry {
+		t.Errorf("%s: vtop %#x: PGD entry %#x, crash %#x", what, c.Virt, got.Steps[0].Entry, c.PGDEntry)
+	}
+	var steps []string
+	for _, s := range got.Steps[1:] {
+		steps = append(steps, fmt.Sprintf("%s %x %x", s.Level, s.Addr, s.Entry))
+	}
+	if strings.Join(steps, "; ") != strings.Join(c.Steps, "; ") {
+		t.Errorf("%s: vtop %#x steps:\n got   %s\n crash %s", what, c.Virt, strings.Join(steps, "; "), strings.Join(c.Steps, "; "))
+	}
+	// Reading through the fast paths and the cache agrees with the walk.
+	if err == nil {
+		a, b := make([]byte, 64), make([]byte, 64)
+		_, e1 := tr.ReadVirt(a, c.Virt)
+		_, e2 := tr.mem.ReadPhys(b, got.Phys)
+		if (e1 == nil) != (e2 == nil) || string(a) != string(b) {
+			t.Errorf("%s: ReadVirt %#x differs from ReadPhys %#x (%v, %v)", what, c.Virt, got.Phys, e1, e2)
+		}
+	}
+}
+
+// TestVtopReference compares every dump's walk of linux_banner with the
+// vtop that the lab ran crash 8.0.6 for.
+func TestVtopReference(t *testing.T) {
+	m := corpus.Require(t)
+	n := 0
+	for _, d := range m.Dumps {
+		ref, ok, err := m.Ref(d, "vtop")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			continue
+		}
+		t.Run(d.ID, func(t *testing.T) {
+			_, tr, _ := openTranslator(t, m, d)
+			answers, err := parseCrashVtop(ref)
+			if err != nil || len(answers) != 1 {
+				t.Fatalf("reference %q: %d answers, %v", d.RefCommands["vtop"], len(answers), err)
+			}
+			checkAgainstCrash(t, tr, answers[0], d.RefCommands["vtop"])
+		})
+		n++
+	}
+	if n == 0 {
+		t.Fatal("no dump in the corpus has a vtop reference")
+	}
+}
+
+// goldenName keys a golden file to one crash: its scenario, CRASHTIME and
+// KASLR offset (the corpus' Crash names are reused when the lab reruns).
+func goldenName(d corpus.Dump, vi *dump.VMCoreInfo) string {
+	ct, _ := vi.Get("CRASHTIME")
+	ko, _ := vi.Get("KERNELOFFSET")
+	return fmt.Sprintf("%s-%s-%s-%s.txt", d.Release, d.Scenario, ct, ko)
+}
+
+// TestVtopGolden compares walks of text, data, direct-map, vmalloc,
+// per-CPU, module and vmemmap addresses (and unmapped ones) with crash's
+// answers, stored in testdata/vtop with the command that made them.
+func TestVtopGolden(t *testing.T) {
+	m := corpus.Require(t)
+	// One dump per crash: the uncompressed ELF when there is one.
+	byCrash := map[string]corpus.Dump{}
+	for _, d := range m.Dumps {
+		full := func(d corpus.Dump) bool { return d.Format == "elf" && d.DumpLevel == -1 }
+		if old, ok := byCrash[d.Crash]; !ok || (full(d) && !full(old)) {
+			byCrash[d.Crash] = d
+		}
+	}
+	if *update {
+		for _, d := range byCrash {
+			f, tr, sym := openTranslator(t, m, d)
+			runCrashVtop(t, m, d, tr, sym, filepath.Join("testdata", "vtop", goldenName(d, f.VMCoreInfo)))
+		}
+	}
+	for _, d := range m.Dumps {
+		t.Run(d.ID, func(t *testing.T) {
+			f, tr, _ := openTranslator(t, m, d)
+			golden := filepath.Join("testdata", "vtop", goldenName(d, f.VMCoreInfo))
+			b, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("no golden for this crash (%v): run `go test ./arch/amd64 -run TestVtopGolden -update`", err)
+			}
+			answers, err := parseCrashVtop(string(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(answers) < 10 {
+				t.Fatalf("%s: only %d vtop answers", golden, len(answers))
+			}
+			for _, c := range answers {
+				// Pages a filtered dump excluded cannot be read; the walk
+				// through page-table pages (never filtered) must still agree.
+				got, err := tr.VirtToPhys(c.Virt)
+				var pe *dump.PageError
+				if errors.As(err, &pe) {
+					t.Errorf("vtop %#x: page-table page not in the dump: %v", c.Virt, err)
+					continue
+				}
+				_ = got
+				if d.DumpLevel > 0 && c.Mapped && tr.mem.State(c.Phys>>12) != dump.PagePresent {
+					// Compare the walk only.
+					c2 := c
+					checkWalkOnly(t, tr, c2)
+					continue
+				}
+				checkAgainstCrash(t, tr, c, filepath.Base(golden))
+			}
+		})
+	}
+}
+
+func checkWalkOnly(t *testing.T, tr *Translator, c crashVtop) {
+	t.Helper()
+	got, err := tr.VirtToPhys(c.Virt)
+	if err != nil || got.Phys != c.Phys {
+		t.Errorf("vtop %#x = %#x, %v; crash says %#x", c.Virt, got.Phys, err, c.Phys)
+	}
+}
+
+// vtopTargets picks addresses of every kind from the dump itself.
+func vtopTargets(t *testing.T, f *dump.File, tr *Translator, sym func(string) (uint64, bool)) []uint64 {
+	t.Helper()
+	vi := f.VMCoreInfo
+	l := tr.Layout()
+	read := func(va uint64) uint64 {
+		var b [8]byte
+		if _, err := tr.ReadVirt(b[:], va); err != nil {
+			t.Fatalf("reading %#x: %v", va, err)
+		}
+		return binary.LittleEndian.Uint64(b[:])
+	}
+	must := func(name string) uint64 {
+		a, ok := sym(name)
+		if !ok {
+			t.Fatalf("no symbol %s", name)
+		}
+		return a
+	}
+	var out []uint64
+	// Kernel text, rodata, data, bss.
+	out = append(out, must("sysrq_handle_crash"), must("linux_banner"), must("init_task"), must("jiffies_64"))
+	// Direct map: page 0, a small offset, and where mem_section points.
+	out = append(out, l.PageOffset, l.PageOffset+0x1234)
+	if ms, ok := vi.Symbol("mem_section"); ok {
+		out = append(out, ms, read(ms))
+	}
+	// Per-CPU: runqueues of each CPU (__per_cpu_offset[cpu] + offset).
+	pco := must("__per_cpu_offset")
+	rq := must("runqueues")
+	for cpu := 0; cpu < f.CPUs && cpu < 4; cpu++ {
+		out = append(out, read(pco+uint64(cpu)*8)+rq)
+	}
+	// vmalloc and module areas, from vmap_area_list: the first two areas
+	// of each, an address inside, and the guard page at the end.
+	head := must("vmap_area_list")
+	listOff, _ := vi.Offset("vmap_area", "list")
+	startOff, _ := vi.Offset("vmap_area", "va_start")
+	vmalloc, modules := 0, 0
+	for p, i := read(head), 0; p != head && i < 100000 && (vmalloc < 2 || modules < 2); p, i = read(p), i+1 {
+		va := p - listOff
+		start := read(va + startOff)
+		end := read(va + startOff + 8)
+		switch {
+		case start >= l.VmallocStart && start <= l.VmallocEnd && vmalloc < 2:
+			vmalloc++
+		case start >= l.ModulesStart && start <= l.ModulesEnd && modules < 2:
+			modules++
+		default:
+			continue
+		}
+		out = append(out, start, start+0x123, end-0x1000)
+	}
+	// vmemmap: the struct page of pfn 0 and of pfn 0x1000.
+	out = append(out, l.VmemmapStart, l.VmemmapStart+64*0x1000)
+	return out
+}
+
+// runCrashVtop runs the lab's crash 8.0.6 over d and stores its answers.
+func runCrashVtop(t *testing.T, m *corpus.Manifest, d corpus.Dump, tr *Translator, sym func(string) (uint64, bool), golden string) {
+	t.Helper()
+	f, err := dump.Open(m.Paths(d)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var cmds strings.Builder
+	for _, a := range vtopTargets(t, f, tr, sym) {
+		fmt.Fprintf(&cmds, "vtop %x\n", a)
+	}
+	dir := t.TempDir()
+	cmdFile := filepath.Join(dir, "cmds")
+	if err := os.WriteFile(cmdFile, []byte(cmds.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(m.Root, "tools", "crash-trixie", "root")
+	libs := filepath.Join(root, "usr", "lib", "x86_64-linux-gnu") + ":" + filepath.Join(root, "lib", "x86_64-linux-gnu")
+	args := []string{"--library-path", libs, filepath.Join(root, "usr", "bin", "crash"), "-s",
+		m.Path(m.Kernel(d.Release).DebugVmlinux)}
+	args = append(args, m.Paths(d)...)
+	args = append(args, "-i", cmdFile)
+	cmd := exec.Command(filepath.Join(root, "usr", "lib", "x86_64-linux-gnu", "ld-linux-x86-64.so.2"), args...)
+	outb, err := cmd.CombinedOutput()
+	// crash exits 1 when its input ends; the answers are what count.
+	if !strings.Contains(string(outb), "VIRTUAL ") {
+		t.Fatalf("crash: %v\n%s", err, outb)
+	}
+	var hdr strings.Builder
+	fmt.Fprintf(&hdr, "# Made by crash 8.0.6 (Debian trixie), not by salvage:\n")
+	fmt.Fprintf(&hdr, "#   crash -s vmlinux-%s %s -i CMDS\n", d.Release, strings.Join(d.Files, " "))
+	fmt.Fprintf(&hdr, "# dump %s (%s)\n# CMDS:\n", d.ID, d.SHA256)
+	for _, l := range strings.Split(strings.TrimSpace(cmds.String()), "\n") {
+		fmt.Fprintf(&hdr, "#   %s\n", l)
+	}
+	if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(golden, append([]byte(hdr.String()), outb...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s", golden)
+}
+
+
+
+
+func requireBench(b *testing.B) *corpus.Manifest {
+	b.Helper()
+	return corpus.Require(b)
+}
