@@ -309,9 +309,6 @@ func runCrashVtop(t *testing.T, m *corpus.Manifest, d corpus.Dump, tr *Translato
 	t.Logf("wrote %s", golden)
 }
 
-
-
-
 func requireBench(b *testing.B) *corpus.Manifest {
 	b.Helper()
 	return corpus.Require(b)
