@@ -108,11 +108,22 @@ func Open(args []string, out, errw io.Writer) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := dump.Open(dumps...)
+	d, err := openDump(dumps)
 	if err != nil {
 		return nil, err
 	}
 	return NewSession(d, vmlinux, out, errw), nil
+}
+
+// openDump is dump.Open, with a panic in a reader turned into an error
+// that names the file: a malformed dump must not crash the session.
+func openDump(paths []string) (d *dump.File, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			d, err = nil, fmt.Errorf("%s: internal error while opening the dump (this is a bug in salvage): %v", paths[0], r)
+		}
+	}()
+	return dump.Open(paths...)
 }
 
 // Close closes the session's dump.
