@@ -1,0 +1,231 @@
+package kernel
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"salvage/arch/amd64"
+	"salvage/debuginfo"
+	"salvage/dump"
+	"salvage/lab/corpus"
+)
+
+// vmlinuxSyms caches each release's ELF symbols at link-time addresses.
+var vmlinuxSyms sync.Map // path → *debuginfo.Table
+
+// openKernel opens a corpus dump with the debug vmlinux's symbols (and no
+// types: the typed tests load them separately).
+func openKernel(t testing.TB, m *corpus.Manifest, d corpus.Dump) *Kernel {
+	t.Helper()
+	f, err := dump.Open(m.Paths(d)...)
+	if err != nil {
+		t.Fatalf("%s: %v", d.ID, err)
+	}
+	t.Cleanup(func() { f.Close() })
+	kern := m.Kernel(d.Release)
+	if kern == nil {
+		t.Fatalf("corpus has no kernel %s", d.Release)
+	}
+	path := m.Path(kern.DebugVmlinux)
+	kaslr, err := debuginfo.KASLROffset(f.VMCoreInfo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syms, err := debuginfo.LoadELFSymbols(path, kaslr.Offset)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := amd64.NewFromFile(f, func(n string) (uint64, bool) {
+		s, ok := syms.Lookup(n)
+		return s.Addr, ok
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", d.ID, err)
+	}
+	k, err := New(f, syms, nil, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func truthFile(t testing.TB, m *corpus.Manifest, d corpus.Dump, name string) string {
+	t.Helper()
+	if d.Truth == "" {
+		t.Fatalf("%s: the corpus has no guest truth", d.ID)
+	}
+	b, err := os.ReadFile(filepath.Join(m.Path(d.Truth), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// TestUTSNameMatchesGuest reads init_uts_ns from every dump and compares
+// it with `uname -a` run in the guest before the crash, and with crash's
+// sys.
+func TestUTSNameMatchesGuest(t *testing.T) {
+	m := corpus.Require(t)
+	for _, d := range m.Dumps {
+		t.Run(d.ID, func(t *testing.T) {
+			k := openKernel(t, m, d)
+			u, err := k.UTSName()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// "Linux salvage-lab 6.1.0-56-cloud-amd64 #1 SMP … x86_64 GNU/Linux"
+			uname := strings.TrimSuffix(truthFile(t, m, d, "uname"), " GNU/Linux")
+			want := u.Sysname + " " + u.Nodename + " " + u.Release + " " + u.Version + " " + u.Machine
+			if uname != want {
+				t.Errorf("init_uts_ns: %q\nguest uname: %q", want, uname)
+			}
+			if u.Release != d.Release {
+				t.Errorf("release %q, corpus says %q", u.Release, d.Release)
+			}
+			sys, ok, err := m.Ref(d, "sys")
+			if err != nil || !ok {
+				t.Fatalf("no sys reference: %v", err)
+			}
+			for _, kv := range [][2]string{{"RELEASE", u.Release}, {"NODENAME", u.Nodename}, {"VERSION", u.Version}, {"MACHINE", u.Machine}} {
+				if !strings.Contains(sys, kv[0]+": "+kv[1]) {
+					t.Errorf("crash sys lacks %s: %s", kv[0], kv[1])
+				}
+			}
+		})
+	}
+}
+
+// TestPerCPU checks per-CPU addressing with variables whose value is
+// known: x86's cpu_number holds the CPU's number and this_cpu_off its
+// per-CPU offset.
+func TestPerCPU(t *testing.T) {
+	m := corpus.Require(t)
+	for _, d := range m.Dumps {
+		t.Run(d.ID, func(t *testing.T) {
+			k := openKernel(t, m, d)
+			n, err := k.NrCPUIDs()
+			if err != nil || n < 1 {
+				t.Fatalf("nr_cpu_ids %d: %v", n, err)
+			}
+			if n != k.Dump.CPUs {
+				t.Logf("nr_cpu_ids %d, dump has %d CPUs", n, k.Dump.CPUs)
+			}
+			for cpu := 0; cpu < n; cpu++ {
+				a, err := k.PerCPUAddr("cpu_number", cpu)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := k.ReadUint(a, 4)
+				if err != nil || got != uint64(cpu) {
+					t.Errorf("cpu_number of CPU %d at %#x = %d, %v", cpu, a, got, err)
+				}
+				off, _ := k.PerCPUOffset(cpu)
+				a, _ = k.PerCPUAddr("this_cpu_off", cpu)
+				got, err = k.ReadPointer(a)
+				if err != nil || got != off {
+					t.Errorf("this_cpu_off of CPU %d = %#x, %v; __per_cpu_offset says %#x", cpu, got, err, off)
+				}
+			}
+			if _, err := k.PerCPUOffset(n); err == nil {
+				t.Errorf("CPU %d (= nr_cpu_ids) has an offset", n)
+			}
+		})
+	}
+}
+
+// TestCheckMatch compares the corpus vmlinux with every dump (a match),
+// then with altered identities: another build ID, another build of the
+// same release, another release (a 6.12 banner, as bookworm-security's
+// cloud kernel prints it).
+func TestCheckMatch(t *testing.T) {
+	m := corpus.Require(t)
+	ids := map[string]Identity{}
+	for _, d := range m.Dumps {
+		t.Run(d.ID, func(t *testing.T) {
+			id, ok := ids[d.Release]
+			if !ok {
+				var err error
+				id, err = VmlinuxIdentity(m.Path(m.Kernel(d.Release).DebugVmlinux))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids[d.Release] = id
+			}
+			if id.BuildID != m.Kernel(d.Release).BuildID {
+				t.Errorf("build ID %s, manifest says %s", id.BuildID, m.Kernel(d.Release).BuildID)
+			}
+			k := openKernel(t, m, d)
+			// The banner address from the dump's own kallsyms.
+			ks, err := debuginfo.LoadKallsyms(k.Arch, k.Dump.VMCoreInfo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sym, ok := ks.Lookup("linux_banner")
+			if !ok {
+				t.Fatal("kallsyms has no linux_banner")
+			}
+			if err := CheckMatch(id.BuildID, id.Banner, k.Dump, k.Arch, sym.Addr); err != nil {
+				t.Fatalf("the corpus vmlinux does not match: %v", err)
+			}
+			// The banner crash printed for `sym linux_banner` lives where
+			// kallsyms says.
+			if ref, ok, _ := m.Ref(d, "sym"); ok && !strings.Contains(ref, strings.TrimLeft(strings.ToLower(hex64(sym.Addr)), "0")) {
+				t.Errorf("crash's sym linux_banner %q lacks %#x", ref, sym.Addr)
+			}
+
+			otherID := flipHex(id.BuildID)
+			err = CheckMatch(otherID, id.Banner, k.Dump, k.Arch, sym.Addr)
+			var me *MismatchError
+			if !errors.As(err, &me) || !strings.Contains(err.Error(), "build ID "+otherID) || len(me.Differences) != 1 {
+				t.Errorf("other build ID: %v", err)
+			}
+
+			rebuilt := strings.Replace(id.Banner, "#1 SMP", "#2 SMP", 1)
+			err = CheckMatch(otherID, rebuilt, k.Dump, k.Arch, sym.Addr)
+			if err == nil || !strings.Contains(err.Error(), `build "#2 SMP`) || !strings.Contains(err.Error(), "linux-image-"+d.Release+"-dbg") {
+				t.Errorf("other build: %v", err)
+			}
+
+			const other = "Linux version 6.12.48+deb12-cloud-amd64 (debian-kernel@lists.debian.org) (x86_64-linux-gnu-gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT_DYNAMIC Debian 6.12.48-1~deb12u1 (2025-09-23)"
+			err = CheckMatch(otherID, other, k.Dump, k.Arch, sym.Addr)
+			for _, want := range []string{"release 6.12.48+deb12-cloud-amd64 (vmlinux) vs " + d.Release + " (dump)", "compiler", "linux-image-" + d.Release + "-dbg"} {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("other release: %v lacks %q", err, want)
+				}
+			}
+			t.Log(err)
+			// Without the banner address, VMCOREINFO's OSRELEASE serves.
+			err = CheckMatch("", other, k.Dump, nil, 0)
+			if err == nil || !strings.Contains(err.Error(), "release 6.12.48+deb12-cloud-amd64 (vmlinux) vs "+d.Release) {
+				t.Errorf("other release, no banner: %v", err)
+			}
+		})
+	}
+}
+
+func hex64(a uint64) string {
+	const digits = "0123456789abcdef"
+	var b [16]byte
+	for i := 15; i >= 0; i-- {
+		b[i] = digits[a&15]
+		a >>= 4
+	}
+	return string(b[:])
+}
+
+func flipHex(s string) string {
+	if s == "" {
+		return "00"
+	}
+	c := s[len(s)-1]
+	if c == '0' {
+		c = '1'
+	} else {
+		c = '0'
+	}
+	return s[:len(s)-1] + string(c)
+}
