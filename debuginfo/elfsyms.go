@@ -24,10 +24,10 @@ func LoadELFSymbols(path string, kaslrOffset uint64) (*Table, error) {
 // name is used in messages and in the table's Source.
 //
 // Which symbols are relocated: those defined in a section that has a
-// load address. Absolute symbols (SHN_ABS: text_size, phys_startup_64)
-// and x86_64's per-CPU symbols (section .data..percpu is linked at 0 and
-// holds offsets into each CPU's area) keep their values, as the kernel's
-// own relocation at boot leaves them.
+// load address, or with a kernel-space value. Absolute symbols (SHN_ABS:
+// text_size, phys_startup_64) and x86_64's per-CPU symbols (section
+// .data..percpu is linked at 0 and holds offsets into each CPU's area)
+// keep their values, as the kernel's own relocation at boot leaves them.
 func ReadELFSymbols(r io.ReaderAt, name string, kaslrOffset uint64) (*Table, error) {
 	f, err := elf.NewFile(r)
 	if err != nil {
@@ -174,11 +174,13 @@ func (e elfSym) letter(f *elf.File) (byte, bool) {
 	return c, true
 }
 
-// relocatable reports whether KASLR moves the symbol: it must live in a
-// section with a load address.
+// relocatable reports whether KASLR moves the symbol: it must be defined
+// in a section with a load address, or have a kernel-space value (x86_64's
+// __per_cpu_load and __init_begin are in .data..percpu, linked at 0, but
+// mark where the section's load image is).
 func (e elfSym) relocatable(f *elf.File) bool {
 	if e.shndx == elf.SHN_UNDEF || e.shndx >= elf.SHN_LORESERVE || int(e.shndx) >= len(f.Sections) {
 		return false
 	}
-	return f.Sections[e.shndx].Addr != 0
+	return f.Sections[e.shndx].Addr != 0 || e.value >= 1<<63
 }

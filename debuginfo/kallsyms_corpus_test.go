@@ -1,0 +1,121 @@
+package debuginfo
+
+import (
+	"testing"
+
+	"salvage/dump"
+
+	"salvage/lab/corpus"
+)
+
+// TestKallsymsCorpus decodes kallsyms from the memory of every corpus dump
+// and checks it against the guest's own /proc/kallsyms (captured before
+// the crash), crash 8.0.6's `sym linux_banner` and `sym init_task`, and
+// the functions of crash's backtraces.
+func TestKallsymsCorpus(t *testing.T) {
+	m := corpus.Require(t)
+	for _, d := range m.Dumps {
+		t.Run(d.ID, func(t *testing.T) {
+			kall, f := loadCorpusKallsyms(t, m, d)
+			if kall.Len() < 50000 {
+				t.Errorf("only %d symbols", kall.Len())
+			}
+			// Every vmlinux symbol the guest listed, at the same address
+			// and with the same type.
+			truth := truthKallsyms(t, m, d)
+			checked := 0
+			for s := range truth.All {
+				if s.Module != "" {
+					continue
+				}
+				got, ok := kall.Lookup(s.Name)
+				if !ok {
+					t.Errorf("%s: not in kallsyms; the guest had %#x %c", s.Name, s.Addr, s.Type)
+					continue
+				}
+				if got.Addr != s.Addr || got.Type != s.Type {
+					t.Errorf("%s: %#x %c; the guest had %#x %c", s.Name, got.Addr, got.Type, s.Addr, s.Type)
+				}
+				checked++
+			}
+			if checked < 5 {
+				t.Errorf("only %d truth symbols checked", checked)
+			}
+
+			// crash's sym: same address and type letter.
+			syms := 0
+			for _, key := range []string{"sym", "sym-init_task"} {
+				want, ok := crashSym(t, m, d, key)
+				if !ok {
+					continue
+				}
+				got, ok := kall.Lookup(want.Name)
+				if !ok || got.Addr != want.Addr || got.Type != want.Type {
+					t.Errorf("%s: kallsyms %+v (found %v); crash 8.0.6 `%s` says %#x (%c)", want.Name, got, ok, d.RefCommands[key], want.Addr, want.Type)
+				}
+				syms++
+			}
+
+			// crash's backtraces: each frame's address lies in the function
+			// crash names (module code is not in vmlinux's kallsyms).
+			frames := 0
+			for _, key := range []string{"bt", "bt-a"} {
+				text, ok, err := m.Ref(d, key)
+				if err != nil || !ok {
+					t.Errorf("no reference %q: %v %s", key, err, d.RefErrors[key])
+					continue
+				}
+				for _, fr := range crashBT(text) {
+					if fr.Module != "" {
+						continue
+					}
+					s, off, ok := kall.ByAddr(fr.Addr)
+					if !ok || s.Name != fr.Func {
+						t.Errorf("%s: ByAddr(%#x) = %s+%#x (%v); crash's %s says %s", key, fr.Addr, s.Name, off, ok, key, fr.Func)
+					}
+					frames++
+				}
+			}
+			if frames == 0 {
+				t.Errorf("no bt frames to check")
+			}
+
+			// kallsyms and VMCOREINFO agree where both speak.
+			for _, name := range []string{"_stext", "init_uts_ns", "init_top_pgt", "prb", "node_data"} {
+				want, ok := f.VMCoreInfo.Symbol(name)
+				if !ok {
+					continue
+				}
+				if got, ok := kall.Lookup(name); !ok || got.Addr != want {
+					t.Errorf("%s: kallsyms %#x (%v); VMCOREINFO SYMBOL(%s)=%x", name, got.Addr, ok, name, want)
+				}
+			}
+			t.Logf("%d symbols; checked %d guest symbols, %d crash syms, %d bt frames", kall.Len(), checked, syms, frames)
+		})
+	}
+}
+
+// BenchmarkLoadKallsyms times opening a dump and decoding its kallsyms
+// (the tables are about 2 MiB of the kernel image's rodata).
+func BenchmarkLoadKallsyms(b *testing.B) {
+	m := corpus.Require(b)
+	for _, variant := range []string{"vmcore-elf", "lzo-d31"} {
+		ds := m.Select(func(d corpus.Dump) bool { return d.Variant == variant })
+		if len(ds) == 0 {
+			b.Fatalf("the corpus has no %s dump", variant)
+		}
+		b.Run(variant, func(b *testing.B) {
+			for b.Loop() {
+				// Opened each time: the dump's reader caches pages.
+				f, err := dump.Open(m.Paths(ds[0])...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := LoadKallsyms(KernelImageReader(f.Memory, f.VMCoreInfo), f.VMCoreInfo); err != nil {
+					b.Fatal(err)
+				}
+				f.Close()
+			}
+		})
+	}
+}
