@@ -84,15 +84,22 @@ func TestReferenceSys(t *testing.T) {
 			}
 			if !ok {
 				// Known: crash 8.0.6 cannot open QEMU's dumps of a guest
-				// that did not panic (lab notes); drgn must answer then.
+				// that did not panic ("read of stack at fffffe0000014000
+				// failed"), and drgn 0.0.22 cannot translate addresses in
+				// QEMU's physical-only ELF; bookworm's crash 8.0.2 can.
 				if d.Scenario != "live" {
 					t.Fatalf("crash's sys failed on a kdump: %s", d.RefErrors["sys"])
 				}
-				drgn, ok, err := m.Ref(d, "drgn:sys")
-				if err != nil || !ok {
-					t.Fatalf("neither crash (%s) nor drgn (%s, %v) answered sys", d.RefErrors["sys"], d.RefErrors["drgn"], err)
+				for _, alt := range []string{"drgn:sys", "crash-8.0.2:sys"} {
+					if text, ok, _ := m.Ref(d, alt); ok {
+						sys = text
+						break
+					}
 				}
-				sys = drgn
+				if sys == "" {
+					t.Fatalf("no reference tool answered sys: crash 8.0.6: %s; drgn: %s; crash 8.0.2: %s",
+						d.RefErrors["sys"], d.RefErrors["drgn"], d.RefErrors["crash-8.0.2:sys"])
+				}
 			}
 			want := readTruth(t, m, d, "release")
 			if got := sysField(sys, "RELEASE"); got != want {

@@ -162,7 +162,9 @@ func (l *Lab) runCrash(tool *crashTool, vmlinux string, files []string, dir stri
 	args := append(append([]string{}, tool.argv[1:]...), "-s", vmlinux)
 	args = append(args, files...)
 	args = append(args, "-i", in)
-	ctx, cancel := timeoutCtx(10 * time.Minute)
+	// A session takes 10–60 s here; crash 8.0.2 loops for ever on some
+	// commands of kernels it does not understand (mount on a live dump).
+	ctx, cancel := timeoutCtx(3 * time.Minute)
 	defer cancel()
 	out, runErr := command(ctx, dir, tool.argv[0], args...)
 	session := strings.TrimSpace(string(out))
