@@ -283,4 +283,3 @@ func CheckMatch(vmlinuxBuildID, vmlinuxBanner string, f *dump.File, r debuginfo.
 	}
 	return e
 }
-
