@@ -87,8 +87,12 @@ func TestUTSNameMatchesGuest(t *testing.T) {
 				t.Errorf("release %q, corpus says %q", u.Release, d.Release)
 			}
 			sys, ok, err := m.Ref(d, "sys")
+			if !ok && err == nil {
+				// crash 8.0.6 cannot read some QEMU dumps; 8.0.2 can.
+				sys, ok, err = m.Ref(d, "crash-8.0.2:sys")
+			}
 			if err != nil || !ok {
-				t.Fatalf("no sys reference: %v", err)
+				t.Fatalf("no sys reference from crash: %v %v", err, d.RefErrors["sys"])
 			}
 			for _, kv := range [][2]string{{"RELEASE", u.Release}, {"NODENAME", u.Nodename}, {"VERSION", u.Version}, {"MACHINE", u.Machine}} {
 				if !strings.Contains(sys, kv[0]+": "+kv[1]) {

@@ -74,10 +74,12 @@ func (s fakeSyms) Lookup(n string) (debuginfo.Symbol, bool) {
 	a, ok := s[n]
 	return debuginfo.Symbol{Name: n, Addr: a}, ok
 }
-func (s fakeSyms) ByAddr(uint64) (debuginfo.Symbol, uint64, bool) { return debuginfo.Symbol{}, 0, false }
-func (s fakeSyms) Match(string) []debuginfo.Symbol                 { return nil }
-func (s fakeSyms) All(func(debuginfo.Symbol) bool)                 {}
-func (s fakeSyms) Source() string                                  { return "fake symbols" }
+func (s fakeSyms) ByAddr(uint64) (debuginfo.Symbol, uint64, bool) {
+	return debuginfo.Symbol{}, 0, false
+}
+func (s fakeSyms) Match(string) []debuginfo.Symbol { return nil }
+func (s fakeSyms) All(func(debuginfo.Symbol) bool) {}
+func (s fakeSyms) Source() string                  { return "fake symbols" }
 
 // The test's types: struct item is a list and tree member with a
 // bitfield, an anonymous union and a string pointer.
@@ -145,7 +147,7 @@ func testKernel(t *testing.T) (*Kernel, fakeVM) {
 	vm.put64(pcpuBase, 0x100000)
 	vm.put64(pcpuBase+8, 0x200000)
 	vm.write(0xffffffff81003000, []byte{2, 0, 0, 0}) // nr_cpu_ids
-	vm.write(0x100040+itemsAddr, []byte{7})            // per-CPU counter of CPU 0
+	vm.write(0x100040+itemsAddr, []byte{7})          // per-CPU counter of CPU 0
 	syms := fakeSyms{"items": itemsAddr, "head": headAddr, "item_ptr": ptrAddr, "__per_cpu_offset": pcpuBase,
 		"nr_cpu_ids": 0xffffffff81003000, "counter": itemsAddr + 0x40, "untyped": itemsAddr}
 	k, err := New(nil, syms, testTypes(), vm)
