@@ -1,0 +1,283 @@
+package debuginfo
+
+import (
+	"bytes"
+	"debug/dwarf"
+	"debug/elf"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+)
+
+// dwarfTypes is Types over the DWARF of a debug vmlinux or module. The
+// file is mapped, not read: the name index is built at load (see
+// dwarf_index.go) and DIEs become Types when first asked for.
+type dwarfTypes struct {
+	path    string
+	source  string
+	buildID string
+	data    *dwarf.Data
+	ix      *dwarfIndex
+	sec     dwarfSections
+	cus     []dwarf.Offset // offsets of the compile unit DIEs, ascending
+
+	ready   chan struct{} // closed when data (or dataErr) is set
+	dataErr error
+
+	mu   sync.Mutex
+	conv *dwarfConverter // created on first use
+}
+
+// LoadDWARF opens the DWARF of a debug vmlinux and indexes its names. It
+// reads no type until one is asked for.
+func LoadDWARF(vmlinuxPath string) (Types, error) {
+	return loadDWARF(vmlinuxPath, "DWARF of "+vmlinuxPath)
+}
+
+// LoadDWARFModule opens the DWARF of a debug kernel module (.ko). Its
+// types are the module's own view; types it only declares stay
+// incomplete (look them up in the vmlinux's Types).
+func LoadDWARFModule(koPath string) (Types, error) {
+	return loadDWARF(koPath, "DWARF of module "+koPath)
+}
+
+func loadDWARF(path, source string) (*dwarfTypes, error) {
+	img, err := mapFile(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := elf.NewFile(bytes.NewReader(img))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	section := func(name string) ([]byte, error) {
+		s := f.Section(name)
+		if s == nil {
+			return nil, nil
+		}
+		if s.Type == elf.SHT_NOBITS {
+			return nil, nil
+		}
+		if s.Flags&elf.SHF_COMPRESSED != 0 || f.Type == elf.ET_REL {
+			// Compressed, or relocatable (a .ko): let debug/elf
+			// decompress and relocate.
+			return nil, errNeedsDebugElf
+		}
+		end := s.Offset + s.Size
+		if end > uint64(len(img)) || end < s.Offset {
+			return nil, fmt.Errorf("%s: section %s at %#x+%#x runs past the file (%d bytes)", path, name, s.Offset, s.Size, len(img))
+		}
+		return img[s.Offset:end], nil
+	}
+	t := &dwarfTypes{path: path, source: source, buildID: elfBuildID(f)}
+	var sec dwarfSections
+	var line []byte
+	ok := true
+	for _, x := range []struct {
+		name string
+		dst  *[]byte
+	}{
+		{".debug_info", &sec.info}, {".debug_abbrev", &sec.abbrev}, {".debug_str", &sec.str},
+		{".debug_line_str", &sec.lineStr}, {".debug_str_offsets", &sec.strOffsets}, {".debug_line", &line},
+	} {
+		b, err := section(x.name)
+		if err == errNeedsDebugElf {
+			ok = false
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		*x.dst = b
+	}
+	if !ok {
+		// Compressed sections, or a relocatable .ko whose .debug_info
+		// needs relocating: debug/elf does both, and a module is small
+		// enough for debug/dwarf's own reader to index.
+		d, err := f.DWARF()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		t.data = d
+		ix, cus, err := buildIndexFromData(d)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		t.ix, t.cus = ix, cus
+		t.ready = make(chan struct{})
+		close(t.ready)
+		return t, nil
+	}
+	if len(sec.info) == 0 {
+		return nil, fmt.Errorf("%s: no .debug_info (not a debug build; try the BTF in the kernel)", path)
+	}
+	t.sec = sec
+	// debug/dwarf's own start-up (unit headers, every abbreviation
+	// table) costs as much as the index; it runs in the background and
+	// the first conversion waits for it.
+	t.ready = make(chan struct{})
+	go func() {
+		defer close(t.ready)
+		d, err := dwarf.New(sec.abbrev, nil, nil, sec.info, line, nil, nil, sec.str)
+		for _, x := range []struct {
+			name string
+			b    []byte
+		}{{".debug_line_str", sec.lineStr}, {".debug_str_offsets", sec.strOffsets}} {
+			if err == nil && x.b != nil {
+				err = d.AddSection(x.name, x.b)
+			}
+		}
+		if err != nil {
+			t.dataErr = fmt.Errorf("%s: %w", path, err)
+			return
+		}
+		t.data = d
+	}()
+	units, err := unitBounds(sec.info)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	t.cus = make([]dwarf.Offset, len(units))
+	for i, u := range units {
+		t.cus[i] = dwarf.Offset(u[0] + unitHeaderSize(sec.info, u[0]))
+	}
+	ix := loadCachedIndex(t.buildID, len(sec.info))
+	if ix == nil {
+		ix, err = buildDwarfIndex(&sec)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		storeCachedIndex(t.buildID, len(sec.info), ix)
+	}
+	t.ix = ix
+	return t, nil
+}
+
+// converter waits for debug/dwarf and returns the converter; t.mu held.
+func (t *dwarfTypes) converter() (*dwarfConverter, error) {
+	<-t.ready
+	if t.dataErr != nil {
+		return nil, t.dataErr
+	}
+	if t.conv == nil {
+		t.conv = newDwarfConverter(t)
+	}
+	return t.conv, nil
+}
+
+var errNeedsDebugElf = fmt.Errorf("section needs debug/elf")
+
+func mapFile(path string) ([]byte, error) {
+	fd, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fd.Close()
+	st, err := fd.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() == 0 {
+		return nil, fmt.Errorf("%s: empty file", path)
+	}
+	// The mapping lives as long as the process: Types hand out slices of
+	// it (strings, sections) and are typically used until exit.
+	img, err := syscall.Mmap(int(fd.Fd()), 0, int(st.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		// Not mappable (a pipe, an odd file system): read it.
+		return os.ReadFile(path)
+	}
+	return img, nil
+}
+
+// elfBuildID returns the GNU build ID (NT_GNU_BUILD_ID in any note
+// section: a vmlinux keeps it in .notes among Xen's notes) as hex, or "".
+func elfBuildID(f *elf.File) string {
+	for _, s := range f.Sections {
+		if s.Type != elf.SHT_NOTE {
+			continue
+		}
+		b, err := s.Data()
+		if err != nil {
+			continue
+		}
+		for len(b) >= 12 {
+			namesz := int(f.ByteOrder.Uint32(b))
+			descsz := int(f.ByteOrder.Uint32(b[4:]))
+			typ := f.ByteOrder.Uint32(b[8:])
+			nameEnd := 12 + (namesz+3)&^3
+			descEnd := nameEnd + (descsz+3)&^3
+			if namesz < 0 || descsz < 0 || descEnd > len(b) || nameEnd > len(b) {
+				break
+			}
+			if typ == 3 && namesz == 4 && string(b[12:15]) == "GNU" {
+				return hex.EncodeToString(b[nameEnd : nameEnd+descsz])
+			}
+			b = b[descEnd:]
+		}
+	}
+	return ""
+}
+
+func (t *dwarfTypes) Source() string { return t.source }
+
+func (t *dwarfTypes) notFound(what string) error {
+	return &NotFoundError{What: what, Source: t.source}
+}
+
+func (t *dwarfTypes) lookup(ns nameSpace, name string) (*Type, error) {
+	r, ok := t.ix.names[ns][name]
+	if !ok {
+		return nil, t.notFound(nameSpaceNames[ns] + " " + name)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, err := t.converter()
+	if err != nil {
+		return nil, err
+	}
+	ty, err := c.convertTop(dwarf.Offset(r.Off))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", nameSpaceNames[ns], name, err)
+	}
+	return ty, nil
+}
+
+func (t *dwarfTypes) Struct(name string) (*Type, error)  { return t.lookup(nsStruct, name) }
+func (t *dwarfTypes) Union(name string) (*Type, error)   { return t.lookup(nsUnion, name) }
+func (t *dwarfTypes) Enum(name string) (*Type, error)    { return t.lookup(nsEnum, name) }
+func (t *dwarfTypes) Typedef(name string) (*Type, error) { return t.lookup(nsTypedef, name) }
+
+func (t *dwarfTypes) Var(name string) (*Type, error) {
+	r, ok := t.ix.names[nsVar][name]
+	if !ok {
+		return nil, t.notFound("variable " + name)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, err := t.converter()
+	if err != nil {
+		return nil, err
+	}
+	ty, err := c.typeOfTop(dwarf.Offset(r.Off))
+	if err != nil {
+		return nil, fmt.Errorf("variable %s: %w", name, err)
+	}
+	return ty, nil
+}
+
+func (t *dwarfTypes) Func(name string) (*Type, error) { return t.lookup(nsFunc, name) }
+
+func (t *dwarfTypes) Named(spelling string) (*Type, error) {
+	return namedType(t, spelling, func(name string) (*Type, error) {
+		if dn, ok := dwarfBaseName[name]; ok {
+			name = dn
+		}
+		if _, ok := t.ix.names[nsBase][name]; ok {
+			return t.lookup(nsBase, name)
+		}
+		return nil, t.notFound(spelling)
+	})
+}
