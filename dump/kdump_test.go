@@ -592,3 +592,34 @@ func TestKdumpARM64LargePages(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkKdumpReadPhys reads pages that miss the page cache, so each
+// read finds a descriptor by rank and decodes the page.
+func BenchmarkKdumpReadPhys(b *testing.B) {
+	for _, codec := range []string{"zlib", "lzo", "zstd"} {
+		b.Run(codec, func(b *testing.B) {
+			s, want := standardDump(b, codec, 6)
+			raw, _ := s.build()
+			f := openKdumpBytes(b, raw)
+			var pfns []uint64
+			for pfn := range want {
+				if s.pages[pfn].data != nil {
+					pfns = append(pfns, pfn)
+				}
+			}
+			slices.Sort(pfns)
+			buf := make([]byte, 4096)
+			b.SetBytes(4096)
+			i := 0
+			for b.Loop() {
+				// Stride past the cache's capacity.
+				pfn := pfns[i%len(pfns)]
+				i += 7
+				f.Memory.(*kdumpMemory).cache = newPageCache(pageCacheSize)
+				if _, err := f.Memory.ReadPhys(buf, pfn*4096); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
