@@ -137,19 +137,15 @@ func decodeKallsyms(r VirtReader, k kallsymsInfo) ([]Symbol, error) {
 	if err != nil {
 		return nil, err
 	}
-	addrs, err := readKallsymsAddrs(r, k, n)
-	if err != nil {
-		return nil, err
-	}
 
 	// Expand the names. The stream is read in chunks: its length is
-	// only known once decoded.
+	// only known once decoded. Nothing is sized by the count up front, so
+	// a damaged count fails on reading rather than on allocating.
 	nr := &chunkReader{r: r, table: "kallsyms_names", addr: k.names}
-	syms := make([]Symbol, n)
 	// All names go into one string, sliced per symbol.
-	text := make([]byte, 0, n*24)
-	ends := make([]int, n)
-	types := make([]byte, n)
+	text := make([]byte, 0, min(n, 1<<18)*24)
+	ends := make([]int, 0, min(n, 1<<18))
+	types := make([]byte, 0, min(n, 1<<18))
 	for i := 0; i < n; i++ {
 		at := nr.pos()
 		l, err := nr.byte()
@@ -179,10 +175,19 @@ func decodeKallsyms(r VirtReader, k kallsymsInfo) ([]Symbol, error) {
 			return nil, &KallsymsError{Table: "kallsyms_names", Addr: at, Msg: fmt.Sprintf("symbol %d of %d expands to %d bytes", i, n, len(text)-start)}
 		}
 		// The first character is the type letter, not part of the name.
-		types[i] = text[start]
+		typ := text[start]
+		if !(typ >= 'A' && typ <= 'Z' || typ >= 'a' && typ <= 'z') {
+			return nil, &KallsymsError{Table: "kallsyms_names", Addr: at, Msg: fmt.Sprintf("symbol %d of %d has type %q, not a letter", i, n, typ)}
+		}
+		types = append(types, typ)
 		text = append(text[:start], text[start+1:]...)
-		ends[i] = len(text)
+		ends = append(ends, len(text))
 	}
+	addrs, err := readKallsymsAddrs(r, k, n)
+	if err != nil {
+		return nil, err
+	}
+	syms := make([]Symbol, n)
 	all := string(text)
 	start := 0
 	for i := range syms {
