@@ -44,7 +44,9 @@ var lzo31 = variant{"lzo-d31", []string{"lzo-d31.kdump"}, "makedumpfile", "kdump
 var Scenarios = []Scenario{
 	{Name: "live", Timeout: 10 * time.Minute, Variants: []variant{
 		{"qemu-elf", []string{"qemu-elf.vmcore"}, "qemu dump-guest-memory", "elf", "none", -1},
-		{"qemu-kdump-zlib", []string{"qemu-kdump-zlib.vmcore"}, "qemu dump-guest-memory -z", "kdump", "zlib", -1},
+		// QEMU 7.2 writes its kdump-compressed output as a flattened
+		// stream (kdump-raw-* formats came later), at dump level 1.
+		{"qemu-kdump-zlib", []string{"qemu-kdump-zlib.vmcore"}, "qemu dump-guest-memory -z", "flattened", "zlib", 1},
 	}},
 	{Name: "sysrq", Panics: true, Timeout: 20 * time.Minute, Variants: []variant{
 		rawELF, lzo31,
@@ -97,6 +99,20 @@ type crashRecord struct {
 	Extra    map[string]any `json:"extra,omitempty"`
 }
 
+// describe re-applies the scenario's description of each variant (format,
+// codec, level, producer): it describes the files, it does not make them,
+// so a corrected description needs no new dumps.
+func (rec *crashRecord) describe(s Scenario) {
+	for i := range rec.Dumps {
+		for _, v := range s.Variants {
+			if rec.Dumps[i].Variant == v.Name {
+				d := &rec.Dumps[i]
+				d.Producer, d.Format, d.Compression, d.DumpLevel = v.Producer, v.Format, v.Compression, v.DumpLevel
+			}
+		}
+	}
+}
+
 // Crash makes (or finds in the cache) one scenario's dumps.
 func (l *Lab) Crash(k *Kernel, s Scenario) (*crashRecord, error) {
 	gkey, key, err := l.crashKey(k, s)
@@ -108,6 +124,7 @@ func (l *Lab) Crash(k *Kernel, s Scenario) (*crashRecord, error) {
 	if b, err := os.ReadFile(recPath); err == nil {
 		var rec crashRecord
 		if json.Unmarshal(b, &rec) == nil && rec.Key == key {
+			rec.describe(s)
 			return &rec, nil
 		}
 	}
