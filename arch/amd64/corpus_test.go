@@ -1,6 +1,7 @@
 package amd64
 
 import (
+	"context"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"salvage/dump"
 	"salvage/lab/corpus"
@@ -282,19 +284,36 @@ func runCrashVtop(t *testing.T, m *corpus.Manifest, d corpus.Dump, tr *Translato
 		t.Fatal(err)
 	}
 	root := filepath.Join(m.Root, "tools", "crash-trixie", "root")
-	libs := filepath.Join(root, "usr", "lib", "x86_64-linux-gnu") + ":" + filepath.Join(root, "lib", "x86_64-linux-gnu")
-	args := []string{"--library-path", libs, filepath.Join(root, "usr", "bin", "crash"), "-s",
-		m.Path(m.Kernel(d.Release).DebugVmlinux)}
-	args = append(args, m.Paths(d)...)
-	args = append(args, "-i", cmdFile)
-	cmd := exec.Command(filepath.Join(root, "usr", "lib", "x86_64-linux-gnu", "ld-linux-x86-64.so.2"), args...)
-	outb, err := cmd.CombinedOutput()
-	// crash exits 1 when its input ends; the answers are what count.
-	if !strings.Contains(string(outb), "VIRTUAL ") {
-		t.Fatalf("crash: %v\n%s", err, outb)
+	lib := filepath.Join(root, "usr", "lib", "x86_64-linux-gnu")
+	tools := []struct {
+		name string
+		argv []string
+	}{
+		{"crash 8.0.6 (Debian trixie)", []string{filepath.Join(lib, "ld-linux-x86-64.so.2"), "--library-path", lib, filepath.Join(root, "usr", "bin", "crash")}},
+		// bookworm's own crash reads QEMU's live dumps that 8.0.6 refuses.
+		{"crash 8.0.2 (Debian bookworm)", []string{"/usr/bin/crash"}},
+	}
+	var outb []byte
+	tool := ""
+	for _, c := range tools {
+		args := append(append([]string{}, c.argv[1:]...), "-s", m.Path(m.Kernel(d.Release).DebugVmlinux))
+		args = append(args, m.Paths(d)...)
+		args = append(args, "-i", cmdFile)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		out, err := exec.CommandContext(ctx, c.argv[0], args...).CombinedOutput()
+		cancel()
+		// crash exits 1 when its input ends; the answers are what count.
+		if strings.Contains(string(out), "VIRTUAL ") {
+			outb, tool = out, c.name
+			break
+		}
+		t.Logf("%s on %s: %v: %s", c.name, d.ID, err, lastLine(string(out)))
+	}
+	if tool == "" {
+		t.Fatalf("no crash could answer vtop on %s", d.ID)
 	}
 	var hdr strings.Builder
-	fmt.Fprintf(&hdr, "# Made by crash 8.0.6 (Debian trixie), not by salvage:\n")
+	fmt.Fprintf(&hdr, "# Made by %s, not by salvage:\n", tool)
 	fmt.Fprintf(&hdr, "#   crash -s vmlinux-%s %s -i CMDS\n", d.Release, strings.Join(d.Files, " "))
 	fmt.Fprintf(&hdr, "# dump %s (%s)\n# CMDS:\n", d.ID, d.SHA256)
 	for _, l := range strings.Split(strings.TrimSpace(cmds.String()), "\n") {
@@ -312,4 +331,9 @@ func runCrashVtop(t *testing.T, m *corpus.Manifest, d corpus.Dump, tr *Translato
 func requireBench(b *testing.B) *corpus.Manifest {
 	b.Helper()
 	return corpus.Require(b)
+}
+
+func lastLine(s string) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	return l[len(l)-1]
 }
