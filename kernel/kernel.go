@@ -204,3 +204,13 @@ func (k *Kernel) ContainerOf(addr uint64, typ, member string) (Value, error) {
 	}
 	return k.Object(addr-uint64(mp.Offset), t), nil
 }
+
+// PerCPUPtr is the kernel's per_cpu_ptr: the address of cpu's copy of the
+// per-CPU object that a __percpu pointer ptr designates.
+func (k *Kernel) PerCPUPtr(ptr uint64, cpu int) (uint64, error) {
+	off, err := k.PerCPUOffset(cpu)
+	if err != nil {
+		return 0, err
+	}
+	return ptr + off, nil
+}
