@@ -473,10 +473,31 @@ func TestCorpusSplitParts(t *testing.T) {
 		}
 		gap := f.Parts[0].EndPFN
 		f.Close()
-		_, err = Open(paths[1:]...)
-		want := "no part holds PFNs [0x0, " + strconv.FormatUint(gap, 16)
-		if err == nil || !strings.Contains(err.Error(), "no part holds PFNs [0x0, 0x"+strconv.FormatUint(gap, 16)+")") {
+		// openSplit, not Open: with two parts, Open of the second alone
+		// opens it as a whole file (see TestCorpusSplitParts' last check).
+		_, err = openSplit(paths[1:])
+		want := "no part holds PFNs [0x0, 0x" + strconv.FormatUint(gap, 16) + ")"
+		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("%s without its first part: %v, want %q", d.ID, err, want)
 		}
+		// The last part alone opens, reads its own range and reports
+		// the other pages missing.
+		last, err := Open(paths[len(paths)-1])
+		if err != nil {
+			t.Fatalf("%s: last part alone: %v", d.ID, err)
+		}
+		if len(last.Parts) != 1 || last.Parts[0].StartPFN == 0 {
+			t.Errorf("%s: last part alone: Parts = %+v", d.ID, last.Parts)
+		}
+		missing := 0
+		for pfn := uint64(0); pfn < last.Parts[0].StartPFN; pfn += 17 {
+			if last.Memory.State(pfn) == PageMissing {
+				missing++
+			}
+		}
+		if missing == 0 {
+			t.Errorf("%s: last part alone holds the first part's pages", d.ID)
+		}
+		last.Close()
 	}
 }
