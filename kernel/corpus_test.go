@@ -233,3 +233,51 @@ func flipHex(s string) string {
 	}
 	return s[:len(s)-1] + string(c)
 }
+
+// TestOpen opens every dump with the debug vmlinux and with nothing but
+// the dump (kallsyms and BTF from its memory), and reads a typed global
+// both ways.
+func TestOpen(t *testing.T) {
+	m := corpus.Require(t)
+	for _, d := range m.Dumps {
+		t.Run(d.ID, func(t *testing.T) {
+			f, err := dump.Open(m.Paths(d)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			var pids []int64
+			for _, opt := range []Options{{Vmlinux: m.Path(m.Kernel(d.Release).DebugVmlinux)}, {}} {
+				k, err := Open(f, opt)
+				if err != nil {
+					t.Fatalf("%+v: %v", opt, err)
+				}
+				u, err := k.UTSName()
+				if err != nil || u.Release != d.Release {
+					t.Errorf("%+v: release %q, %v", opt, u.Release, err)
+				}
+				init, err := k.Global("init_task")
+				if err != nil {
+					t.Fatalf("%+v: %v (%s)", opt, err, k.Types.Source())
+				}
+				tasks, _ := init.Member("tasks")
+				n := int64(0)
+				for v, err := range k.ListEntries(tasks.Address(), "struct task_struct", "tasks") {
+					if err != nil {
+						t.Fatal(err)
+					}
+					if n == 0 {
+						p, _ := v.Member("pid")
+						first, _ := p.Int()
+						pids = append(pids, first)
+					}
+					n++
+				}
+				pids = append(pids, n)
+			}
+			if len(pids) != 4 || pids[0] != pids[2] || pids[1] != pids[3] || pids[0] != 1 {
+				t.Errorf("vmlinux and dump-only views differ: first pid, count = %v", pids)
+			}
+		})
+	}
+}

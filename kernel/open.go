@@ -1,0 +1,123 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+
+	"salvage/arch"
+	"salvage/arch/amd64"
+	"salvage/debuginfo"
+	"salvage/dump"
+)
+
+// Options says where Open finds symbols and types.
+type Options struct {
+	// Vmlinux is a debug vmlinux; "" uses what the dump itself carries:
+	// the kallsyms tables and the kernel's BTF.
+	Vmlinux string
+	// NoMatchCheck skips CheckMatch of the vmlinux against the dump.
+	NoMatchCheck bool
+}
+
+// Open assembles the Kernel of a dump: the translator of its
+// architecture, symbols (the vmlinux's, relocated by the KASLR offset, or
+// the dump's kallsyms) and types (the vmlinux's DWARF, or the BTF in the
+// dump's memory). With a vmlinux, a mismatch with the dump is an error
+// (a *MismatchError) unless NoMatchCheck.
+func Open(f *dump.File, opt Options) (*Kernel, error) {
+	vi := f.VMCoreInfo
+	var syms debuginfo.Symbols
+	if opt.Vmlinux != "" {
+		linkTime, err := debuginfo.LoadELFSymbols(opt.Vmlinux, 0)
+		if err != nil {
+			return nil, err
+		}
+		kaslr, err := debuginfo.KASLROffset(vi, linkTime)
+		if err != nil {
+			return nil, err
+		}
+		if syms, err = debuginfo.LoadELFSymbols(opt.Vmlinux, kaslr.Offset); err != nil {
+			return nil, err
+		}
+	}
+	tr, err := newTranslator(f, syms)
+	if err != nil {
+		return nil, err
+	}
+	kallsyms, kerr := debuginfo.LoadKallsyms(tr, vi)
+	if syms == nil {
+		if kerr != nil {
+			return nil, fmt.Errorf("no vmlinux given and the dump's kallsyms cannot be read: %w", kerr)
+		}
+		syms = kallsyms
+		// Now page_offset_base and the other variables have addresses.
+		if tr, err = newTranslator(f, syms); err != nil {
+			return nil, err
+		}
+	}
+	k, err := New(f, syms, nil, tr)
+	if err != nil {
+		return nil, err
+	}
+	if opt.Vmlinux != "" && !opt.NoMatchCheck {
+		id, err := VmlinuxIdentity(opt.Vmlinux)
+		if err != nil {
+			return nil, err
+		}
+		// The dump's own kallsyms place its banner even when the vmlinux
+		// is another build.
+		var banner uint64
+		if kallsyms != nil {
+			if s, ok := kallsyms.Lookup("linux_banner"); ok {
+				banner = s.Addr
+			}
+		}
+		if banner == 0 {
+			banner, _ = k.SymbolAddr("linux_banner")
+		}
+		if err := CheckMatch(id.BuildID, id.Banner, f, tr, banner); err != nil {
+			return nil, err
+		}
+	}
+	if opt.Vmlinux != "" {
+		k.Types, err = debuginfo.LoadDWARF(opt.Vmlinux)
+	} else {
+		k.Types, err = k.loadBTF()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+func newTranslator(f *dump.File, syms debuginfo.Symbols) (arch.Translator, error) {
+	var lookup func(string) (uint64, bool)
+	if syms != nil {
+		lookup = func(n string) (uint64, bool) {
+			s, ok := syms.Lookup(n)
+			return s.Addr, ok
+		}
+	}
+	switch f.Arch {
+	case dump.ArchX86_64, "":
+		return amd64.NewFromFile(f, lookup)
+	}
+	return nil, fmt.Errorf("%s: no address translation for %s dumps yet", f.Path, f.Arch)
+}
+
+// loadBTF reads the kernel's BTF from its memory (__start_BTF to
+// __stop_BTF, CONFIG_DEBUG_INFO_BTF).
+func (k *Kernel) loadBTF() (debuginfo.Types, error) {
+	start, err1 := k.SymbolAddr("__start_BTF")
+	stop, err2 := k.SymbolAddr("__stop_BTF")
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, fmt.Errorf("the kernel carries no BTF (CONFIG_DEBUG_INFO_BTF): %w", err)
+	}
+	t, err := debuginfo.LoadBTFFromMemory(k.Arch, start, stop)
+	if err != nil {
+		return nil, err
+	}
+	// BTF describes few globals; the well-known ones get their declared
+	// types by name.
+	return debuginfo.WithWellKnownVars(t), nil
+}
