@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -162,9 +163,8 @@ func TestPanicIsReported(t *testing.T) {
 	s, out, errw := testSession(t, testMemory(t))
 	err := s.Commands().Add(&Command{Name: "boom", MaxArgs: -1, Run: func(ctx *Context) error {
 		ctx.Out.Write([]byte("before\n"))
-		var m map[string]int
-		m["x"] = 1
-		return nil
+		var tbl []int
+		return fmt.Errorf("unreachable %d", tbl[len(ctx.Args)+3])
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +172,7 @@ func TestPanicIsReported(t *testing.T) {
 	if s.Exec("boom") == nil {
 		t.Fatal("a panicking command succeeded")
 	}
-	if !strings.HasPrefix(errw.String(), "boom: internal error (this is a bug in salvage): assignment to entry in nil map") {
+	if !strings.HasPrefix(errw.String(), "boom: internal error (this is a bug in salvage): runtime error: index out of range [3] with length 0") {
 		t.Errorf("stderr %q", errw)
 	}
 	if out.String() != "before\n" {
