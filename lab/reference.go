@@ -154,6 +154,9 @@ func (l *Lab) runCrash(tool *crashTool, vmlinux string, files []string, dir stri
 		fmt.Fprintf(&script, "%s > %s\n", line, out)
 		todo = append(todo, refCommand{c.Key, line})
 	}
+	if len(todo) == 0 {
+		return refs, errs, nil
+	}
 	script.WriteString("q\n")
 	in := filepath.Join(dir, "session.in")
 	if err := os.WriteFile(in, []byte(script.String()), 0o644); err != nil {
@@ -337,16 +340,19 @@ func (l *Lab) References(k *Kernel, m *corpus.Manifest) error {
 				crashVals[d.Crash] = vals
 			}
 		}
-		// bookworm's crash: the first session's commands, for comparison.
-		tdir := filepath.Join(dir, old.Name)
-		if err := os.MkdirAll(tdir, 0o755); err != nil {
-			return err
+		// bookworm's crash: the first session's commands on the first dump
+		// of each crash (the raw ELF), to compare the two versions.
+		if !known {
+			tdir := filepath.Join(dir, old.Name)
+			if err := os.MkdirAll(tdir, 0o755); err != nil {
+				return err
+			}
+			refs, errs, err := l.runCrash(old, vmlinux, files, tdir, refPhases[0], vals)
+			if err != nil {
+				return err
+			}
+			record(old, refPhases[0], refs, errs)
 		}
-		refs, errs, err := l.runCrash(old, vmlinux, files, tdir, refPhases[0], vals)
-		if err != nil {
-			return err
-		}
-		record(old, refPhases[0], refs, errs)
 		// Where the oracle failed, ask drgn.
 		if _, ok := rec.Refs["ps"]; !ok {
 			if err := l.runDrgn(vmlinux, *d, m, dir, &rec); err != nil {
