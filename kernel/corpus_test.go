@@ -1,7 +1,11 @@
 package kernel
 
 import (
+	"bytes"
+	"debug/elf"
+	"encoding/hex"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -279,5 +283,79 @@ func TestOpen(t *testing.T) {
 				t.Errorf("vmlinux and dump-only views differ: first pid, count = %v", pids)
 			}
 		})
+	}
+}
+
+// overlay is a file with some bytes replaced: a vmlinux whose build-id
+// note says otherwise, without copying hundreds of megabytes.
+type overlay struct {
+	r   io.ReaderAt
+	off int64
+	b   []byte
+}
+
+func (o overlay) ReadAt(p []byte, off int64) (int, error) {
+	n, err := o.r.ReadAt(p, off)
+	for i := 0; i < n; i++ {
+		if j := off + int64(i) - o.off; j >= 0 && j < int64(len(o.b)) {
+			p[i] = o.b[j]
+		}
+	}
+	return n, err
+}
+
+// TestCheckMatchAlteredVmlinux reads the identity of the corpus vmlinux
+// with one byte of its GNU build-id note changed, and checks that every
+// dump then reports the mismatch of build IDs (and nothing else: the
+// banner is the same).
+func TestCheckMatchAlteredVmlinux(t *testing.T) {
+	m := corpus.Require(t)
+	for _, kern := range m.Kernels {
+		path := m.Path(kern.DebugVmlinux)
+		fh, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fh.Close()
+		want, err := hex.DecodeString(kern.BuildID)
+		if err != nil || len(want) == 0 {
+			t.Fatalf("manifest build ID %q", kern.BuildID)
+		}
+		// Find the build ID's bytes in the note sections.
+		ef, err := elf.NewFile(fh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var at int64 = -1
+		for _, s := range ef.Sections {
+			if s.Type != elf.SHT_NOTE {
+				continue
+			}
+			data, _ := s.Data()
+			if i := bytes.Index(data, want); i >= 0 {
+				at = int64(s.Offset) + int64(i)
+			}
+		}
+		if at < 0 {
+			t.Fatalf("%s: build ID %s not in its notes", path, kern.BuildID)
+		}
+		changed := append([]byte(nil), want...)
+		changed[0] ^= 0xff
+		id, err := ReadVmlinuxIdentity(overlay{fh, at, changed}, path+" (altered)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id.BuildID != hex.EncodeToString(changed) {
+			t.Fatalf("altered build ID read as %s", id.BuildID)
+		}
+		for _, d := range m.Select(func(d corpus.Dump) bool { return d.Release == kern.Release }) {
+			k := openKernel(t, m, d)
+			banner, _ := k.SymbolAddr("linux_banner")
+			err := CheckMatch(id.BuildID, id.Banner, k.Dump, k.Arch, banner)
+			var me *MismatchError
+			if !errors.As(err, &me) || len(me.Differences) != 1 || !strings.HasPrefix(me.Differences[0], "build ID "+id.BuildID) {
+				t.Errorf("%s: %v", d.ID, err)
+			}
+		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"regexp"
 	"strings"
 
@@ -25,11 +27,21 @@ type Identity struct {
 // VmlinuxIdentity reads a vmlinux's build ID (its NT_GNU_BUILD_ID note)
 // and linux_banner (the bytes at the symbol, in the file).
 func VmlinuxIdentity(path string) (Identity, error) {
-	f, err := elf.Open(path)
+	fh, err := os.Open(path)
 	if err != nil {
 		return Identity{}, err
 	}
-	defer f.Close()
+	defer fh.Close()
+	return ReadVmlinuxIdentity(fh, path)
+}
+
+// ReadVmlinuxIdentity is VmlinuxIdentity for a vmlinux read through r;
+// path names it in errors.
+func ReadVmlinuxIdentity(r io.ReaderAt, path string) (Identity, error) {
+	f, err := elf.NewFile(r)
+	if err != nil {
+		return Identity{}, fmt.Errorf("%s: %w", path, err)
+	}
 	var id Identity
 	id.BuildID, err = elfBuildID(f)
 	if err != nil {
