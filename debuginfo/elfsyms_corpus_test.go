@@ -35,6 +35,7 @@ func TestELFSymbolsAgainstKallsyms(t *testing.T) {
 			c := compareWithKallsyms(kall, elfSyms)
 			t.Logf("KASLR offset %#x (%s); %d ELF symbols; %s", kaslr.Offset, kaslr.Source, elfSyms.Len(), c)
 			checkComparison(t, kall, c)
+			checkCrashBT(t, m, d, elfSyms)
 		})
 	}
 }

@@ -143,9 +143,9 @@ func decodeKallsyms(r VirtReader, k kallsymsInfo) ([]Symbol, error) {
 	// a damaged count fails on reading rather than on allocating.
 	nr := &chunkReader{r: r, table: "kallsyms_names", addr: k.names}
 	// All names go into one string, sliced per symbol.
-	text := make([]byte, 0, min(n, 1<<18)*24)
-	ends := make([]int, 0, min(n, 1<<18))
-	types := make([]byte, 0, min(n, 1<<18))
+	text := make([]byte, 0, min(n, 1<<12)*24)
+	ends := make([]int, 0, min(n, 1<<12))
+	types := make([]byte, 0, min(n, 1<<12))
 	for i := 0; i < n; i++ {
 		at := nr.pos()
 		l, err := nr.byte()
@@ -170,6 +170,9 @@ func decodeKallsyms(r VirtReader, k kallsymsInfo) ([]Symbol, error) {
 		start := len(text)
 		for _, tok := range data {
 			text = append(text, tokens[tok]...)
+			if len(text)-start > maxKallsymsName {
+				break
+			}
 		}
 		if len(text)-start < 2 || len(text)-start > maxKallsymsName {
 			return nil, &KallsymsError{Table: "kallsyms_names", Addr: at, Msg: fmt.Sprintf("symbol %d of %d expands to %d bytes", i, n, len(text)-start)}

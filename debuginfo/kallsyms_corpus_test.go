@@ -56,29 +56,7 @@ func TestKallsymsCorpus(t *testing.T) {
 				syms++
 			}
 
-			// crash's backtraces: each frame's address lies in the function
-			// crash names (module code is not in vmlinux's kallsyms).
-			frames := 0
-			for _, key := range []string{"bt", "bt-a"} {
-				text, ok, err := m.Ref(d, key)
-				if err != nil || !ok {
-					t.Errorf("no reference %q: %v %s", key, err, d.RefErrors[key])
-					continue
-				}
-				for _, fr := range crashBT(text) {
-					if fr.Module != "" {
-						continue
-					}
-					s, off, ok := kall.ByAddr(fr.Addr)
-					if !ok || s.Name != fr.Func {
-						t.Errorf("%s: ByAddr(%#x) = %s+%#x (%v); crash's %s says %s", key, fr.Addr, s.Name, off, ok, key, fr.Func)
-					}
-					frames++
-				}
-			}
-			if frames == 0 {
-				t.Errorf("no bt frames to check")
-			}
+			frames := checkCrashBT(t, m, d, kall)
 
 			// kallsyms and VMCOREINFO agree where both speak.
 			for _, name := range []string{"_stext", "init_uts_ns", "init_top_pgt", "prb", "node_data"} {

@@ -95,6 +95,35 @@ func crashBT(text string) []btFrame {
 	return out
 }
 
+// checkCrashBT checks that each frame of crash's bt and bt -a lies in the
+// function crash names (module code is not in vmlinux's tables), and
+// returns the number of frames checked.
+func checkCrashBT(t *testing.T, m *corpus.Manifest, d corpus.Dump, tab Symbols) int {
+	t.Helper()
+	frames := 0
+	for _, key := range []string{"bt", "bt-a"} {
+		text, ok, err := m.Ref(d, key)
+		if err != nil || !ok {
+			t.Errorf("%s: no reference %q (crash said %q): %v", d.ID, key, d.RefErrors[key], err)
+			continue
+		}
+		for _, fr := range crashBT(text) {
+			if fr.Module != "" {
+				continue
+			}
+			s, off, ok := tab.ByAddr(fr.Addr)
+			if !ok || s.Name != fr.Func {
+				t.Errorf("%s: ByAddr(%#x) = %s+%#x (%v); crash's %s says %s", tab.Source(), fr.Addr, s.Name, off, ok, key, fr.Func)
+			}
+			frames++
+		}
+	}
+	if frames == 0 {
+		t.Errorf("%s: no bt frames to check", d.ID)
+	}
+	return frames
+}
+
 // corpusSystemMap returns the path of the kernel's real System.map. The
 // lab keeps the one of the linux-image package, which on Debian is a
 // one-line placeholder; the real one is in the -dbg package, which the

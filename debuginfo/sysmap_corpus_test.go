@@ -29,6 +29,7 @@ func TestSystemMapAgainstKallsyms(t *testing.T) {
 			c := compareWithKallsyms(kall, sm)
 			t.Logf("KASLR offset %#x (%s); %d System.map symbols; %s", kaslr.Offset, kaslr.Source, sm.Len(), c)
 			checkComparison(t, kall, c)
+			checkCrashBT(t, m, d, sm)
 		})
 	}
 }
