@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/cilium/ebpf/btf"
@@ -23,6 +24,11 @@ type btfTypes struct {
 	spec    *btf.Spec
 	conv    map[btf.Type]*Type
 	pending []qualified
+	stack   []btf.Type // types being converted, outermost first
+	// broken is a type cycle that does not pass through a struct or
+	// union; once found, every lookup fails with it, as the memoized
+	// types may hold the cycle.
+	broken error
 }
 
 // maxBTFSize bounds BTF read from a dump: vmlinux BTF is a few MB (6.1:
@@ -150,9 +156,7 @@ func (t *btfTypes) find(what, name string, keep func(btf.Type) (ok, complete boo
 	if pick == nil {
 		return nil, t.notFound(what + " " + name)
 	}
-	ty := t.convert(pick)
-	t.flush()
-	return ty, nil
+	return t.finish(t.convert(pick))
 }
 
 func (t *btfTypes) Struct(name string) (*Type, error) {
@@ -221,9 +225,7 @@ func (t *btfTypes) Var(name string) (*Type, error) {
 		}
 		return nil, fmt.Errorf("variable %s in %s: %w", name, t.source, err)
 	}
-	ty := t.convert(v.Type)
-	t.flush()
-	return ty, nil
+	return t.finish(t.convert(v.Type))
 }
 
 func (t *btfTypes) Func(name string) (*Type, error) {
@@ -236,8 +238,15 @@ func (t *btfTypes) Func(name string) (*Type, error) {
 		}
 		return nil, fmt.Errorf("function %s in %s: %w", name, t.source, err)
 	}
-	ty := t.convert(f)
+	return t.finish(t.convert(f))
+}
+
+// finish completes a conversion; t.mu held.
+func (t *btfTypes) finish(ty *Type) (*Type, error) {
 	t.flush()
+	if t.broken != nil {
+		return nil, t.broken
+	}
 	return ty, nil
 }
 
@@ -258,8 +267,18 @@ func (t *btfTypes) convert(b btf.Type) *Type {
 		return nil
 	}
 	if ty, ok := t.conv[b]; ok {
+		t.checkCycle(b)
 		return ty
 	}
+	switch b.(type) {
+	case *btf.TypeTag, *btf.Var, *btf.Typedef, *btf.Pointer, *btf.Const, *btf.Volatile, *btf.Restrict:
+		if slices.Contains(t.stack, b) {
+			t.broken = fmt.Errorf("%s: the type graph has a cycle through %v that no struct or union breaks", t.source, b)
+			return nil
+		}
+	}
+	t.stack = append(t.stack, b)
+	defer func() { t.stack = t.stack[:len(t.stack)-1] }()
 	// Types that stand for another: converted without a Type of their
 	// own (cycles through them meet the other's memo entry).
 	switch b := b.(type) {
@@ -357,6 +376,23 @@ func (t *btfTypes) convert(b btf.Type) *Type {
 		ty.Kind = KindVoid
 	}
 	return ty
+}
+
+// checkCycle notes a cycle in the type graph that C cannot write (a
+// pointer to itself, a typedef of itself): every C cycle passes through a
+// struct or union. Left in, it would send TypeName and Resolve round it
+// for ever.
+func (t *btfTypes) checkCycle(b btf.Type) {
+	for i := len(t.stack) - 1; i >= 0; i-- {
+		switch t.stack[i].(type) {
+		case *btf.Struct, *btf.Union:
+			return
+		}
+		if t.stack[i] == b {
+			t.broken = fmt.Errorf("%s: the type graph has a cycle through %v that no struct or union breaks", t.source, b)
+			return
+		}
+	}
 }
 
 // complete finds the definition of a forward declaration.
