@@ -139,7 +139,10 @@ func TestVtopReference(t *testing.T) {
 // goldenName keys a golden file to one crash: its scenario, CRASHTIME and
 // KASLR offset (the corpus' Crash names are reused when the lab reruns).
 func goldenName(d corpus.Dump, vi *dump.VMCoreInfo) string {
-	ct, _ := vi.Get("CRASHTIME")
+	ct, ok := vi.Get("CRASHTIME")
+	if !ok {
+		ct = "running" // a live dump: the kernel did not crash
+	}
 	ko, _ := vi.Get("KERNELOFFSET")
 	return fmt.Sprintf("%s-%s-%s-%s.txt", d.Release, d.Scenario, ct, ko)
 }
