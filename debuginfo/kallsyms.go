@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"salvage/dump"
 )
@@ -141,7 +142,7 @@ func decodeKallsyms(r VirtReader, k kallsymsInfo) ([]Symbol, error) {
 	// Expand the names. The stream is read in chunks: its length is
 	// only known once decoded. Nothing is sized by the count up front, so
 	// a damaged count fails on reading rather than on allocating.
-	nr := &chunkReader{r: r, table: "kallsyms_names", addr: k.names}
+	nr := &chunkReader{r: r, table: "kallsyms_names", addr: k.names, discard: true}
 	// All names go into one string, sliced per symbol.
 	text := make([]byte, 0, min(n, 1<<12)*24)
 	ends := make([]int, 0, min(n, 1<<12))
@@ -167,23 +168,24 @@ func decodeKallsyms(r VirtReader, k kallsymsInfo) ([]Symbol, error) {
 		if err != nil {
 			return nil, err
 		}
+		// The first character is the type letter, not part of the name.
+		// (Tokens are never empty: readTokens checks.)
+		typ := tokens[data[0]][0]
+		if !(typ >= 'A' && typ <= 'Z' || typ >= 'a' && typ <= 'z') {
+			return nil, &KallsymsError{Table: "kallsyms_names", Addr: at, Msg: fmt.Sprintf("symbol %d of %d has type %q, not a letter", i, n, typ)}
+		}
 		start := len(text)
-		for _, tok := range data {
+		text = append(text, tokens[data[0]][1:]...)
+		for _, tok := range data[1:] {
 			text = append(text, tokens[tok]...)
 			if len(text)-start > maxKallsymsName {
 				break
 			}
 		}
-		if len(text)-start < 2 || len(text)-start > maxKallsymsName {
-			return nil, &KallsymsError{Table: "kallsyms_names", Addr: at, Msg: fmt.Sprintf("symbol %d of %d expands to %d bytes", i, n, len(text)-start)}
-		}
-		// The first character is the type letter, not part of the name.
-		typ := text[start]
-		if !(typ >= 'A' && typ <= 'Z' || typ >= 'a' && typ <= 'z') {
-			return nil, &KallsymsError{Table: "kallsyms_names", Addr: at, Msg: fmt.Sprintf("symbol %d of %d has type %q, not a letter", i, n, typ)}
+		if len(text) == start || len(text)-start > maxKallsymsName {
+			return nil, &KallsymsError{Table: "kallsyms_names", Addr: at, Msg: fmt.Sprintf("symbol %d of %d has a name of %d bytes", i, n, len(text)-start)}
 		}
 		types = append(types, typ)
-		text = append(text[:start], text[start+1:]...)
 		ends = append(ends, len(text))
 	}
 	addrs, err := readKallsymsAddrs(r, k, n)
@@ -317,20 +319,30 @@ func setKallsymsSizes(syms []Symbol) {
 
 // chunkReader reads a table of unknown length sequentially, in chunks.
 type chunkReader struct {
-	r     VirtReader
-	table string
-	addr  uint64 // of buf[0]
-	buf   []byte
-	off   int
+	r       VirtReader
+	table   string
+	addr    uint64 // of buf[0]
+	buf     []byte
+	off     int  // next byte to read in buf
+	discard bool // drop what has been read when refilling
 }
 
 func (c *chunkReader) pos() uint64 { return c.addr + uint64(c.off) }
 
 func (c *chunkReader) fill(need int) error {
+	if len(c.buf)-c.off >= need {
+		return nil
+	}
+	if c.discard && c.off > 0 {
+		n := copy(c.buf, c.buf[c.off:])
+		c.buf = c.buf[:n]
+		c.addr += uint64(c.off)
+		c.off = 0
+	}
 	for len(c.buf)-c.off < need {
 		chunk := max(kallsymsReadChunk, need)
 		old := len(c.buf)
-		c.buf = append(c.buf, make([]byte, chunk)...)
+		c.buf = slices.Grow(c.buf, chunk)[:old+chunk]
 		got, err := c.r.ReadVirt(c.buf[old:], c.addr+uint64(old))
 		c.buf = c.buf[:old+got]
 		if len(c.buf)-c.off >= need {

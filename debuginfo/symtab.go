@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Table is an in-memory symbol table: symbols sorted by address for
@@ -11,8 +12,13 @@ import (
 // is immutable once built, so it is safe for concurrent use.
 type Table struct {
 	source string
-	syms   []Symbol         // sorted by Addr; aliases in order of preference
-	byName map[string]int32 // name (and "module:name") → index of the preferred symbol
+	syms   []Symbol // sorted by Addr; aliases in order of preference
+
+	// byName maps name (and "module:name") → index of the preferred
+	// symbol. It is built on the first Lookup: loading stays cheap for
+	// callers that only resolve addresses.
+	nameOnce sync.Once
+	byName   map[string]int32
 }
 
 // NewTable builds a table from syms (the caller must not reuse the
@@ -26,22 +32,23 @@ func NewTable(source string, syms []Symbol) *Table {
 	// local one; otherwise the input order (the kernel's own order for
 	// kallsyms) decides.
 	syms = sortSymbols(syms)
-	t := &Table{source: source, syms: syms, byName: make(map[string]int32, len(syms))}
-	for i := range syms {
-		t.index(syms[i].Name, int32(i))
-		if m := syms[i].Module; m != "" {
-			t.index(m+":"+syms[i].Name, int32(i))
+	return &Table{source: source, syms: syms}
+}
+
+func (t *Table) buildIndex() {
+	t.byName = make(map[string]int32, len(t.syms))
+	for i := range t.syms {
+		t.index(t.syms[i].Name, int32(i))
+		if m := t.syms[i].Module; m != "" {
+			t.index(m+":"+t.syms[i].Name, int32(i))
 		}
 	}
-	return t
 }
 
 // sortSymbols sorts by address. Among symbols at one address, the
 // preferred one comes first: it is what ByAddr reports. A sized symbol
 // beats a label, a global one a local one; otherwise the input order (the
-// kernel's own order for kallsyms) decides. It sorts a permutation rather
-// than the symbols themselves, which is several times faster for the
-// ~150,000 symbols of a vmlinux.
+// kernel's own order for kallsyms) decides.
 func sortSymbols(syms []Symbol) []Symbol {
 	less := func(a, b *Symbol) bool {
 		if a.Addr != b.Addr {
@@ -59,23 +66,22 @@ func sortSymbols(syms []Symbol) []Symbol {
 	if sorted {
 		return syms
 	}
-	perm := make([]int32, len(syms))
-	for i := range perm {
-		perm[i] = int32(i)
+	// Sort (address, rank<<32 | input index) pairs: comparing them
+	// needs no trip to the symbols, and the index makes the order total.
+	type key struct{ addr, tie uint64 }
+	keys := make([]key, len(syms))
+	for i := range syms {
+		keys[i] = key{syms[i].Addr, uint64(aliasRank(syms[i]))<<32 | uint64(i)}
 	}
-	slices.SortFunc(perm, func(i, j int32) int {
-		a, b := &syms[i], &syms[j]
-		if c := cmp.Compare(a.Addr, b.Addr); c != 0 {
+	slices.SortFunc(keys, func(a, b key) int {
+		if c := cmp.Compare(a.addr, b.addr); c != 0 {
 			return c
 		}
-		if c := cmp.Compare(aliasRank(*a), aliasRank(*b)); c != 0 {
-			return c
-		}
-		return cmp.Compare(i, j)
+		return cmp.Compare(a.tie, b.tie)
 	})
 	out := make([]Symbol, len(syms))
-	for i, p := range perm {
-		out[i] = syms[p]
+	for i, k := range keys {
+		out[i] = syms[uint32(k.tie)]
 	}
 	return out
 }
@@ -115,6 +121,7 @@ func (t *Table) Source() string { return t.source }
 // When several symbols share a name (static functions of different
 // files), it returns a global one if there is one, else the lowest.
 func (t *Table) Lookup(name string) (Symbol, bool) {
+	t.nameOnce.Do(t.buildIndex)
 	if i, ok := t.byName[name]; ok {
 		return t.syms[i], true
 	}
