@@ -97,6 +97,12 @@ func checkAgainstCrash(t *testing.T, tr *Translator, c crashVtop, what string) {
 	if strings.Join(steps, "; ") != strings.Join(c.Steps, "; ") {
 		t.Errorf("%s: vtop %#x steps:\n got   %s\n crash %s", what, c.Virt, strings.Join(steps, "; "), strings.Join(c.Steps, "; "))
 	}
+	if c.Flags != "" {
+		leaf := got.Steps[len(got.Steps)-1].Entry
+		if leaf != c.Leaf || FlagNames(leaf) != c.Flags {
+			t.Errorf("%s: vtop %#x: leaf %#x (%s), crash %#x (%s)", what, c.Virt, leaf, FlagNames(leaf), c.Leaf, c.Flags)
+		}
+	}
 	// Reading through the fast paths and the cache agrees with the walk.
 	if err == nil {
 		a, b := make([]byte, 64), make([]byte, 64)
@@ -178,8 +184,14 @@ func TestVtopGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(answers) < 10 {
-				t.Fatalf("%s: only %d vtop answers", golden, len(answers))
+			withFlags := 0
+			for _, c := range answers {
+				if c.Flags != "" {
+					withFlags++
+				}
+			}
+			if len(answers) < 10 || withFlags < len(answers)/2 {
+				t.Fatalf("%s: only %d vtop answers, %d with flags", golden, len(answers), withFlags)
 			}
 			for _, c := range answers {
 				// Pages a filtered dump excluded cannot be read; the walk

@@ -15,6 +15,8 @@ type crashVtop struct {
 	PGDEntry uint64   // "PAGE DIRECTORY: x" is the top-level entry's value
 	Steps    []string // "PUD 27a15ff0 27a16063", below the top level
 	PageSize uint64
+	Leaf     uint64 // the entry that maps the page, and its flags as crash spells them
+	Flags    string
 }
 
 // parseCrashVtop splits crash output into vtop answers. Each begins with
@@ -52,6 +54,12 @@ func parseCrashVtop(text string) ([]crashVtop, error) {
 					v.PageSize = 2 << 20
 				} else if strings.Contains(l, "(1GB)") {
 					v.PageSize = 1 << 30
+				}
+			case strings.HasPrefix(l, "PTE") && strings.Contains(l, "FLAGS") && j+1 < len(lines):
+				g := strings.Fields(lines[j+1])
+				if len(g) == 3 {
+					v.Leaf, _ = strconv.ParseUint(g[0], 16, 64)
+					v.Flags = strings.Trim(g[2], "()")
 				}
 			case strings.Contains(l, " => "):
 				lvl, rest, _ := strings.Cut(l, ":")
