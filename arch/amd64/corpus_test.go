@@ -330,7 +330,7 @@ func runCrashVtop(t *testing.T, m *corpus.Manifest, d corpus.Dump, tr *Translato
 	var hdr strings.Builder
 	fmt.Fprintf(&hdr, "# Made by %s, not by salvage:\n", tool)
 	fmt.Fprintf(&hdr, "#   crash -s vmlinux-%s %s -i CMDS\n", d.Release, strings.Join(d.Files, " "))
-	fmt.Fprintf(&hdr, "# dump %s (%s)\n# CMDS:\n", d.ID, d.SHA256)
+	fmt.Fprintf(&hdr, "# dump %s; this golden serves every dump of the crash, named by CRASHTIME and KERNELOFFSET\n# CMDS:\n", d.ID)
 	for _, l := range strings.Split(strings.TrimSpace(cmds.String()), "\n") {
 		fmt.Fprintf(&hdr, "#   %s\n", l)
 	}
