@@ -352,3 +352,50 @@ func lastLine(s string) string {
 	l := strings.Split(strings.TrimSpace(s), "\n")
 	return l[len(l)-1]
 }
+
+// TestReadExcludedPage reads, through the direct map, a page that a
+// filtered dump left out: the error names the virtual and physical
+// addresses and says the page was excluded.
+func TestReadExcludedPage(t *testing.T) {
+	m := corpus.Require(t)
+	n := 0
+	for _, d := range m.Dumps {
+		if d.DumpLevel <= 1 {
+			continue
+		}
+		n++
+		t.Run(d.ID, func(t *testing.T) {
+			f, tr, _ := openTranslator(t, m, d)
+			var pfn uint64
+			found := false
+			for _, r := range f.Memory.Ranges() {
+				for p := r.Start >> 12; p < r.End>>12 && !found; p++ {
+					if f.Memory.State(p) == dump.PageExcluded {
+						pfn, found = p, true
+					}
+				}
+			}
+			if !found {
+				t.Fatal("a dump at level 31 excludes no page")
+			}
+			va := tr.PhysToVirt(pfn << 12)
+			buf := make([]byte, 16)
+			_, err := tr.ReadVirt(buf, va+8)
+			var pe *dump.PageError
+			var e *Error
+			if !errors.As(err, &pe) || pe.State != dump.PageExcluded || !errors.As(err, &e) {
+				t.Fatalf("read of excluded pfn %#x: %v", pfn, err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, fmt.Sprintf("%#x", va+8)) || !strings.Contains(msg, "excluded") {
+				t.Errorf("message %q lacks the address or the state", msg)
+			}
+			// The walk itself still works: page tables are never filtered.
+			if tr2, err := tr.VirtToPhys(va); err != nil || tr2.Phys != pfn<<12 {
+				t.Errorf("vtop %#x = %#x, %v", va, tr2.Phys, err)
+			}
+		})
+	}
+	if n == 0 {
+		t.Fatal("no filtered dump in the corpus")
+	}
+}
