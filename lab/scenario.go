@@ -180,6 +180,11 @@ func (l *Lab) Crash(k *Kernel, s Scenario) (*crashRecord, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Stop the guest so that every dump holds the same machine state.
+		if err := q.do(context.Background(), "stop", nil); err != nil {
+			q.close()
+			return nil, fmt.Errorf("%s/%s: %w", k.Release, s.Name, err)
+		}
 		for _, vr := range s.Variants {
 			args := map[string]any{"paging": false, "protocol": "file:" + filepath.Join(dir, "disk-out", vr.Files[0])}
 			if vr.Format == "kdump" {
