@@ -21,7 +21,8 @@ import (
 // then per name space a count and (name, offset, size, line, decl)
 // records, as uvarints.
 
-const dwarfIndexMagic = "salvage dwarf index v1\n"
+// dwarfIndexMagic changes whenever the scanner indexes differently.
+const dwarfIndexMagic = "salvage dwarf index v2\n"
 
 func indexCachePath(buildID string) string {
 	if buildID == "" {

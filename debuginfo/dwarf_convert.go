@@ -24,6 +24,11 @@ type dwarfConverter struct {
 	files   map[dwarf.Offset][]string // CU DIE offset → file names for Decl
 	pending []qualified               // qualified copies to refresh when the outermost conversion ends
 	depth   int
+	stack   []dwarf.Offset // DIEs being converted, outermost first
+	filling []*Type        // their Types
+	// broken is a type cycle that no struct or union breaks (a pointer
+	// to itself): malformed DWARF. Sticky, as memoized types hold it.
+	broken error
 }
 
 type qualified struct {
@@ -38,12 +43,29 @@ func newDwarfConverter(t *dwarfTypes) *dwarfConverter {
 // convertTop converts the DIE at off and everything it reaches.
 func (c *dwarfConverter) convertTop(off dwarf.Offset) (*Type, error) {
 	t, err := c.convert(off)
+	if err == nil {
+		err = c.broken
+	}
 	if err != nil {
 		c.pending = nil
 		return nil, err
 	}
 	c.flush()
 	return t, nil
+}
+
+// checkCycle is called when off is met again: fine if a struct or union
+// is being filled in between (list_head's next), malformed if not.
+func (c *dwarfConverter) checkCycle(off dwarf.Offset) {
+	for i := len(c.stack) - 1; i >= 0; i-- {
+		if k := c.filling[i].Kind; k == KindStruct || k == KindUnion {
+			return
+		}
+		if c.stack[i] == off {
+			c.broken = fmt.Errorf("DIE at %#x: a type cycle that no struct or union breaks", off)
+			return
+		}
+	}
 }
 
 // typeOfTop converts the DW_AT_type of the DIE at off (a variable).
@@ -54,6 +76,11 @@ func (c *dwarfConverter) typeOfTop(off dwarf.Offset) (*Type, error) {
 	}
 	to, ok := e.Val(dwarf.AttrType).(dwarf.Offset)
 	if !ok {
+		// A definition that repeats its declaration's type leaves it
+		// to the declaration.
+		if spec, ok := e.Val(dwarf.AttrSpecification).(dwarf.Offset); ok && spec != off {
+			return c.typeOfTop(spec)
+		}
 		return nil, fmt.Errorf("DIE at %#x has no type", off)
 	}
 	return c.convertTop(to)
@@ -143,6 +170,7 @@ func (c *dwarfConverter) typeAttr(e *dwarf.Entry) (*Type, error) {
 
 func (c *dwarfConverter) convert(off dwarf.Offset) (*Type, error) {
 	if t, ok := c.byOff[off]; ok {
+		c.checkCycle(off)
 		return t, nil
 	}
 	c.depth++
@@ -179,7 +207,10 @@ func (c *dwarfConverter) convert(off dwarf.Offset) (*Type, error) {
 	}
 	t := &Type{}
 	c.byOff[off] = t
-	if err := c.fill(t, e); err != nil {
+	c.stack, c.filling = append(c.stack, off), append(c.filling, t)
+	err = c.fill(t, e)
+	c.stack, c.filling = c.stack[:len(c.stack)-1], c.filling[:len(c.filling)-1]
+	if err != nil {
 		delete(c.byOff, off)
 		return nil, fmt.Errorf("DIE at %#x (%v): %w", off, e.Tag, err)
 	}

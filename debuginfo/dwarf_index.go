@@ -112,6 +112,7 @@ const (
 	dwAtDeclLine       = 0x3b
 	dwAtDeclaration    = 0x3c
 	dwAtStrOffsetsBase = 0x72
+	dwAtSpecification  = 0x47
 
 	formAddr          = 0x01
 	formBlock2        = 0x03
@@ -269,9 +270,12 @@ func parseAbbrevs(b []byte, off uint64, addrSize, offSize int) (abbrevTable, err
 			a.ns, a.indexed = nsFunc, true
 		}
 		if a.indexed {
+			// Named, or (variables and functions) the definition of
+			// an earlier declaration, named through DW_AT_specification.
 			named := false
 			for _, aa := range a.attrs {
-				named = named || aa.attr == dwAtName
+				named = named || aa.attr == dwAtName ||
+					(aa.attr == dwAtSpecification && (a.ns == nsVar || a.ns == nsFunc))
 			}
 			a.indexed = named
 		}
@@ -555,7 +559,7 @@ func (s *unitScanner) scanUnit(start, end uint64) error {
 		}
 		var name []byte
 		ref := dieRef{Off: die, Size: -1}
-		sibling := uint64(0)
+		sibling, spec := uint64(0), uint64(0)
 		for _, at := range a.attrs {
 			switch at.attr {
 			case dwAtName:
@@ -565,6 +569,18 @@ func (s *unitScanner) scanUnit(start, end uint64) error {
 						return err
 					}
 					name, p = nm, q
+					continue
+				}
+			case dwAtSpecification:
+				if a.ns == nsVar || a.ns == nsFunc {
+					v, q, err := s.value(b, p, at.form)
+					if err != nil {
+						return err
+					}
+					if at.form != formRefAddr {
+						v += s.unitOff
+					}
+					spec, p = v, q
 					continue
 				}
 			case dwAtSibling, dwAtByteSize, dwAtDeclLine, dwAtDeclaration:
@@ -601,6 +617,11 @@ func (s *unitScanner) scanUnit(start, end uint64) error {
 			}
 			p = q
 		}
+		if a.indexed && len(name) == 0 && spec > start && spec < die {
+			// int x[4]; after extern int x[]; — the definition,
+			// which the index prefers (it has the array bound).
+			name = s.nameAt(b, spec, tab)
+		}
 		if a.indexed && len(name) > 0 {
 			s.ix.add(a.ns, name, ref)
 		}
@@ -615,6 +636,31 @@ func (s *unitScanner) scanUnit(start, end uint64) error {
 				p = q
 			}
 		}
+	}
+	return nil
+}
+
+// nameAt reads the DW_AT_name of the DIE at off in the current unit, or
+// nil.
+func (s *unitScanner) nameAt(b []byte, off uint64, tab abbrevTable) []byte {
+	code, n := uleb(b[off:])
+	if code == 0 || code >= uint64(len(tab)) || tab[code].tag == 0 {
+		return nil
+	}
+	p := off + uint64(n)
+	for _, at := range tab[code].attrs {
+		if at.attr == dwAtName {
+			nm, _, err := s.str(b, p, at.form)
+			if err != nil {
+				return nil
+			}
+			return nm
+		}
+		q, err := s.skip(b, p, at.form)
+		if err != nil {
+			return nil
+		}
+		p = q
 	}
 	return nil
 }
