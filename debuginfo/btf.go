@@ -75,6 +75,16 @@ func LoadModuleBTF(raw []byte, vmlinux Types, source string) (Types, error) {
 	return t, nil
 }
 
+// LoadModuleBTFFromELF reads the split BTF of a module file (.ko) on top
+// of the vmlinux BTF.
+func LoadModuleBTFFromELF(koPath string, vmlinux Types) (Types, error) {
+	raw, err := elfBTF(koPath)
+	if err != nil {
+		return nil, err
+	}
+	return LoadModuleBTF(raw, vmlinux, "BTF of module "+koPath)
+}
+
 // LoadBTFFromELF reads the .BTF section of a vmlinux (debug or not) or of
 // a module (then without its base: use LoadModuleBTF).
 func LoadBTFFromELF(path string) (Types, error) {

@@ -11,11 +11,21 @@ import (
 	"salvage/lab/corpus"
 )
 
+// labManifest is the lab corpus, which must list a kernel.
+func labManifest(t testing.TB) *corpus.Manifest {
+	t.Helper()
+	m := corpus.Require(t)
+	if len(m.Kernels) == 0 {
+		t.Fatalf("lab corpus at %s lists no kernel", m.Root)
+	}
+	return m
+}
+
 // labVmlinux returns the lab kernel's debug vmlinux.
 func labVmlinux(t testing.TB) string {
 	t.Helper()
-	m := corpus.Require(t)
-	if len(m.Kernels) == 0 || m.Kernels[0].DebugVmlinux == "" {
+	m := labManifest(t)
+	if m.Kernels[0].DebugVmlinux == "" {
 		t.Fatalf("lab corpus at %s has no debug vmlinux", m.Root)
 	}
 	return m.Path(m.Kernels[0].DebugVmlinux)
