@@ -115,6 +115,14 @@ func elfBTF(path string) ([]byte, error) {
 // LoadBTFFromMemory reads the vmlinux BTF that the kernel keeps in its
 // own memory between the symbols __start_BTF and __stop_BTF.
 func LoadBTFFromMemory(r VirtReader, start, stop uint64) (Types, error) {
+	raw, err := readBTFFromMemory(r, start, stop)
+	if err != nil {
+		return nil, err
+	}
+	return LoadBTF(raw, fmt.Sprintf("BTF in memory at %#x", start))
+}
+
+func readBTFFromMemory(r VirtReader, start, stop uint64) ([]byte, error) {
 	if stop <= start || stop-start > maxBTFSize {
 		return nil, fmt.Errorf("BTF in memory: __start_BTF %#x and __stop_BTF %#x do not bound a BTF blob (at most %d MB)", start, stop, maxBTFSize>>20)
 	}
@@ -124,14 +132,14 @@ func LoadBTFFromMemory(r VirtReader, start, stop uint64) (Types, error) {
 		n := min(chunk, len(raw)-off)
 		got, err := r.ReadVirt(raw[off:off+n], start+uint64(off))
 		if err != nil {
-			return nil, fmt.Errorf("BTF in memory at %#x (%d bytes into __start_BTF %#x): %w", start+uint64(off), off, start, err)
+			return nil, fmt.Errorf("BTF in memory: reading %#x (%d bytes after __start_BTF %#x): %w", start+uint64(off)+uint64(max(got, 0)), off+max(got, 0), start, err)
 		}
 		if got <= 0 {
-			return nil, fmt.Errorf("BTF in memory at %#x: short read", start+uint64(off))
+			return nil, fmt.Errorf("BTF in memory: short read at %#x", start+uint64(off))
 		}
 		off += got
 	}
-	return LoadBTF(raw, fmt.Sprintf("BTF in memory at %#x", start))
+	return raw, nil
 }
 
 func (t *btfTypes) Source() string { return t.source }
