@@ -191,11 +191,15 @@ func (t *Translator) readTextUint(virt uint64, size int) (uint64, error) {
 // there: it maps all RAM from 0, lies below vmalloc and vmemmap in every
 // layout, and KASLR moves it in PUD-sized (1 GiB) steps, so only the first
 // byte of each present PUD entry needs checking.
+//
+// The scan is bounded: real tables have a few present entries in the
+// kernel half, while damaged ones could make it visit millions.
 func (t *Translator) findDirectMap() (uint64, bool) {
-	return t.scanForZero(t.root, t.layout.PageTableLevels, 0, true)
+	budget := 1 << 14
+	return t.scanForZero(t.root, t.layout.PageTableLevels, 0, true, &budget)
 }
 
-func (t *Translator) scanForZero(table uint64, level int, va uint64, top bool) (uint64, bool) {
+func (t *Translator) scanForZero(table uint64, level int, va uint64, top bool, budget *int) (uint64, bool) {
 	shift := uint(12 + 9*(level-1))
 	start := 0
 	if top {
@@ -210,12 +214,15 @@ func (t *Translator) scanForZero(table uint64, level int, va uint64, top bool) (
 		if e&ptepresent == 0 {
 			continue
 		}
+		if *budget--; *budget < 0 {
+			return 0, false
+		}
 		eva := va + uint64(i)<<shift
 		if top {
 			eva = signExtend(eva, t.layout.PageTableLevels)
 		}
 		if level > 3 {
-			if a, ok := t.scanForZero(e&t.entryMask, level-1, eva, false); ok {
+			if a, ok := t.scanForZero(e&t.entryMask, level-1, eva, false, budget); ok {
 				return a, true
 			}
 			continue
