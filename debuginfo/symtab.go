@@ -142,8 +142,11 @@ func (t *Table) LookupAll(name string) []Symbol {
 
 // ByAddr finds the symbol containing addr: the nearest symbol at or below
 // it, unless that symbol's size is known and addr lies beyond its end.
-// Of several symbols at that address it prefers one whose size covers
-// addr, then a global one.
+// The end of a function counts as in it: a function whose last
+// instruction calls a noreturn one (sysrq_handle_crash calls panic) has
+// that return address, one past its end, on the stack. Of several
+// symbols at that address it prefers one whose size covers addr, then a
+// global one.
 func (t *Table) ByAddr(addr uint64) (Symbol, uint64, bool) {
 	// i is the number of symbols at or below addr.
 	i, _ := slices.BinarySearchFunc(t.syms, addr, func(s Symbol, a uint64) int {
@@ -162,11 +165,20 @@ func (t *Table) ByAddr(addr uint64) (Symbol, uint64, bool) {
 	}
 	off := addr - at
 	for _, s := range t.syms[first:i] {
-		if s.Size == 0 || off < s.Size {
+		if s.Size == 0 || off < s.Size || (off == s.Size && isTextType(s.Type)) {
 			return s, off, true
 		}
 	}
 	return Symbol{}, 0, false
+}
+
+// isTextType reports whether an nm-style type letter is code's.
+func isTextType(t byte) bool {
+	switch t {
+	case 'T', 't', 'W', 'w', 'i':
+		return true
+	}
+	return false
 }
 
 // Match lists the symbols whose names contain s, in address order.

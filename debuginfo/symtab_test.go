@@ -54,9 +54,12 @@ func TestTableByAddr(t *testing.T) {
 		{0xfff, "", 0, false},
 		{0x1000, "startup_64", 0, true}, // the sized alias
 		{0x1010, "startup_64", 0x10, true},
-		{0x1070, "_text", 0x70, true}, // past startup_64's end: a label of unknown size
+		{0x1070, "startup_64", 0x70, true}, // its end: a return address
+		{0x1071, "_text", 0x71, true},      // past startup_64's end: a label of unknown size
 		{0x201f, "helper", 0x1f, true},
-		{0x2020, "", 0, false},
+		{0x2020, "helper", 0x20, true}, // a return address after a final call
+		{0x2021, "", 0, false},
+		{0x9108, "", 0, false},     // data: the end is not in it
 		{0x2811, "label", 1, true}, // nearest: a label inside helper
 		{0x30ff, "panic", 0xff, true},
 		{0x7000, "init_task", 0x2000, true},
