@@ -106,3 +106,74 @@ func compareLayouts(where string, d, b *Type, diffs *[]string, known map[string]
 	}
 	return n
 }
+
+// The rest of the Types interface gives the same answers from both
+// sources, and is safe for concurrent use.
+func TestTypesAPIBothSources(t *testing.T) {
+	srcs := labSources(t)
+	type answer struct {
+		name string
+		size int64
+	}
+	lookups := []struct {
+		what string
+		get  func(Types) (*Type, error)
+	}{
+		{"Named(unsigned long)", func(ty Types) (*Type, error) { return ty.Named("unsigned long") }},
+		{"Named(long unsigned int)", func(ty Types) (*Type, error) { return ty.Named("long unsigned int") }},
+		{"Named(struct list_head *)", func(ty Types) (*Type, error) { return ty.Named("struct list_head *") }},
+		{"Named(const char *)", func(ty Types) (*Type, error) { return ty.Named("const char *") }},
+		{"Named(pid_t)", func(ty Types) (*Type, error) { return ty.Named("pid_t") }},
+		{"Named(_Bool)", func(ty Types) (*Type, error) { return ty.Named("_Bool") }},
+		{"Named(union bpf_attr)", func(ty Types) (*Type, error) { return ty.Named("union bpf_attr") }},
+		{"Union(bpf_attr)", func(ty Types) (*Type, error) { return ty.Union("bpf_attr") }},
+		{"Enum(pid_type)", func(ty Types) (*Type, error) { return ty.Enum("pid_type") }},
+		{"Typedef(atomic_long_t)", func(ty Types) (*Type, error) { return ty.Typedef("atomic_long_t") }},
+		{"Func(schedule)", func(ty Types) (*Type, error) { return ty.Func("schedule") }},
+		{"Func(wake_up_process)", func(ty Types) (*Type, error) { return ty.Func("wake_up_process") }},
+		{"Var(runqueues)", func(ty Types) (*Type, error) { return ty.Var("runqueues") }},
+	}
+	var first []answer
+	for i, ty := range srcs {
+		for j, l := range lookups {
+			got, err := l.get(ty)
+			if err != nil {
+				t.Errorf("%s: %s: %v", ty.Source(), l.what, err)
+				if i == 0 {
+					first = append(first, answer{})
+				}
+				continue
+			}
+			a := answer{TypeName(got), got.Size}
+			if i == 0 {
+				first = append(first, a)
+				t.Logf("%s = %s (%d bytes)", l.what, a.name, a.size)
+			} else if first[j] != a {
+				t.Errorf("%s: DWARF %+v, BTF %+v", l.what, first[j], a)
+			}
+		}
+		e, err := ty.Enum("pid_type")
+		if err == nil && (len(e.Enums) != 5 || e.Enums[0].Name != "PIDTYPE_PID" || e.Enums[4].Value != 4) {
+			t.Errorf("%s: enum pid_type %+v", ty.Source(), e.Enums)
+		}
+	}
+	for _, ty := range srcs {
+		done := make(chan error)
+		for g := range 8 {
+			go func() {
+				var err error
+				for _, n := range comparedStructs[g*4 : g*4+12] {
+					if _, e := ty.Struct(n); e != nil && err == nil {
+						err = e
+					}
+				}
+				done <- err
+			}()
+		}
+		for range 8 {
+			if err := <-done; err != nil {
+				t.Errorf("%s: concurrent lookups: %v", ty.Source(), err)
+			}
+		}
+	}
+}
