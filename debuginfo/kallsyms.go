@@ -109,7 +109,15 @@ func LoadKallsyms(r VirtReader, vi *dump.VMCoreInfo) (*Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewTable("kallsyms in the dump", syms), nil
+	t := NewTable("kallsyms in the dump", syms)
+	// A misread table (say, offsets taken for the wrong encoding) would
+	// still decode; VMCOREINFO's own _stext catches it.
+	if want, ok := vi.Symbol("_stext"); ok {
+		if got, ok := t.Lookup("_stext"); ok && got.Addr != want {
+			return nil, &KallsymsError{Table: "kallsyms_offsets", Addr: k.offsets + k.addresses, Msg: fmt.Sprintf("decoded _stext at %#x but VMCOREINFO has SYMBOL(_stext)=%x", got.Addr, want)}
+		}
+	}
+	return t, nil
 }
 
 func readFull(r VirtReader, table string, addr uint64, n int) ([]byte, error) {

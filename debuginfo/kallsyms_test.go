@@ -242,6 +242,14 @@ func TestKallsymsErrors(t *testing.T) {
 		t.Errorf("missing token table: %v", err)
 	}
 
+	// A table that decodes to another _stext than VMCOREINFO's.
+	if _, err := LoadKallsyms(img.mem, mustVMCoreInfo(t, img.vmcoreinfo+"SYMBOL(_stext)=ffffffff81000000\n")); err == nil || !strings.Contains(err.Error(), "SYMBOL(_stext)=ffffffff81000000") {
+		t.Errorf("_stext disagreeing with VMCOREINFO: %v", err)
+	}
+	if _, err := LoadKallsyms(img.mem, mustVMCoreInfo(t, img.vmcoreinfo+"SYMBOL(_stext)=ffffffff96e00000\n")); err != nil {
+		t.Errorf("_stext agreeing with VMCOREINFO: %v", err)
+	}
+
 	// A hole in the names: the error names the table and the address.
 	for base, b := range img.mem {
 		namesAt, _ := vi.Symbol("kallsyms_names")
