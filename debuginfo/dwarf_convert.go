@@ -20,6 +20,7 @@ import (
 type dwarfConverter struct {
 	t       *dwarfTypes
 	rd      *dwarf.Reader
+	rd2     *dwarf.Reader // for sameMembers
 	byOff   map[dwarf.Offset]*Type
 	files   map[dwarf.Offset][]string // CU DIE offset → file names for Decl
 	pending []qualified               // qualified copies to refresh when the outermost conversion ends
@@ -154,10 +155,51 @@ func (c *dwarfConverter) canonical(e *dwarf.Entry, ns nameSpace) dwarf.Offset {
 		size = -1
 	}
 	line, _ := e.Val(dwarf.AttrDeclLine).(int64)
-	if size == r.Size && uint32(line) == r.Line {
+	if size == r.Size && uint32(line) == r.Line && c.sameMembers(e.Offset, dwarf.Offset(r.Off)) {
 		return dwarf.Offset(r.Off)
 	}
 	return e.Offset
+}
+
+// sameMembers compares the names and offsets of the children of two DIEs:
+// two drivers' file-local "struct priv" may share a size and a line, but
+// hardly their members as well. It uses its own reader (c.rd is
+// positioned for the caller).
+func (c *dwarfConverter) sameMembers(a, b dwarf.Offset) bool {
+	if c.rd2 == nil {
+		c.rd2 = c.t.data.Reader()
+	}
+	sig := func(off dwarf.Offset) (string, bool) {
+		c.rd2.Seek(off)
+		e, err := c.rd2.Next()
+		if err != nil || e == nil {
+			return "", false
+		}
+		var sb strings.Builder
+		if !e.Children {
+			return "", true
+		}
+		for {
+			k, err := c.rd2.Next()
+			if err != nil {
+				return "", false
+			}
+			if k == nil || k.Tag == 0 {
+				return sb.String(), true
+			}
+			n, _ := k.Val(dwarf.AttrName).(string)
+			loc, _ := attrInt(k, dwarf.AttrDataMemberLoc)
+			bit, _ := attrInt(k, dwarf.AttrDataBitOffset)
+			v, _ := attrInt(k, dwarf.AttrConstValue)
+			fmt.Fprintf(&sb, "%s@%d.%d=%d;", n, loc, bit, v)
+			if k.Children {
+				c.rd2.SkipChildren()
+			}
+		}
+	}
+	sa, ok1 := sig(a)
+	sb, ok2 := sig(b)
+	return ok1 && ok2 && sa == sb
 }
 
 func (c *dwarfConverter) typeAttr(e *dwarf.Entry) (*Type, error) {
