@@ -13,48 +13,40 @@ import (
 )
 
 // corpusDump returns the paths of the corpus dump whose variant is
-// variant, and its kernel's debug vmlinux.
-func corpusDump(t *testing.T, variant string) (files []string, vmlinux string) {
+// variant, its kernel's debug vmlinux, and the physical address of
+// linux_banner in it, taken from the command of crash's "rd" reference.
+func corpusDump(t *testing.T, variant string) (files []string, vmlinux string, banner uint64) {
 	t.Helper()
 	m := corpus.Require(t)
 	ds := m.Select(func(d corpus.Dump) bool { return d.Variant == variant })
 	if len(ds) == 0 {
 		t.Fatalf("lab corpus has no %s dump", variant)
 	}
-	k := m.Kernel(ds[0].Release)
+	d := ds[0]
+	k := m.Kernel(d.Release)
 	if k == nil {
-		t.Fatalf("lab corpus has no kernel %s", ds[0].Release)
+		t.Fatalf("lab corpus has no kernel %s", d.Release)
 	}
-	return m.Paths(ds[0]), m.Path(k.DebugVmlinux)
-}
-
-// bannerAddr finds linux_banner's physical address in a dump of the lab's
-// kernel: where crash's rd reference reads it.
-func bannerAddr(t *testing.T, files []string) uint64 {
-	t.Helper()
-	f, err := dump.Open(files...)
+	ref, ok, err := m.Ref(d, "rd")
+	if err != nil || !ok {
+		t.Fatalf("%s: no rd reference: %v", d.ID, err)
+	}
+	cmd, _, err := refCommand(m.Path(d.Refs["rd"]), ref)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	want := []byte("Linux version ")
-	page := make([]byte, f.Memory.PageSize())
-	for _, r := range f.Memory.Ranges() {
-		for a := r.Start; a+uint64(len(page)) <= r.End; a += uint64(len(page)) {
-			if n, _ := f.Memory.ReadPhys(page, a); n == len(page) {
-				if i := bytes.Index(page, want); i >= 0 && bytes.Contains(page[i:], []byte("(debian-kernel@")) {
-					return a + uint64(i)
-				}
-			}
-		}
+	_, operands, err := parseOptions(rdCommand().Options, strings.Fields(cmd)[1:])
+	if err != nil || len(operands) == 0 {
+		t.Fatalf("rd reference command %q: %v", cmd, err)
 	}
-	t.Fatal("linux_banner not found")
-	return 0
+	if banner, err = parseHex("address", operands[0]); err != nil {
+		t.Fatal(err)
+	}
+	return m.Paths(d), m.Path(k.DebugVmlinux), banner
 }
 
 func TestRunSteps(t *testing.T) {
-	files, vmlinux := corpusDump(t, "zlib-d31")
-	addr := bannerAddr(t, files)
+	files, vmlinux, addr := corpusDump(t, "zlib-d31")
 	script := filepath.Join(t.TempDir(), "cmds")
 	os.WriteFile(script, []byte(fmt.Sprintf("# comment\n\nrd -a -p %x 5\n  \nrd -p 0 0\n", addr)), 0o644)
 
@@ -77,9 +69,9 @@ func TestRunSteps(t *testing.T) {
 		t.Errorf("failed = %d, want 1", failed)
 	}
 	a := fmt.Sprintf("%16x:  ", addr)
-	want := a + "4c 69 6e 75" + strings.Repeat(" ", 38) + "  Linu\n" +
+	want := a + "4c 69 6e 75" + strings.Repeat(" ", 37) + "  Linu\n" +
 		a + "Linux\n" +
-		a + "4c" + strings.Repeat(" ", 47) + "  L\n"
+		a + "4c" + strings.Repeat(" ", 46) + "  L\n"
 	if out.String() != want {
 		t.Errorf("stdout:\n%s\nwant:\n%s", out.String(), want)
 	}
@@ -89,7 +81,7 @@ func TestRunSteps(t *testing.T) {
 }
 
 func TestRunStdinScript(t *testing.T) {
-	files, _ := corpusDump(t, "lzo-d31")
+	files, _, _ := corpusDump(t, "lzo-d31")
 	var out, errw bytes.Buffer
 	failed, err := Run(Invocation{Files: files, In: strings.NewReader("rd -8 -p 1000 1\nbogus\n"), Out: &out, Err: &errw})
 	if err != nil {
@@ -101,7 +93,7 @@ func TestRunStdinScript(t *testing.T) {
 }
 
 func TestRunInteractive(t *testing.T) {
-	files, vmlinux := corpusDump(t, "lzo-d31")
+	files, vmlinux, _ := corpusDump(t, "lzo-d31")
 	var out, errw bytes.Buffer
 	failed, err := Run(Invocation{Files: append(files, vmlinux), In: strings.NewReader("bogus\nq\n"), Out: &out, Err: &errw, Terminal: true, Version: "test"})
 	if err != nil || failed != 0 {
@@ -120,7 +112,7 @@ func TestRunInteractive(t *testing.T) {
 // The vmlinux may come before or after the dump; a split dump's parts
 // open together.
 func TestOpenTargets(t *testing.T) {
-	files, vmlinux := corpusDump(t, "split-lzo-d31")
+	files, vmlinux, _ := corpusDump(t, "split-lzo-d31")
 	if len(files) < 2 {
 		t.Fatalf("split dump has %d parts", len(files))
 	}
@@ -192,7 +184,7 @@ func elfHeader(typ uint16) []byte {
 // On a filtered dump, rd -p of a page makedumpfile left out fails with a
 // line that says so, and the session goes on.
 func TestRdExcludedPage(t *testing.T) {
-	files, _ := corpusDump(t, "lzo-d31")
+	files, _, _ := corpusDump(t, "lzo-d31")
 	f, err := dump.Open(files...)
 	if err != nil {
 		t.Fatal(err)
