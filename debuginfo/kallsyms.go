@@ -36,9 +36,12 @@ const (
 	kallsymsReadChunk = 64 << 10
 )
 
-// ErrNoKallsymsInfo says the dump's VMCOREINFO does not locate the
-// kallsyms tables (kernels before 6.0, or built without CONFIG_KALLSYMS).
-var ErrNoKallsymsInfo = errors.New("VMCOREINFO has no SYMBOL(kallsyms_names) (the kernel predates kallsyms in VMCOREINFO, Linux 6.0); finding the tables by scanning memory is not implemented: give a vmlinux or System.map")
+// ErrNoKallsymsInfo says the dump has no VMCOREINFO to locate the
+// kallsyms tables or the kernel image with.
+var ErrNoKallsymsInfo = errors.New("the dump has no VMCOREINFO: no way to find kallsyms; give a vmlinux or System.map")
+
+// errNoKallsymsSymbols: VMCOREINFO does not locate kallsyms (before 6.0).
+var errNoKallsymsSymbols = errors.New("VMCOREINFO has no SYMBOL(kallsyms_names)")
 
 // kallsymsInfo locates the tables.
 type kallsymsInfo struct {
@@ -51,9 +54,12 @@ type kallsymsInfo struct {
 func kallsymsInfoFrom(vi *dump.VMCoreInfo) (kallsymsInfo, error) {
 	var k kallsymsInfo
 	var ok [4]bool
+	if vi == nil {
+		return k, ErrNoKallsymsInfo
+	}
 	k.names, ok[0] = vi.Symbol("kallsyms_names")
 	if !ok[0] {
-		return k, ErrNoKallsymsInfo
+		return k, errNoKallsymsSymbols
 	}
 	k.numSyms, ok[1] = vi.Symbol("kallsyms_num_syms")
 	k.tokenTable, ok[2] = vi.Symbol("kallsyms_token_table")
@@ -99,17 +105,27 @@ func (e *KallsymsError) Unwrap() error { return e.Err }
 // LoadKallsyms decodes the kernel's kallsyms tables from the dump's
 // memory, located through VMCOREINFO: the symbols of vmlinux, with
 // run-time addresses, without needing a vmlinux. Sizes are the distance
-// to the next symbol (the last symbol's is 0).
+// to the next symbol (the last symbol's is 0). Kernels before 6.0 do not
+// list the tables in VMCOREINFO; for them it scans the kernel image from
+// _stext for the tables' shape (see scanKallsyms).
 func LoadKallsyms(r VirtReader, vi *dump.VMCoreInfo) (*Table, error) {
+	source := "kallsyms in the dump"
 	k, err := kallsymsInfoFrom(vi)
-	if err != nil {
+	if errors.Is(err, errNoKallsymsSymbols) {
+		var scanErr error
+		k, scanErr = scanKallsyms(r, vi)
+		if scanErr != nil {
+			return nil, fmt.Errorf("VMCOREINFO has no SYMBOL(kallsyms_names) (the kernel predates kallsyms in VMCOREINFO, Linux 6.0), and scanning the kernel image for the tables failed: %w", scanErr)
+		}
+		source = "kallsyms in the dump (found by scanning the kernel image)"
+	} else if err != nil {
 		return nil, err
 	}
 	syms, err := decodeKallsyms(r, k)
 	if err != nil {
 		return nil, err
 	}
-	t := NewTable("kallsyms in the dump", syms)
+	t := NewTable(source, syms)
 	// A misread table (say, offsets taken for the wrong encoding) would
 	// still decode; VMCOREINFO's own _stext catches it.
 	if want, ok := vi.Symbol("_stext"); ok {

@@ -1,7 +1,10 @@
 package debuginfo
 
 import (
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"salvage/dump"
 
@@ -69,6 +72,43 @@ func TestKallsymsCorpus(t *testing.T) {
 				}
 			}
 			t.Logf("%d symbols; checked %d guest symbols, %d crash syms, %d bt frames", kall.Len(), checked, syms, frames)
+		})
+	}
+}
+
+// TestKallsymsScanCorpus: with the kallsyms lines taken out of VMCOREINFO
+// (as kernels before 6.0 write it), scanning the kernel image finds the
+// same symbols, on one dump of each crash and one compressed dump.
+func TestKallsymsScanCorpus(t *testing.T) {
+	m := corpus.Require(t)
+	ds := onePerCrash(m)
+	if c := m.Select(func(d corpus.Dump) bool { return d.Compression == "lzo" }); len(c) > 0 && !slices.ContainsFunc(ds, func(d corpus.Dump) bool { return d.ID == c[0].ID }) {
+		ds = append(ds, c[0])
+	}
+	for _, d := range ds {
+		t.Run(d.ID, func(t *testing.T) {
+			want, f := loadCorpusKallsyms(t, m, d)
+			var lines []string
+			for _, l := range strings.Split(f.VMCoreInfo.Raw, "\n") {
+				if !strings.HasPrefix(l, "SYMBOL(kallsyms_") {
+					lines = append(lines, l)
+				}
+			}
+			old := mustVMCoreInfo(t, strings.Join(lines, "\n"))
+			start := time.Now()
+			got, err := LoadKallsyms(KernelImageReader(f.Memory, old), old)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %d symbols in %v", got.Source(), got.Len(), time.Since(start))
+			if got.Len() != want.Len() {
+				t.Fatalf("%d symbols by scanning, %d located by VMCOREINFO", got.Len(), want.Len())
+			}
+			for i := range want.syms {
+				if got.syms[i] != want.syms[i] {
+					t.Fatalf("symbol %d: %+v by scanning, %+v located by VMCOREINFO", i, got.syms[i], want.syms[i])
+				}
+			}
 		})
 	}
 }

@@ -104,8 +104,9 @@ func buildKallsyms(t testing.TB, syms []Symbol, mode addrMode) kallsymsImage {
 		}
 		names = append(names, enc...)
 	}
-	// Layout: num_syms, relative_base, offsets/addresses, names,
-	// token_table, token_index — each 8-aligned.
+	// Layout as scripts/kallsyms emits it: offsets and relative_base (or
+	// addresses), num_syms, names, token_table, token_index — each
+	// 8-aligned.
 	var img []byte
 	place := func(b []byte) uint64 {
 		for len(img)%8 != 0 {
@@ -117,7 +118,6 @@ func buildKallsyms(t testing.TB, syms []Symbol, mode addrMode) kallsymsImage {
 	}
 	var vi strings.Builder
 	sym := func(name string, at uint64) { fmt.Fprintf(&vi, "SYMBOL(%s)=%x\n", name, at) }
-	sym("kallsyms_num_syms", place(le.AppendUint32(nil, uint32(len(syms)))))
 	relBase := syms[0].Addr
 	if mode == modeAbsolutePercpu {
 		relBase = 0
@@ -152,6 +152,7 @@ func buildKallsyms(t testing.TB, syms []Symbol, mode addrMode) kallsymsImage {
 		sym("kallsyms_offsets", place(b))
 		sym("kallsyms_relative_base", place(le.AppendUint64(nil, relBase)))
 	}
+	sym("kallsyms_num_syms", place(le.AppendUint32(nil, uint32(len(syms)))))
 	sym("kallsyms_names", place(names))
 	sym("kallsyms_token_table", place(table))
 	var ib []byte
@@ -226,8 +227,8 @@ func TestKallsymsErrors(t *testing.T) {
 	img := buildKallsyms(t, testSymbols(), modeRelative)
 	vi := mustVMCoreInfo(t, img.vmcoreinfo)
 
-	if _, err := LoadKallsyms(img.mem, mustVMCoreInfo(t, "OSRELEASE=5.15.0\n")); !errors.Is(err, ErrNoKallsymsInfo) {
-		t.Errorf("old kernel: %v", err)
+	if _, err := LoadKallsyms(img.mem, mustVMCoreInfo(t, "OSRELEASE=5.15.0\n")); err == nil || !strings.Contains(err.Error(), "predates kallsyms in VMCOREINFO") {
+		t.Errorf("old kernel, nothing to scan from: %v", err)
 	}
 	if _, err := LoadKallsyms(img.mem, nil); !errors.Is(err, ErrNoKallsymsInfo) {
 		t.Errorf("no VMCOREINFO: %v", err)
@@ -259,6 +260,40 @@ func TestKallsymsErrors(t *testing.T) {
 		var ke *KallsymsError
 		if !errors.As(err, &ke) || ke.Table != "kallsyms_names" || ke.Addr != namesAt+5 {
 			t.Errorf("hole in names: %v", err)
+		}
+	}
+}
+
+// TestKallsymsScan: without the kallsyms entries of VMCOREINFO (kernels
+// before 6.0), the tables are found by their shape from _stext.
+func TestKallsymsScan(t *testing.T) {
+	percpu := []Symbol{{Name: "fixed_percpu_data", Type: 'A'}, {Name: "cpu_tss_rw", Addr: 0x6000, Type: 'A'}}
+	for _, mode := range []addrMode{modeRelative, modeAbsolutePercpu, modeAbsolute} {
+		syms := testSymbols()
+		if mode != modeRelative {
+			syms = append(slices.Clone(percpu), syms...)
+		}
+		img := buildKallsyms(t, syms, mode)
+		// Some bytes before the tables, as the kernel's text would be.
+		var base uint64
+		for b := range img.mem {
+			base = b
+		}
+		mem := sparseMemory{base - 0x1000: append(make([]byte, 0x1000), img.mem[base]...)}
+		// The image starts at 0xffffffff81000000 + KERNELOFFSET.
+		vi := mustVMCoreInfo(t, fmt.Sprintf("OSRELEASE=5.10.0\nKERNELOFFSET=%x\n", base-0x1000-0xffffffff81000000))
+		tab, err := LoadKallsyms(mem, vi)
+		if err != nil {
+			t.Fatalf("mode %d: %v", mode, err)
+		}
+		if tab.Len() != len(syms) || !strings.Contains(tab.Source(), "scanning") {
+			t.Fatalf("mode %d: %d symbols from %q", mode, tab.Len(), tab.Source())
+		}
+		for _, want := range syms {
+			got, ok := tab.Lookup(want.Name)
+			if !ok || got.Addr != want.Addr || got.Type != want.Type {
+				t.Errorf("mode %d: %s: %+v %v; want %#x %c", mode, want.Name, got, ok, want.Addr, want.Type)
+			}
 		}
 	}
 }
@@ -309,7 +344,7 @@ func (m *flatMemory) ReadPhys(p []byte, addr uint64) (int, error) {
 	return n, nil
 }
 func (m *flatMemory) State(pfn uint64) dump.PageState { return dump.PagePresent }
-func (m *flatMemory) PageSize() int                  { return 4096 }
+func (m *flatMemory) PageSize() int                   { return 4096 }
 func (m *flatMemory) Ranges() []dump.Range {
 	return []dump.Range{{Start: m.base, End: m.base + uint64(len(m.data))}}
 }
