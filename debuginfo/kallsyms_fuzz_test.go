@@ -24,6 +24,8 @@ func FuzzKallsyms(f *testing.F) {
 		}
 		img := buildKallsyms(f, syms, mode)
 		f.Add(append(append([]byte(img.vmcoreinfo), 0), img.mem[fuzzKallsymsBase]...))
+		// As a kernel before 6.0 would have it: found by scanning.
+		f.Add(append([]byte("KERNELOFFSET=1000000\n\x00"), img.mem[fuzzKallsymsBase]...))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		text, image, ok := bytes.Cut(data, []byte{0})

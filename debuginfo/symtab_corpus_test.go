@@ -59,13 +59,39 @@ func truthKallsyms(t testing.TB, m *corpus.Manifest, d corpus.Dump) *Table {
 // crashSymLine matches crash's `sym` output: "ffffffff89f1ffe0 (D) linux_banner".
 var crashSymLine = regexp.MustCompile(`(?m)^([0-9a-f]+) \((.)\) (\S+)`)
 
-// crashSym reads the reference output of a `sym NAME` command; a missing
-// or unreadable reference is a test error.
+// crashRef reads the first reference output that exists of keys (crash
+// 8.0.6's, then a fallback such as "crash-8.0.2:bt"). When none does
+// because crash failed on the dump (the manifest records why), it logs
+// that and returns false: crash's failure is not ours. A reference that
+// is neither there nor explained is a test error.
+func crashRef(t testing.TB, m *corpus.Manifest, d corpus.Dump, keys ...string) (text, key string, ok bool) {
+	t.Helper()
+	var why []string
+	for _, k := range keys {
+		text, ok, err := m.Ref(d, k)
+		if err != nil {
+			t.Errorf("%s: reference %q: %v", d.ID, k, err)
+			return "", "", false
+		}
+		if ok {
+			return text, k, true
+		}
+		e, failed := d.RefErrors[k]
+		if !failed {
+			t.Errorf("%s: no reference %q, and no error recorded for it", d.ID, k)
+			return "", "", false
+		}
+		why = append(why, fmt.Sprintf("%s: %.100s", k, e))
+	}
+	t.Logf("%s: crash failed, not checked: %s", d.ID, strings.Join(why, "; "))
+	return "", "", false
+}
+
+// crashSym reads the reference output of a `sym NAME` command.
 func crashSym(t testing.TB, m *corpus.Manifest, d corpus.Dump, key string) (Symbol, bool) {
 	t.Helper()
-	text, ok, err := m.Ref(d, key)
-	if err != nil || !ok {
-		t.Errorf("%s: no reference %q (crash said %q): %v", d.ID, key, d.RefErrors[key], err)
+	text, key, ok := crashRef(t, m, d, key, "crash-8.0.2:"+key)
+	if !ok {
 		return Symbol{}, false
 	}
 	mm := crashSymLine.FindStringSubmatch(text)
@@ -102,12 +128,13 @@ func checkCrashBT(t *testing.T, m *corpus.Manifest, d corpus.Dump, tab Symbols) 
 	t.Helper()
 	frames := 0
 	for _, key := range []string{"bt", "bt-a"} {
-		text, ok, err := m.Ref(d, key)
-		if err != nil || !ok {
-			t.Errorf("%s: no reference %q (crash said %q): %v", d.ID, key, d.RefErrors[key], err)
+		text, key, ok := crashRef(t, m, d, key, "crash-8.0.2:"+key)
+		if !ok {
 			continue
 		}
+		n := 0
 		for _, fr := range crashBT(text) {
+			n++
 			if fr.Module != "" {
 				continue
 			}
@@ -117,9 +144,14 @@ func checkCrashBT(t *testing.T, m *corpus.Manifest, d corpus.Dump, tab Symbols) 
 			}
 			frames++
 		}
-	}
-	if frames == 0 {
-		t.Errorf("%s: no bt frames to check", d.ID)
+		switch {
+		case n == 0 && strings.Contains(text, "bt: "):
+			// crash could not walk the stacks (live dumps: "bt: read of
+			// stack at fffffe0000014000 failed"): nothing to compare.
+			t.Logf("%s: crash's %s has no frames: %.120q", d.ID, key, text)
+		case n == 0:
+			t.Errorf("%s: no frames in crash's %s", d.ID, key)
+		}
 	}
 	return frames
 }
