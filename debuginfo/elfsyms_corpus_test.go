@@ -74,6 +74,7 @@ func BenchmarkLoadELFSymbols(b *testing.B) {
 		b.Fatal("the corpus has no kernels")
 	}
 	path := m.Path(m.Kernels[0].DebugVmlinux)
+	defer cpuTimer(b)()
 	for b.Loop() {
 		if _, err := LoadELFSymbols(path, 0x1000000); err != nil {
 			b.Fatal(err)

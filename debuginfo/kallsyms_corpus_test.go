@@ -123,6 +123,7 @@ func BenchmarkLoadKallsyms(b *testing.B) {
 			b.Fatalf("the corpus has no %s dump", variant)
 		}
 		b.Run(variant, func(b *testing.B) {
+			defer cpuTimer(b)()
 			for b.Loop() {
 				// Opened each time: the dump's reader caches pages.
 				f, err := dump.Open(m.Paths(ds[0])...)

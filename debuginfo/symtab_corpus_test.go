@@ -11,7 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"salvage/dump"
 	"salvage/lab/corpus"
@@ -205,6 +207,25 @@ var (
 	systemMapPath string
 	systemMapErr  error
 )
+
+// cpuTimer reports a benchmark's process CPU time per operation as the
+// metric "cpu-ns/op": on a machine busy with QEMU guests the wall-clock
+// ns/op mostly measures waiting for a CPU.
+func cpuTimer(b *testing.B) func() {
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			b.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	start := cpu()
+	return func() {
+		if b.N > 0 {
+			b.ReportMetric(float64((cpu()-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		}
+	}
+}
 
 // onePerCrash picks the first dump of each crash (they share memory).
 func onePerCrash(m *corpus.Manifest) []corpus.Dump {
