@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"salvage/dump"
 )
@@ -49,7 +50,11 @@ func scanKallsyms(r VirtReader, vi *dump.VMCoreInfo) (kallsymsInfo, error) {
 	searched, missing, gap := 0, 0, 0
 	for len(img) < scanMaxBytes && gap < scanMaxGap {
 		old := len(img)
-		img = append(img, make([]byte, scanChunk)...)
+		if cap(img)-old < scanChunk {
+			img = slices.Grow(img, max(scanChunk, 2*cap(img))) // double: the image is tens of MiB
+		}
+		img = img[:old+scanChunk]
+		clear(img[old:])
 		for at := old; at < len(img) && gap < scanMaxGap; {
 			n, err := r.ReadVirt(img[at:], start+uint64(at))
 			at += n
