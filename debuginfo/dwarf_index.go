@@ -279,6 +279,11 @@ func parseAbbrevs(b []byte, off uint64, addrSize, offSize int) (abbrevTable, err
 			}
 			a.indexed = named
 		}
+		if code > uint64(4*nAbbrevs+256) {
+			// Compilers number abbreviations 1, 2, 3…: the table is a
+			// slice indexed by code, which a wild code must not size.
+			return nil, &dwarfFormatError{".debug_abbrev", off, fmt.Sprintf("abbreviation code %d in a table of %d", code, nAbbrevs)}
+		}
 		for uint64(len(t)) <= code {
 			t = append(t, abbrev{})
 		}
