@@ -81,3 +81,41 @@ func BenchmarkLoadELFSymbols(b *testing.B) {
 		}
 	}
 }
+
+// TestELFSymbolsAgainstSystemMap: System.map is nm's listing of the same
+// vmlinux (filtered by scripts/mksysmap), so every one of its symbols is
+// in the .symtab with the same address and the same nm type letter.
+func TestELFSymbolsAgainstSystemMap(t *testing.T) {
+	m := corpus.Require(t)
+	for _, k := range m.Kernels {
+		t.Run(k.Release, func(t *testing.T) {
+			sm, err := LoadSystemMap(corpusSystemMap(t, m, &k), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			elfSyms, err := LoadELFSymbols(m.Path(k.DebugVmlinux), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			type key struct {
+				name string
+				addr uint64
+			}
+			types := map[key]byte{}
+			for s := range elfSyms.All {
+				types[key{s.Name, s.Addr}] = s.Type
+			}
+			bad := 0
+			for s := range sm.All {
+				typ, ok := types[key{s.Name, s.Addr}]
+				if !ok || typ != s.Type {
+					if bad < 10 {
+						t.Errorf("%s %#x %c: the vmlinux has %c (found %v)", s.Name, s.Addr, s.Type, typ, ok)
+					}
+					bad++
+				}
+			}
+			t.Logf("%d System.map symbols, %d differ; the vmlinux has %d", sm.Len(), bad, elfSyms.Len())
+		})
+	}
+}
