@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"maps"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -160,4 +161,21 @@ func BenchmarkDWARFStructTaskStruct(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkDWARFLoadCold is the first start: mapping, unit headers and the
+// index, with an empty cache each time.
+func BenchmarkDWARFLoadCold(b *testing.B) {
+	path := labVmlinux(b)
+	cpu := cpuTime()
+	for b.Loop() {
+		b.StopTimer()
+		os.Setenv("XDG_CACHE_HOME", b.TempDir())
+		b.StartTimer()
+		if _, err := LoadDWARF(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+	os.Unsetenv("XDG_CACHE_HOME")
+	b.ReportMetric(float64((cpuTime()-cpu).Milliseconds())/float64(b.N), "cpu-ms/op")
 }
