@@ -251,7 +251,12 @@ func TestOpen(t *testing.T) {
 			}
 			defer f.Close()
 			var pids []int64
-			for _, opt := range []Options{{Vmlinux: m.Path(m.Kernel(d.Release).DebugVmlinux)}, {}} {
+			vmlinux := m.Path(m.Kernel(d.Release).DebugVmlinux)
+			dw := openTypedKernel(t, m, d).Types // loaded once per vmlinux
+			if d.ID == m.Dumps[0].ID {
+				dw = nil // Open loads the DWARF itself
+			}
+			for _, opt := range []Options{{Vmlinux: vmlinux, Types: dw}, {}} {
 				k, err := Open(f, opt)
 				if err != nil {
 					t.Fatalf("%+v: %v", opt, err)

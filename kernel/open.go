@@ -17,6 +17,10 @@ type Options struct {
 	Vmlinux string
 	// NoMatchCheck skips CheckMatch of the vmlinux against the dump.
 	NoMatchCheck bool
+	// Types, when set, are used instead of loading the vmlinux's DWARF or
+	// the dump's BTF (a caller opening several dumps of one kernel loads
+	// them once).
+	Types debuginfo.Types
 }
 
 // Open assembles the Kernel of a dump: the translator of its
@@ -79,9 +83,12 @@ func Open(f *dump.File, opt Options) (*Kernel, error) {
 			return nil, err
 		}
 	}
-	if opt.Vmlinux != "" {
+	switch {
+	case opt.Types != nil:
+		k.Types = opt.Types
+	case opt.Vmlinux != "":
 		k.Types, err = debuginfo.LoadDWARF(opt.Vmlinux)
-	} else {
+	default:
 		k.Types, err = k.loadBTF()
 	}
 	if err != nil {
