@@ -91,7 +91,9 @@ func ReadELFSymbols(r io.ReaderAt, name string, kaslrOffset uint64) (*Table, err
 		}
 		syms = append(syms, s)
 	}
-	return NewTable("vmlinux "+name, syms), nil
+	t := NewTable("vmlinux "+name, syms)
+	t.bounded = true
+	return t, nil
 }
 
 // elfSym is an Elf32_Sym or Elf64_Sym, decoded.

@@ -126,6 +126,7 @@ func LoadKallsyms(r VirtReader, vi *dump.VMCoreInfo) (*Table, error) {
 		return nil, err
 	}
 	t := NewTable(source, syms)
+	t.bounded = true
 	// A misread table (say, offsets taken for the wrong encoding) would
 	// still decode; VMCOREINFO's own _stext catches it.
 	if want, ok := vi.Symbol("_stext"); ok {

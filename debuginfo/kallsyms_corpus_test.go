@@ -29,6 +29,10 @@ func TestKallsymsCorpus(t *testing.T) {
 			checked := 0
 			for s := range truth.All {
 				if s.Module != "" {
+					// Module code is above vmlinux's last symbol: not in it.
+					if got, off, ok := kall.ByAddr(s.Addr); ok {
+						t.Errorf("ByAddr(%#x), in module %s, = %s+%#x", s.Addr, s.Module, got.Name, off)
+					}
 					continue
 				}
 				got, ok := kall.Lookup(s.Name)

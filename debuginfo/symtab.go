@@ -19,6 +19,11 @@ type Table struct {
 	// callers that only resolve addresses.
 	nameOnce sync.Once
 	byName   map[string]int32
+
+	// bounded: nothing lies beyond the last symbol unless its size says
+	// so. True for vmlinux's tables, whose last symbol (__init_scratch_end,
+	// _end) is a label: module addresses above it are not in it.
+	bounded bool
 }
 
 // NewTable builds a table from syms (the caller must not reuse the
@@ -141,7 +146,8 @@ func (t *Table) LookupAll(name string) []Symbol {
 }
 
 // ByAddr finds the symbol containing addr: the nearest symbol at or below
-// it, unless that symbol's size is known and addr lies beyond its end.
+// it, unless that symbol's size is known and addr lies beyond its end (or,
+// for vmlinux's tables, it is the last symbol, a label, and addr is past it).
 // The end of a function counts as in it: a function whose last
 // instruction calls a noreturn one (sysrq_handle_crash calls panic) has
 // that return address, one past its end, on the stack. Of several
@@ -164,6 +170,9 @@ func (t *Table) ByAddr(addr uint64) (Symbol, uint64, bool) {
 		first--
 	}
 	off := addr - at
+	if t.bounded && i == len(t.syms) && off > 0 && t.syms[i-1].Size == 0 {
+		return Symbol{}, 0, false
+	}
 	for _, s := range t.syms[first:i] {
 		if s.Size == 0 || off < s.Size || (off == s.Size && isTextType(s.Type)) {
 			return s, off, true

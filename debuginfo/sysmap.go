@@ -83,7 +83,10 @@ func ParseSystemMap(r io.Reader, name string, kaslrOffset uint64) (*Table, error
 	if len(syms) == 0 {
 		return nil, fmt.Errorf("%s: no symbols", name)
 	}
-	return NewTable("System.map "+name, syms), nil
+	t := NewTable("System.map "+name, syms)
+	// /proc/kallsyms text lists modules too; System.map only vmlinux.
+	t.bounded = len(modules) == 0
+	return t, nil
 }
 
 // parseSystemMapLine parses "address type name [module]"; msg says what
