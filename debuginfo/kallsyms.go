@@ -29,7 +29,7 @@ import (
 // kernel-image map, whose values are run-time ones (KASLR applied at
 // boot), as are the SYMBOL() addresses.
 
-// kallsymsLimits bound what a damaged dump can make the decoder allocate.
+// Limits on what a damaged dump can make the decoder allocate or read.
 const (
 	maxKallsyms       = 4 << 20 // symbols; a vmlinux has ~200,000
 	maxKallsymsName   = 1 << 12 // bytes of one expanded name (KSYM_NAME_LEN is 512)
