@@ -88,28 +88,42 @@ func LoadModuleBTFFromELF(koPath string, vmlinux Types) (Types, error) {
 // LoadBTFFromELF reads the .BTF section of a vmlinux (debug or not) or of
 // a module (then without its base: use LoadModuleBTF).
 func LoadBTFFromELF(path string) (Types, error) {
-	raw, err := elfBTF(path)
+	raw, module, err := elfBTFKind(path)
 	if err != nil {
 		return nil, err
+	}
+	if module {
+		return nil, fmt.Errorf("%s: a module's BTF is split BTF on top of the kernel's: load it with LoadModuleBTFFromELF", path)
 	}
 	return LoadBTF(raw, "BTF of "+path)
 }
 
 func elfBTF(path string) ([]byte, error) {
+	raw, _, err := elfBTFKind(path)
+	return raw, err
+}
+
+// elfBTFKind also says whether the file is relocatable (a module, whose
+// BTF is split: it needs the vmlinux BTF under it).
+func elfBTFKind(path string) ([]byte, bool, error) {
 	f, err := elf.Open(path)
 	if err != nil {
-		return nil, err
+		var fe *elf.FormatError
+		if errors.As(err, &fe) {
+			return nil, false, fmt.Errorf("%s: not an ELF file (a compressed vmlinuz?): %w", path, err)
+		}
+		return nil, false, err
 	}
 	defer f.Close()
 	s := f.Section(".BTF")
 	if s == nil {
-		return nil, fmt.Errorf("%s: no .BTF section (kernel built without CONFIG_DEBUG_INFO_BTF)", path)
+		return nil, false, fmt.Errorf("%s: no .BTF section (kernel built without CONFIG_DEBUG_INFO_BTF)", path)
 	}
 	raw, err := s.Data()
 	if err != nil {
-		return nil, fmt.Errorf("%s: section .BTF: %w", path, err)
+		return nil, false, fmt.Errorf("%s: section .BTF: %w", path, err)
 	}
-	return raw, nil
+	return raw, f.Type == elf.ET_REL, nil
 }
 
 // LoadBTFFromMemory reads the vmlinux BTF that the kernel keeps in its

@@ -2,6 +2,8 @@ package debuginfo
 
 import (
 	"errors"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -82,6 +84,28 @@ func BenchmarkBTFStructTaskStruct(b *testing.B) {
 		b.StartTimer()
 		if _, err := ty.Struct("task_struct"); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Loading the wrong file says which file and what it is not.
+func TestLoadErrors(t *testing.T) {
+	m := labManifest(t)
+	k := m.Kernels[0]
+	plainKo := filepath.Join(filepath.Dir(m.Path(k.Vmlinuz)), "modules", "virtio.ko")
+	for _, c := range []struct {
+		path      string
+		dwarf, bt string // what the errors must say
+	}{
+		{"/nonexistent/vmlinux", "no such file", "no such file"},
+		{m.Path(k.Vmlinuz), "not an ELF file", "not an ELF file"},
+		{plainKo, "no .debug_info", "LoadModuleBTFFromELF"},
+	} {
+		if _, err := LoadDWARF(c.path); err == nil || !strings.Contains(err.Error(), c.dwarf) || !strings.Contains(err.Error(), c.path) {
+			t.Errorf("LoadDWARF(%s): %v, want an error naming the file and saying %q", c.path, err, c.dwarf)
+		}
+		if _, err := LoadBTFFromELF(c.path); err == nil || !strings.Contains(err.Error(), c.bt) || !strings.Contains(err.Error(), c.path) {
+			t.Errorf("LoadBTFFromELF(%s): %v, want an error naming the file and saying %q", c.path, err, c.bt)
 		}
 	}
 }

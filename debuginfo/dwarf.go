@@ -50,7 +50,7 @@ func loadDWARF(path, source string) (*dwarfTypes, error) {
 	}
 	f, err := elf.NewFile(bytes.NewReader(img))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: not an ELF file (a compressed vmlinuz?): %w", path, err)
 	}
 	section := func(name string) ([]byte, error) {
 		s := f.Section(name)
