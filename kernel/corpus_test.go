@@ -364,3 +364,29 @@ func TestCheckMatchAlteredVmlinux(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenMismatchIsError: Open with a vmlinux whose identity
+// differs fails with a *MismatchError before trusting its symbols.
+func TestOpenMismatchIsError(t *testing.T) {
+	m := corpus.Require(t)
+	d := m.Dumps[0]
+	f, err := dump.Open(m.Paths(d)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// The dump's own VMCOREINFO altered to claim another build.
+	vi, err := dump.ParseVMCoreInfo([]byte(strings.Replace(f.VMCoreInfo.Raw, "BUILD-ID="+f.VMCoreInfo.BuildID(), "BUILD-ID=00"+f.VMCoreInfo.BuildID()[2:], 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.VMCoreInfo = vi
+	_, err = Open(f, Options{Vmlinux: m.Path(m.Kernel(d.Release).DebugVmlinux)})
+	var me *MismatchError
+	if !errors.As(err, &me) {
+		t.Fatalf("Open of a mismatched vmlinux: %v", err)
+	}
+	if _, err := Open(f, Options{Vmlinux: m.Path(m.Kernel(d.Release).DebugVmlinux), NoMatchCheck: true, Types: openTypedKernel(t, m, d).Types}); err != nil {
+		t.Errorf("NoMatchCheck: %v", err)
+	}
+}

@@ -30,8 +30,31 @@ type Options struct {
 // (a *MismatchError) unless NoMatchCheck.
 func Open(f *dump.File, opt Options) (*Kernel, error) {
 	vi := f.VMCoreInfo
+	// First the dump alone: VMCOREINFO places the page tables, and the
+	// kallsyms in its memory name its own symbols. A vmlinux is trusted
+	// only once it is known to match.
+	bare, err := newTranslator(f, nil)
+	if err != nil {
+		return nil, err
+	}
+	kallsyms, kerr := debuginfo.LoadKallsyms(bare, vi)
 	var syms debuginfo.Symbols
 	if opt.Vmlinux != "" {
+		if !opt.NoMatchCheck {
+			id, err := VmlinuxIdentity(opt.Vmlinux)
+			if err != nil {
+				return nil, err
+			}
+			var banner uint64
+			if kallsyms != nil {
+				if s, ok := kallsyms.Lookup("linux_banner"); ok {
+					banner = s.Addr
+				}
+			}
+			if err := CheckMatch(id.BuildID, id.Banner, f, bare, banner); err != nil {
+				return nil, err
+			}
+		}
 		linkTime, err := debuginfo.LoadELFSymbols(opt.Vmlinux, 0)
 		if err != nil {
 			return nil, err
@@ -43,45 +66,20 @@ func Open(f *dump.File, opt Options) (*Kernel, error) {
 		if syms, err = debuginfo.LoadELFSymbols(opt.Vmlinux, kaslr.Offset); err != nil {
 			return nil, err
 		}
-	}
-	tr, err := newTranslator(f, syms)
-	if err != nil {
-		return nil, err
-	}
-	kallsyms, kerr := debuginfo.LoadKallsyms(tr, vi)
-	if syms == nil {
+	} else {
 		if kerr != nil {
 			return nil, fmt.Errorf("no vmlinux given and the dump's kallsyms cannot be read: %w", kerr)
 		}
 		syms = kallsyms
-		// Now page_offset_base and the other variables have addresses.
-		if tr, err = newTranslator(f, syms); err != nil {
-			return nil, err
-		}
+	}
+	// Now page_offset_base and the other layout variables have addresses.
+	tr, err := newTranslator(f, syms)
+	if err != nil {
+		return nil, err
 	}
 	k, err := New(f, syms, nil, tr)
 	if err != nil {
 		return nil, err
-	}
-	if opt.Vmlinux != "" && !opt.NoMatchCheck {
-		id, err := VmlinuxIdentity(opt.Vmlinux)
-		if err != nil {
-			return nil, err
-		}
-		// The dump's own kallsyms place its banner even when the vmlinux
-		// is another build.
-		var banner uint64
-		if kallsyms != nil {
-			if s, ok := kallsyms.Lookup("linux_banner"); ok {
-				banner = s.Addr
-			}
-		}
-		if banner == 0 {
-			banner, _ = k.SymbolAddr("linux_banner")
-		}
-		if err := CheckMatch(id.BuildID, id.Banner, f, tr, banner); err != nil {
-			return nil, err
-		}
 	}
 	switch {
 	case opt.Types != nil:
