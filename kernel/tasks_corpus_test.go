@@ -32,13 +32,15 @@ func openTypedKernel(t testing.TB, m *corpus.Manifest, d corpus.Dump) *Kernel {
 	return k
 }
 
-// allTasks lists every task as crash's ps does: each thread group on
-// init_task.tasks with its threads (signal->thread_head), and each CPU's
-// idle task (runqueues.idle; init_task is CPU 0's).
+// allTasks maps each task of k.Tasks to its PID, and checks that each
+// CPU's run queue says which CPU it belongs to.
 func allTasks(t *testing.T, k *Kernel) map[uint64]int64 {
 	t.Helper()
 	tasks := map[uint64]int64{}
-	add := func(v Value) {
+	for v, err := range k.Tasks() {
+		if err != nil {
+			t.Fatal(err)
+		}
 		pid, err := v.Member("pid")
 		if err != nil {
 			t.Fatal(err)
@@ -47,35 +49,10 @@ func allTasks(t *testing.T, k *Kernel) map[uint64]int64 {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if _, dup := tasks[v.Address()]; dup {
+			t.Errorf("task %#x (pid %d) yielded twice", v.Address(), n)
+		}
 		tasks[v.Address()] = n
-	}
-	init, err := k.Global("init_task")
-	if err != nil {
-		t.Fatal(err)
-	}
-	head, err := init.Member("tasks")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for leader, err := range k.ListEntries(head.Address(), "struct task_struct", "tasks") {
-		if err != nil {
-			t.Fatal(err)
-		}
-		add(leader)
-		th, err := leader.Member("signal")
-		if err != nil {
-			t.Fatal(err)
-		}
-		th, err = th.Member("thread_head")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for thread, err := range k.ListEntries(th.Address(), "struct task_struct", "thread_node") {
-			if err != nil {
-				t.Fatal(err)
-			}
-			add(thread)
-		}
 	}
 	ncpu, err := k.NrCPUIDs()
 	if err != nil {
@@ -93,15 +70,6 @@ func allTasks(t *testing.T, k *Kernel) map[uint64]int64 {
 		if n, err := c.Int(); err != nil || n != int64(cpu) {
 			t.Errorf("runqueues of CPU %d says cpu %d, %v", cpu, n, err)
 		}
-		idle, err := rq.Member("idle")
-		if err != nil {
-			t.Fatal(err)
-		}
-		iv, err := idle.Deref()
-		if err != nil {
-			t.Fatal(err)
-		}
-		add(iv)
 	}
 	return tasks
 }
