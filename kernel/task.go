@@ -44,7 +44,7 @@ func (k *Kernel) Tasks() iter.Seq2[Value, error] {
 			fail(err)
 			return
 		}
-		_, newThreads := lookupMemberErr(k, "struct task_struct", "thread_node")
+		_, noThreadNode := lookupMemberErr(k, "struct task_struct", "thread_node")
 		for leader, err := range k.ListEntries(head.Address(), "struct task_struct", "tasks") {
 			if err != nil {
 				fail(err)
@@ -54,7 +54,7 @@ func (k *Kernel) Tasks() iter.Seq2[Value, error] {
 				return
 			}
 			var threads iter.Seq2[Value, error]
-			if newThreads == nil {
+			if noThreadNode == nil { // 6.1+: signal->thread_head
 				th, err := leader.Member("signal")
 				if err == nil {
 					th, err = th.Member("thread_head") // through the pointer
