@@ -65,11 +65,22 @@ func TestCorpusHasEveryScenario(t *testing.T) {
 	}
 }
 
-// panicPatterns is what each crash must have said, as the kernel printed it.
+// panicPatterns is what crash's PANIC field must say for each crash: the
+// panic string, or for an oops the "Oops:" line (crash appends "(check log
+// for details)").
 var panicPatterns = map[string]*regexp.Regexp{
-	"sysrq": regexp.MustCompile(`sysrq triggered crash`),
-	"oops":  regexp.MustCompile(`NULL pointer dereference`),
-	"hung":  regexp.MustCompile(`hung_task: blocked tasks`),
+	"sysrq": regexp.MustCompile(`^"Kernel panic - not syncing: sysrq triggered crash"$`),
+	"oops":  regexp.MustCompile(`^"Oops: 0000 \[#1\] .*" \(check log for details\)$`),
+	"hung":  regexp.MustCompile(`^"Kernel panic - not syncing: hung_task: blocked tasks"$`),
+}
+
+// logPatterns must be in the kernel's own log of each crash.
+var logPatterns = map[string][]string{
+	"sysrq": {"Kernel panic - not syncing: sysrq triggered crash"},
+	// With panic_on_oops the oops path enters kdump itself, before panic()
+	// would print "Fatal exception".
+	"oops": {"BUG: kernel NULL pointer dereference", "RIP: 0010:salvage_lab_oops", "Oops: 0000 [#1]"},
+	"hung": {"blocked for more than", "salvage_lab_hang", "Kernel panic - not syncing: hung_task: blocked tasks"},
 }
 
 // TestReferenceSys checks crash's sys on every dump: the release the guest
@@ -121,8 +132,14 @@ func TestReferenceSys(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(string(dmesg), strings.Trim(panicStr, `"`)) {
+			quoted := strings.TrimSuffix(panicStr, " (check log for details)")
+			if !strings.Contains(string(dmesg), strings.Trim(quoted, `"`)) {
 				t.Errorf("PANIC %q is not in the kernel's log %s", panicStr, d.Dmesg)
+			}
+			for _, want := range logPatterns[d.Scenario] {
+				if !strings.Contains(string(dmesg), want) {
+					t.Errorf("the kernel's log %s lacks %q", d.Dmesg, want)
+				}
 			}
 		})
 	}
@@ -153,8 +170,14 @@ func TestReferencePsSeesWorkload(t *testing.T) {
 				workload = true
 			}
 		}
-		if sleeps != 300 {
-			t.Errorf("%s: crash lists %d sleep processes, the guest started 300", d.ID, sleeps)
+		// init.sh starts 300; in the hung scenario init itself then waits
+		// in one more sleep while the hung-task detector counts down.
+		want := 300
+		if d.Scenario == "hung" {
+			want++
+		}
+		if sleeps != want {
+			t.Errorf("%s: crash lists %d sleep processes, the guest started %d", d.ID, sleeps, want)
 		}
 		if !workload {
 			t.Errorf("%s: crash does not list the workload (pid %s)", d.ID, pid)
