@@ -2,8 +2,11 @@ package debuginfo
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/cilium/ebpf/btf"
 )
 
 // The lab kernel's layouts from its DWARF and from its BTF must agree:
@@ -28,7 +31,38 @@ func knownDifference(dwarfName, btfName string) string {
 	if strings.ReplaceAll(dwarfName, "[]", "[0]") == btfName {
 		return "flexible array"
 	}
+	// pahole writes a multi-dimensional array (u64 x[7][3][2]) as one
+	// dimension of as many elements (u64 x[42]).
+	if de, dims, ok := arrayDims(dwarfName); ok && len(dims) > 1 {
+		if be, bdims, ok := arrayDims(btfName); ok && len(bdims) == 1 && be == de {
+			n := int64(1)
+			for _, d := range dims {
+				n *= d
+			}
+			if n == bdims[0] {
+				return "multi-dimensional array flattened"
+			}
+		}
+	}
 	return ""
+}
+
+// arrayDims splits "u64 [7][3][2]" into "u64 " and 7, 3, 2.
+func arrayDims(s string) (string, []int64, bool) {
+	var dims []int64
+	for strings.HasSuffix(s, "]") {
+		i := strings.LastIndexByte(s, '[')
+		if i < 0 {
+			return "", nil, false
+		}
+		n, err := strconv.ParseInt(s[i+1:len(s)-1], 10, 64)
+		if err != nil {
+			return "", nil, false
+		}
+		dims = append([]int64{n}, dims...)
+		s = s[:i]
+	}
+	return s, dims, len(dims) > 0
 }
 
 func TestDWARFMatchesBTF(t *testing.T) {
@@ -176,4 +210,88 @@ func TestTypesAPIBothSources(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Every struct and union the DWARF index knows, against BTF. Names that
+// BTF holds several different definitions of (file-local structs of two
+// drivers) compare against the one of the same size, when there is one.
+func TestDWARFMatchesBTFEverywhere(t *testing.T) {
+	srcs := labSources(t)
+	dw, bt := srcs[0].(*dwarfTypes), srcs[1].(*btfTypes)
+	known := map[string]int{}
+	compared, members, ambiguous := 0, 0, 0
+	var missing []string
+	for _, ns := range []nameSpace{nsStruct, nsUnion} {
+		for name, ref := range dw.ix.names[ns] {
+			if ref.Decl {
+				continue
+			}
+			lookup := dw.Struct
+			blookup := bt.Struct
+			kw := "struct "
+			if ns == nsUnion {
+				lookup, blookup, kw = dw.Union, bt.Union, "union "
+			}
+			d, err := lookup(name)
+			if err != nil {
+				t.Errorf("DWARF: %v", err)
+				continue
+			}
+			b, err := blookup(name)
+			if err != nil {
+				missing = append(missing, kw+name)
+				continue
+			}
+			var diffs []string
+			n := compareLayouts(kw+name, d, b, &diffs, known, map[*Type]bool{})
+			if len(diffs) > 0 {
+				// Several definitions of the name (fs/readdir.c and
+				// fs/compat.c each have a struct getdents_callback):
+				// one of them must be this one.
+				for _, c := range btfCandidates(bt, name, ns == nsUnion) {
+					var again []string
+					if m := compareLayouts(kw+name, d, c, &again, map[string]int{}, map[*Type]bool{}); len(again) == 0 {
+						diffs, n = nil, m
+						ambiguous++
+						break
+					}
+				}
+			}
+			members += n
+			compared++
+			for _, d := range diffs {
+				t.Errorf("%s", d)
+			}
+		}
+	}
+	t.Logf("%d structs and unions, %d members compared; %d names with several definitions in BTF; not in BTF: %d %v; known differences: %v",
+		compared, members, ambiguous, len(missing), missing[:min(len(missing), 10)], known)
+	if compared < 5000 {
+		t.Errorf("only %d structs compared", compared)
+	}
+}
+
+// btfCandidates converts every struct (or union) of BTF with that name.
+func btfCandidates(bt *btfTypes, name string, union bool) []*Type {
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	cands, _ := bt.spec.AnyTypesByName(name)
+	var out []*Type
+	for _, c := range cands {
+		switch c.(type) {
+		case *btf.Struct:
+			if union {
+				continue
+			}
+		case *btf.Union:
+			if !union {
+				continue
+			}
+		default:
+			continue
+		}
+		out = append(out, bt.convert(c))
+	}
+	bt.flush()
+	return out
 }
