@@ -399,3 +399,48 @@ func TestReadExcludedPage(t *testing.T) {
 		t.Fatal("no filtered dump in the corpus")
 	}
 }
+
+// TestConcurrentWalks translates the golden addresses from many
+// goroutines at once (the caches are shared) and expects crash's answers.
+func TestConcurrentWalks(t *testing.T) {
+	m := corpus.Require(t)
+	d := m.Dumps[0]
+	for _, c := range m.Dumps {
+		if c.Format == "kdump" {
+			d = c // compressed: the slowest reads, the most contention
+			break
+		}
+	}
+	f, tr, _ := openTranslator(t, m, d)
+	b, err := os.ReadFile(filepath.Join("testdata", "vtop", goldenName(d, f.VMCoreInfo)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers, err := parseCrashVtop(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			var bad error
+			for i := 0; i < 50 && bad == nil; i++ {
+				for _, c := range answers {
+					got, err := tr.VirtToPhys(c.Virt)
+					if c.Mapped && (err != nil || got.Phys != c.Phys) {
+						bad = fmt.Errorf("vtop %#x = %#x, %v; crash %#x", c.Virt, got.Phys, err, c.Phys)
+						break
+					}
+					var buf [8]byte
+					tr.ReadVirt(buf[:], c.Virt)
+				}
+			}
+			errs <- bad
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
