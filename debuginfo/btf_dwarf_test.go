@@ -2,6 +2,7 @@ package debuginfo
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -291,6 +292,77 @@ func btfCandidates(bt *btfTypes, name string, union bool) []*Type {
 			continue
 		}
 		out = append(out, bt.convert(c))
+	}
+	bt.flush()
+	return out
+}
+
+// Every named enum and typedef, likewise: enumerators and their values;
+// what a typedef stands for.
+func TestDWARFMatchesBTFEnumsTypedefs(t *testing.T) {
+	srcs := labSources(t)
+	dw, bt := srcs[0].(*dwarfTypes), srcs[1]
+	known := map[string]int{}
+	enums, typedefs := 0, 0
+	// intel_epb.c and intel_pstate.c each have an enum
+	// energy_perf_value_index: names with several definitions in BTF
+	// match one of them.
+	for name, ref := range dw.ix.names[nsEnum] {
+		if ref.Decl {
+			continue
+		}
+		d, err := dw.Enum(name)
+		if err != nil {
+			t.Errorf("DWARF: %v", err)
+			continue
+		}
+		b, err := bt.Enum(name)
+		if err != nil {
+			t.Errorf("BTF: %v", err)
+			continue
+		}
+		enums++
+		same := func(b *Type) bool { return d.Size == b.Size && fmt.Sprint(d.Enums) == fmt.Sprint(b.Enums) }
+		if !same(b) && !slices.ContainsFunc(btfEnums(bt.(*btfTypes), name), same) {
+			t.Errorf("enum %s: DWARF %d bytes %v, BTF %d bytes %v", name, d.Size, d.Enums, b.Size, b.Enums)
+		}
+	}
+	for name := range dw.ix.names[nsTypedef] {
+		d, err := dw.Typedef(name)
+		if err != nil {
+			t.Errorf("DWARF: %v", err)
+			continue
+		}
+		b, err := bt.Typedef(name)
+		if err != nil {
+			t.Errorf("BTF: %v", err)
+			continue
+		}
+		typedefs++
+		dn, bn := TypeName(d.Elem), TypeName(b.Elem)
+		if dn != bn {
+			if why := knownDifference(dn, bn); why != "" {
+				known[why]++
+			} else {
+				t.Errorf("typedef %s: %q in DWARF, %q in BTF", name, dn, bn)
+			}
+		}
+		if d.Size != b.Size {
+			t.Errorf("typedef %s: %d bytes in DWARF, %d in BTF", name, d.Size, b.Size)
+		}
+	}
+	t.Logf("%d enums, %d typedefs compared; known differences: %v", enums, typedefs, known)
+}
+
+func btfEnums(bt *btfTypes, name string) []*Type {
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	cands, _ := bt.spec.AnyTypesByName(name)
+	var out []*Type
+	for _, c := range cands {
+		if _, ok := c.(*btf.Enum); ok {
+			out = append(out, bt.convert(c))
+		}
 	}
 	bt.flush()
 	return out
