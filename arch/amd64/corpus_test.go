@@ -444,3 +444,48 @@ func TestConcurrentWalks(t *testing.T) {
 		}
 	}
 }
+
+// TestWithoutVMCOREINFO translates QEMU's live dump with its VMCOREINFO
+// removed: CR3, CR4 and the CPUs' instruction pointers suffice, and the
+// answers are crash's.
+func TestWithoutVMCOREINFO(t *testing.T) {
+	m := corpus.Require(t)
+	n := 0
+	for _, d := range m.Dumps {
+		if !strings.HasPrefix(d.Producer, "qemu") {
+			continue
+		}
+		n++
+		t.Run(d.ID, func(t *testing.T) {
+			f, err := dump.Open(m.Paths(d)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			golden := filepath.Join("testdata", "vtop", goldenName(d, f.VMCoreInfo))
+			f.VMCoreInfo = nil
+			tr, err := NewFromFile(f, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Log(tr.Describe())
+			b, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			answers, err := parseCrashVtop(string(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range answers {
+				got, err := tr.VirtToPhys(c.Virt)
+				if c.Mapped && (err != nil || got.Phys != c.Phys) {
+					t.Errorf("vtop %#x = %#x, %v; crash %#x", c.Virt, got.Phys, err, c.Phys)
+				}
+			}
+		})
+	}
+	if n == 0 {
+		t.Fatal("no QEMU dump in the corpus")
+	}
+}

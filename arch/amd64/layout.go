@@ -38,14 +38,16 @@ type SymbolFunc func(name string) (uint64, bool)
 // bases. Each fact comes from VMCOREINFO first, then from the kernel's own
 // variables read through the text mapping, then from the CPU state QEMU
 // saved, and only last from the kernel's compile-time defaults.
-func (t *Translator) discover(vi *dump.VMCoreInfo, sym SymbolFunc, qemu []dump.QEMUCPU) error {
+func (t *Translator) discover(vi *dump.VMCoreInfo, sym SymbolFunc, qemu []dump.QEMUCPU, physBase func() (uint64, bool)) error {
 	l := &t.layout
 	l.KernelMapStart = startKernelMap
 
 	if n, ok := vi.Number("phys_base"); ok {
 		l.PhysBase = uint64(n)
+	} else if pb, ok := physBase(); ok {
+		l.PhysBase = pb
 	} else {
-		return fmt.Errorf("amd64: VMCOREINFO has no NUMBER(phys_base): cannot place the kernel text mapping")
+		return fmt.Errorf("amd64: VMCOREINFO has no NUMBER(phys_base) and no CPU state gives it: cannot place the kernel text mapping")
 	}
 	l.KASLROffset, _ = vi.KernelOffset()
 	if n, ok := vi.Number("sme_mask"); ok {

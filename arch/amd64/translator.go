@@ -42,6 +42,10 @@ var _ arch.Translator = (*Translator)(nil)
 // qemu, when the dump has QEMU CPU notes, supplies CR3 and CR4 as a last
 // resort.
 func New(mem dump.Memory, vi *dump.VMCoreInfo, sym func(name string) (uint64, bool), qemu ...dump.QEMUCPU) (*Translator, error) {
+	return newTranslator(mem, vi, sym, qemu, func() (uint64, bool) { return 0, false })
+}
+
+func newTranslator(mem dump.Memory, vi *dump.VMCoreInfo, sym func(name string) (uint64, bool), qemu []dump.QEMUCPU, physBase func() (uint64, bool)) (*Translator, error) {
 	if mem == nil {
 		return nil, errors.New("amd64: no memory")
 	}
@@ -49,18 +53,23 @@ func New(mem dump.Memory, vi *dump.VMCoreInfo, sym func(name string) (uint64, bo
 		return nil, fmt.Errorf("amd64: page size %d; x86_64 uses 4096", ps)
 	}
 	t := &Translator{mem: mem, entryMask: physMask}
-	if err := t.discover(vi, sym, qemu); err != nil {
+	if err := t.discover(vi, sym, qemu, physBase); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
-// NewFromFile is New for an opened dump, with its QEMU CPU notes.
+// NewFromFile is New for an opened dump, with its QEMU CPU notes: a QEMU
+// dump without VMCOREINFO is translated through CR3 and CR4, with
+// phys_base found from a CPU's instruction pointer (dump.File.PhysBase).
 func NewFromFile(f *dump.File, sym func(name string) (uint64, bool)) (*Translator, error) {
 	if f.Arch != "" && f.Arch != dump.ArchX86_64 {
 		return nil, fmt.Errorf("amd64: %s is a %s dump", f.Path, f.Arch)
 	}
-	return New(f.Memory, f.VMCoreInfo, sym, f.QEMUCPUs...)
+	return newTranslator(f.Memory, f.VMCoreInfo, sym, f.QEMUCPUs, func() (uint64, bool) {
+		pb, _, ok := f.PhysBase()
+		return pb, ok
+	})
 }
 
 // Memory returns the dump's physical memory.
