@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/cilium/ebpf/btf"
@@ -29,6 +30,8 @@ type btfTypes struct {
 	// union; once found, every lookup fails with it, as the memoized
 	// types may hold the cycle.
 	broken error
+	// fullNames indexes the types whose names contain "___" (see byName).
+	fullNames map[string][]btf.Type
 }
 
 // maxBTFSize bounds BTF read from a dump: vmlinux BTF is a few MB (6.1:
@@ -158,6 +161,47 @@ func readBTFFromMemory(r VirtReader, start, stop uint64) ([]byte, error) {
 
 func (t *btfTypes) Source() string { return t.source }
 
+// byName lists the types named name; t.mu held. cilium/ebpf matches
+// names through their "essential" part, the part before "___" (CO-RE
+// flavors), so that kernel names with "___" in them (___d_drop,
+// ___bpf_prog_run) are not found: those go through an index of full
+// names, built the first time one is asked for.
+func (t *btfTypes) byName(name string) ([]btf.Type, error) {
+	if !strings.Contains(name, "___") {
+		return t.spec.AnyTypesByName(name)
+	}
+	if t.fullNames == nil {
+		t.fullNames = map[string][]btf.Type{}
+		for ty, err := range t.spec.All() {
+			if err != nil {
+				return nil, err
+			}
+			if n := ty.TypeName(); strings.Contains(n, "___") {
+				t.fullNames[n] = append(t.fullNames[n], ty)
+			}
+		}
+	}
+	if c := t.fullNames[name]; len(c) > 0 {
+		return c, nil
+	}
+	return nil, fmt.Errorf("%s: %w", name, btf.ErrNotFound)
+}
+
+// byNameOf returns the first type of kind T named name, or nil; t.mu held.
+func byNameOf[T btf.Type](t *btfTypes, name string) (T, error) {
+	var zero T
+	cands, err := t.byName(name)
+	if err != nil && !errors.Is(err, btf.ErrNotFound) {
+		return zero, err
+	}
+	for _, c := range cands {
+		if x, ok := c.(T); ok {
+			return x, nil
+		}
+	}
+	return zero, nil
+}
+
 func (t *btfTypes) notFound(what string) error {
 	return &NotFoundError{What: what, Source: t.source}
 }
@@ -167,7 +211,7 @@ func (t *btfTypes) notFound(what string) error {
 func (t *btfTypes) find(what, name string, keep func(btf.Type) (ok, complete bool)) (*Type, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	cands, err := t.spec.AnyTypesByName(name)
+	cands, err := t.byName(name)
 	if err != nil && !errors.Is(err, btf.ErrNotFound) {
 		return nil, fmt.Errorf("%s %s in %s: %w", what, name, t.source, err)
 	}
@@ -250,12 +294,12 @@ func (t *btfTypes) Named(spelling string) (*Type, error) {
 func (t *btfTypes) Var(name string) (*Type, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var v *btf.Var
-	if err := t.spec.TypeByName(name, &v); err != nil {
-		if errors.Is(err, btf.ErrNotFound) {
-			return nil, t.notFound("variable " + name)
-		}
+	v, err := byNameOf[*btf.Var](t, name)
+	if err != nil {
 		return nil, fmt.Errorf("variable %s in %s: %w", name, t.source, err)
+	}
+	if v == nil {
+		return nil, t.notFound("variable " + name)
 	}
 	return t.finish(t.convert(v.Type))
 }
@@ -263,12 +307,12 @@ func (t *btfTypes) Var(name string) (*Type, error) {
 func (t *btfTypes) Func(name string) (*Type, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var f *btf.Func
-	if err := t.spec.TypeByName(name, &f); err != nil {
-		if errors.Is(err, btf.ErrNotFound) {
-			return nil, t.notFound("function " + name)
-		}
+	f, err := byNameOf[*btf.Func](t, name)
+	if err != nil {
 		return nil, fmt.Errorf("function %s in %s: %w", name, t.source, err)
+	}
+	if f == nil {
+		return nil, t.notFound("function " + name)
 	}
 	return t.finish(t.convert(f))
 }
@@ -429,7 +473,7 @@ func (t *btfTypes) checkCycle(b btf.Type) {
 
 // complete finds the definition of a forward declaration.
 func (t *btfTypes) complete(f *btf.Fwd) btf.Type {
-	cands, err := t.spec.AnyTypesByName(f.Name)
+	cands, err := t.byName(f.Name)
 	if err != nil {
 		return nil
 	}

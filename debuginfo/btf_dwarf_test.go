@@ -276,7 +276,7 @@ func TestDWARFMatchesBTFEverywhere(t *testing.T) {
 func btfCandidates(bt *btfTypes, name string, union bool) []*Type {
 	bt.mu.Lock()
 	defer bt.mu.Unlock()
-	cands, _ := bt.spec.AnyTypesByName(name)
+	cands, _ := bt.byName(name)
 	var out []*Type
 	for _, c := range cands {
 		switch c.(type) {
@@ -357,10 +357,85 @@ func TestDWARFMatchesBTFEnumsTypedefs(t *testing.T) {
 func btfEnums(bt *btfTypes, name string) []*Type {
 	bt.mu.Lock()
 	defer bt.mu.Unlock()
-	cands, _ := bt.spec.AnyTypesByName(name)
+	cands, _ := bt.byName(name)
 	var out []*Type
 	for _, c := range cands {
 		if _, ok := c.(*btf.Enum); ok {
+			out = append(out, bt.convert(c))
+		}
+	}
+	bt.flush()
+	return out
+}
+
+// The globals and functions BTF describes have the same types in DWARF.
+// Static functions of the same name in several files (BTF keeps each) are
+// checked against all of BTF's.
+func TestDWARFMatchesBTFVarsFuncs(t *testing.T) {
+	srcs := labSources(t)
+	dw, bt := srcs[0], srcs[1].(*btfTypes)
+	bt.mu.Lock()
+	var vars, funcs []string
+	for ty, err := range bt.spec.All() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch ty := ty.(type) {
+		case *btf.Var:
+			vars = append(vars, ty.Name)
+		case *btf.Func:
+			funcs = append(funcs, ty.Name)
+		}
+	}
+	bt.mu.Unlock()
+	slices.Sort(funcs)
+	funcs = slices.Compact(funcs)
+	bad := 0
+	for _, v := range vars {
+		d, err := dw.Var(v)
+		if err != nil {
+			t.Errorf("DWARF: %v", err)
+			continue
+		}
+		b, err := bt.Var(v)
+		if err != nil {
+			t.Errorf("BTF: %v", err)
+			continue
+		}
+		if dn, bn := TypeName(d), TypeName(b); dn != bn && knownDifference(dn, bn) == "" {
+			t.Errorf("variable %s: %q in DWARF, %q in BTF", v, dn, bn)
+		}
+	}
+	missing := 0
+	for _, f := range funcs {
+		d, err := dw.Func(f)
+		if err != nil {
+			missing++
+			continue
+		}
+		dn := TypeName(d)
+		if slices.ContainsFunc(btfFuncs(bt, f), func(b *Type) bool {
+			bn := TypeName(b)
+			return bn == dn || knownDifference(dn, bn) != ""
+		}) {
+			continue
+		}
+		bad++
+		if bad <= 10 {
+			b, _ := bt.Func(f)
+			t.Errorf("function %s: %q in DWARF, %q in BTF", f, dn, TypeName(b))
+		}
+	}
+	t.Logf("%d variables and %d functions compared; %d functions differ; %d of BTF's functions not in the DWARF index", len(vars), len(funcs), bad, missing)
+}
+
+func btfFuncs(bt *btfTypes, name string) []*Type {
+	bt.mu.Lock()
+	defer bt.mu.Unlock()
+	cands, _ := bt.byName(name)
+	var out []*Type
+	for _, c := range cands {
+		if _, ok := c.(*btf.Func); ok {
 			out = append(out, bt.convert(c))
 		}
 	}
