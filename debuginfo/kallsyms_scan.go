@@ -27,7 +27,7 @@ import (
 const (
 	scanChunk    = 1 << 20
 	scanPage     = 4096
-	scanMaxGap   = 8 << 20   // of pages not in the dump in a row: past the image
+	scanMaxGap   = 4 << 20   // of pages not in the dump in a row: past the image (the text-rodata gap is < 2 MiB)
 	scanMaxBytes = 128 << 20 // of the kernel image, from _stext
 	scanMaxToken = 128       // bytes of one token; real ones are a few
 )
