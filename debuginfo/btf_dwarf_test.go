@@ -160,6 +160,8 @@ func TestTypesAPIBothSources(t *testing.T) {
 		{"Named(const char *)", func(ty Types) (*Type, error) { return ty.Named("const char *") }},
 		{"Named(pid_t)", func(ty Types) (*Type, error) { return ty.Named("pid_t") }},
 		{"Named(_Bool)", func(ty Types) (*Type, error) { return ty.Named("_Bool") }},
+		{"Named(char [16])", func(ty Types) (*Type, error) { return ty.Named("char [16]") }},
+		{"Named(struct list_head *[4])", func(ty Types) (*Type, error) { return ty.Named("struct list_head *[4]") }},
 		{"Named(union bpf_attr)", func(ty Types) (*Type, error) { return ty.Named("union bpf_attr") }},
 		{"Union(bpf_attr)", func(ty Types) (*Type, error) { return ty.Union("bpf_attr") }},
 		{"Enum(pid_type)", func(ty Types) (*Type, error) { return ty.Enum("pid_type") }},

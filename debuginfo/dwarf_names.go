@@ -1,6 +1,8 @@
 package debuginfo
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -53,10 +55,30 @@ type typeNamer interface {
 }
 
 // namedType resolves a C spelling — "struct page", "unsigned long",
-// "pid_t", "const char *", "struct list_head **" — with base looking up
-// base types.
+// "pid_t", "const char *", "struct list_head **", "char [16]" — with
+// base looking up base types.
 func namedType(t typeNamer, spelling string, base func(string) (*Type, error)) (*Type, error) {
 	s := strings.TrimSpace(spelling)
+	if strings.HasSuffix(s, "]") {
+		// "char [16]", "pg_data_t *[]": an array of the rest.
+		open := strings.LastIndexByte(s, '[')
+		if open < 0 {
+			return nil, fmt.Errorf("bad type spelling %q", spelling)
+		}
+		n := int64(-1)
+		if b := strings.TrimSpace(s[open+1 : len(s)-1]); b != "" {
+			v, err := strconv.ParseInt(b, 0, 64)
+			if err != nil || v < 0 {
+				return nil, fmt.Errorf("bad array bound in %q", spelling)
+			}
+			n = v
+		}
+		elem, err := namedType(t, s[:open], base)
+		if err != nil {
+			return nil, err
+		}
+		return &Type{Kind: KindArray, Elem: elem, Len: n, Size: arraySize(elem, n)}, nil
+	}
 	ptrs := 0
 	for strings.HasSuffix(s, "*") {
 		ptrs++

@@ -3,8 +3,6 @@ package debuginfo
 import (
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 )
 
 // WellKnownVar is the C type of a kernel global variable that the
@@ -114,35 +112,9 @@ func (w *wellKnownTypes) Var(name string) (*Type, error) {
 			Source: w.Types.Source(),
 		}
 	}
-	ty, err = namedWithArray(w.Types, spelling)
+	ty, err = w.Types.Named(spelling)
 	if err != nil {
 		return nil, fmt.Errorf("variable %s: %s has no type for it, and its well-known type %q: %w", name, w.Types.Source(), spelling, err)
 	}
 	return ty, nil
-}
-
-// namedWithArray is Named plus one trailing array bound: "pg_data_t *[]",
-// "unsigned long [8192]".
-func namedWithArray(t Types, spelling string) (*Type, error) {
-	s := strings.TrimSpace(spelling)
-	if !strings.HasSuffix(s, "]") {
-		return t.Named(s)
-	}
-	open := strings.LastIndexByte(s, '[')
-	if open < 0 {
-		return nil, fmt.Errorf("bad type spelling %q", spelling)
-	}
-	n := int64(-1)
-	if b := strings.TrimSpace(s[open+1 : len(s)-1]); b != "" {
-		v, err := strconv.ParseInt(b, 0, 64)
-		if err != nil || v < 0 {
-			return nil, fmt.Errorf("bad array bound in %q", spelling)
-		}
-		n = v
-	}
-	elem, err := namedWithArray(t, s[:open])
-	if err != nil {
-		return nil, err
-	}
-	return &Type{Kind: KindArray, Elem: elem, Len: n, Size: arraySize(elem, n)}, nil
 }
