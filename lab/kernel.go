@@ -183,7 +183,7 @@ func (l *Lab) FetchKernel(spec KernelSpec) (*Kernel, error) {
 			return nil, err
 		}
 	}
-	l.logf("unpacking the debug vmlinux and %d debug modules from %s", len(guestModules), filepath.Base(dbg))
+	l.logf("unpacking the debug vmlinux and %d debug modules from %s", len(order), filepath.Base(dbg))
 	dtmp := filepath.Join(k.Dir, "unpack-dbg")
 	os.RemoveAll(dtmp)
 	pats := append([]string{"./usr/lib/debug/boot/vmlinux-" + release}, dbgPatterns...)
