@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -293,6 +294,7 @@ func runCrashVtop(t *testing.T, m *corpus.Manifest, d corpus.Dump, tr *Translato
 	for _, a := range vtopTargets(t, f, tr, sym) {
 		fmt.Fprintf(&cmds, "vtop %x\n", a)
 	}
+	cmds.WriteString("help -m\n") // crash's view of the layout
 	dir := t.TempDir()
 	cmdFile := filepath.Join(dir, "cmds")
 	if err := os.WriteFile(cmdFile, []byte(cmds.String()), 0o644); err != nil {
@@ -487,5 +489,69 @@ func TestWithoutVMCOREINFO(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("no QEMU dump in the corpus")
+	}
+}
+
+// crashLayout reads the layout lines of crash's `help -m`.
+func crashLayout(text string) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, l := range strings.Split(text, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(l), ": ")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "page_offset", "vmalloc_start_addr", "vmalloc_end", "modules_vaddr", "modules_end", "vmemmap_vaddr", "phys_base", "pgdir_shift":
+			base := 16
+			if k == "pgdir_shift" {
+				base = 10 // crash prints it in decimal
+			}
+			if n, err := strconv.ParseUint(strings.TrimSpace(v), base, 64); err == nil {
+				out[k] = n
+			}
+		}
+	}
+	return out
+}
+
+// TestLayoutMatchesCrash compares the layout found in each dump with the
+// one crash reports in `help -m` (kept in the golden files).
+func TestLayoutMatchesCrash(t *testing.T) {
+	m := corpus.Require(t)
+	for _, d := range m.Dumps {
+		t.Run(d.ID, func(t *testing.T) {
+			f, tr, _ := openTranslator(t, m, d)
+			b, err := os.ReadFile(filepath.Join("testdata", "vtop", goldenName(d, f.VMCoreInfo)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := crashLayout(string(b))
+			if len(c) < 7 {
+				t.Fatalf("golden has %d layout lines of help -m; regenerate with -update", len(c))
+			}
+			l := tr.Layout()
+			shift := uint64(39)
+			if l.PageTableLevels == 5 {
+				shift = 48
+			}
+			for _, x := range []struct {
+				name      string
+				got, want uint64
+			}{
+				{"page_offset", l.PageOffset, c["page_offset"]},
+				{"vmalloc_start_addr", l.VmallocStart, c["vmalloc_start_addr"]},
+				{"vmalloc_end", l.VmallocEnd, c["vmalloc_end"]},
+				{"vmemmap_vaddr", l.VmemmapStart, c["vmemmap_vaddr"]},
+				{"modules_vaddr", l.ModulesStart, c["modules_vaddr"]},
+				// crash prints MODULES_END; Layout's ends are inclusive.
+				{"modules_end", l.ModulesEnd + 1, c["modules_end"]},
+				{"phys_base", l.PhysBase, c["phys_base"]},
+				{"pgdir_shift", shift, c["pgdir_shift"]},
+			} {
+				if x.got != x.want {
+					t.Errorf("%s = %#x, crash says %#x", x.name, x.got, x.want)
+				}
+			}
+		})
 	}
 }
