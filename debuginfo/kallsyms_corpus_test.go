@@ -142,3 +142,43 @@ func BenchmarkLoadKallsyms(b *testing.B) {
 		})
 	}
 }
+
+// TestKernelImageReaderCorpus reads linux_banner (found by kallsyms)
+// through the kernel-image map on every dump: with VMCOREINFO's
+// phys_base, and — for QEMU dumps, which carry the CPUs' state — with
+// phys_base found by FileKernelImageReader when VMCOREINFO lacks it.
+func TestKernelImageReaderCorpus(t *testing.T) {
+	m := corpus.Require(t)
+	for _, d := range m.Dumps {
+		t.Run(d.ID, func(t *testing.T) {
+			kall, f := loadCorpusKallsyms(t, m, d)
+			banner, ok := kall.Lookup("linux_banner")
+			if !ok {
+				t.Fatal("no linux_banner in kallsyms")
+			}
+			want := "Linux version " + f.VMCoreInfo.OSRelease() + " "
+			read := func(how string, r VirtReader) {
+				t.Helper()
+				b := make([]byte, len(want))
+				if n, err := r.ReadVirt(b, banner.Addr); err != nil || string(b[:n]) != want {
+					t.Errorf("%s: linux_banner at %#x reads %q, %v; want %q", how, banner.Addr, b[:n], err, want)
+				}
+			}
+			read("VMCOREINFO phys_base", KernelImageReader(f.Memory, f.VMCoreInfo))
+			read("FileKernelImageReader", FileKernelImageReader(f))
+			if len(f.QEMUCPUs) == 0 {
+				return
+			}
+			var lines []string
+			for _, l := range strings.Split(f.VMCoreInfo.Raw, "\n") {
+				if !strings.HasPrefix(l, "NUMBER(phys_base)=") {
+					lines = append(lines, l)
+				}
+			}
+			g := *f
+			g.VMCoreInfo = mustVMCoreInfo(t, strings.Join(lines, "\n"))
+			read("phys_base from the CPU state", FileKernelImageReader(&g))
+			t.Logf("read through phys_base from %d QEMU CPU states", len(f.QEMUCPUs))
+		})
+	}
+}

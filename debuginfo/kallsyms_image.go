@@ -47,6 +47,28 @@ func KernelImageReader(mem dump.Memory, vi *dump.VMCoreInfo) VirtReader {
 	return r
 }
 
+// FileKernelImageReader is KernelImageReader for an opened dump, taking
+// phys_base from f.PhysBase(): VMCOREINFO's, or for a QEMU dump without
+// it, found by a page-table walk of a CPU's rip.
+func FileKernelImageReader(f *dump.File) VirtReader {
+	if f.Arch == dump.ArchX86_64 {
+		if _, ok := f.VMCoreInfo.Number("phys_base"); !ok {
+			r := &kernelImageReader{mem: f.Memory, start: startKernelMap, size: defaultKernelImageSize}
+			pb, _, ok := f.PhysBase()
+			if !ok {
+				r.err = errors.New("neither VMCOREINFO NUMBER(phys_base) nor a CPU state to find phys_base from")
+				return r
+			}
+			r.delta = startKernelMap - pb
+			if n, ok := f.VMCoreInfo.Number("KERNEL_IMAGE_SIZE"); ok && n > 0 {
+				r.size = uint64(n)
+			}
+			return r
+		}
+	}
+	return KernelImageReader(f.Memory, f.VMCoreInfo)
+}
+
 type kernelImageReader struct {
 	mem         dump.Memory
 	start, size uint64
