@@ -291,10 +291,12 @@ func runCrashVtop(t *testing.T, m *corpus.Manifest, d corpus.Dump, tr *Translato
 	}
 	defer f.Close()
 	var cmds strings.Builder
+	// crash's view of the layout first: the vtop answers then run to
+	// the end of the output.
+	cmds.WriteString("help -m\n")
 	for _, a := range vtopTargets(t, f, tr, sym) {
 		fmt.Fprintf(&cmds, "vtop %x\n", a)
 	}
-	cmds.WriteString("help -m\n") // crash's view of the layout
 	dir := t.TempDir()
 	cmdFile := filepath.Join(dir, "cmds")
 	if err := os.WriteFile(cmdFile, []byte(cmds.String()), 0o644); err != nil {
