@@ -60,10 +60,18 @@ func loadDWARF(path, source string) (*dwarfTypes, error) {
 		if s.Type == elf.SHT_NOBITS {
 			return nil, nil
 		}
-		if s.Flags&elf.SHF_COMPRESSED != 0 || f.Type == elf.ET_REL {
-			// Compressed, or relocatable (a .ko): let debug/elf
-			// decompress and relocate.
+		if f.Type == elf.ET_REL {
+			// Relocatable (a .ko): let debug/elf relocate.
 			return nil, errNeedsDebugElf
+		}
+		if s.Flags&elf.SHF_COMPRESSED != 0 {
+			// Some distributions compress debug sections: inflate
+			// into memory, then as if mapped.
+			b, err := s.Data()
+			if err != nil {
+				return nil, fmt.Errorf("%s: section %s: %w", path, name, err)
+			}
+			return b, nil
 		}
 		end := s.Offset + s.Size
 		if end > uint64(len(img)) || end < s.Offset {
@@ -93,9 +101,9 @@ func loadDWARF(path, source string) (*dwarfTypes, error) {
 		*x.dst = b
 	}
 	if !ok {
-		// Compressed sections, or a relocatable .ko whose .debug_info
-		// needs relocating: debug/elf does both, and a module is small
-		// enough for debug/dwarf's own reader to index.
+		// A relocatable .ko, whose .debug_info needs relocating:
+		// debug/elf does it, and a module is small enough for
+		// debug/dwarf's own reader to index.
 		d, err := f.DWARF()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
