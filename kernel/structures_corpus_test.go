@@ -78,10 +78,7 @@ func TestHListPidLinks(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				hl, err := task.Member("thread_pid")
-				if err == nil {
-					hl, err = hl.Member("tasks[0]")
-				}
+				hl, err := task.Member("thread_pid->tasks[0]")
 				if err != nil {
 					t.Fatal(err)
 				}

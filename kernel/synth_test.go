@@ -194,6 +194,10 @@ func TestValues(t *testing.T) {
 	if v, err := p.Member("id"); err != nil || v.Address() != itemsAddr+128 {
 		t.Errorf("item_ptr->id: %v %v", v, err)
 	}
+	// "->" follows a pointer inside a path: items[2].label is a char *.
+	if v, err := it2.Member("label->"); err == nil {
+		t.Errorf("empty member after ->: %v", v)
+	}
 	next, err := items.Member("x")
 	if err == nil {
 		t.Errorf("member of an array: %v", next)

@@ -55,10 +55,7 @@ func (k *Kernel) Tasks() iter.Seq2[Value, error] {
 			}
 			var threads iter.Seq2[Value, error]
 			if noThreadNode == nil { // 6.1+: signal->thread_head
-				th, err := leader.Member("signal")
-				if err == nil {
-					th, err = th.Member("thread_head") // through the pointer
-				}
+				th, err := leader.Member("signal->thread_head")
 				if err != nil {
 					fail(err)
 					return

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"strings"
 
 	"salvage/debuginfo"
 )
@@ -41,8 +42,20 @@ func (v Value) typeErr(format string, args ...any) error {
 }
 
 // Member is the member at path ("se.vruntime", "pids[1]"). A pointer to
-// a struct or union is followed first, as C's -> would.
+// a struct or union is followed first, as C's -> would, and "->" in the
+// path follows the pointers between ("signal->thread_head").
 func (v Value) Member(path string) (Value, error) {
+	if seg, rest, ok := strings.Cut(path, "->"); ok {
+		m, err := v.member(seg)
+		if err != nil {
+			return Value{}, err
+		}
+		return m.Member(rest)
+	}
+	return v.member(path)
+}
+
+func (v Value) member(path string) (Value, error) {
 	if !v.IsValid() {
 		return Value{}, fmt.Errorf("member %s of an invalid value", path)
 	}
