@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"salvage/debuginfo"
 )
 
 // builtinCommands lists every session command. A new command is one more
@@ -13,6 +15,11 @@ func builtinCommands() []*Command {
 		helpCommand(),
 		quitCommand(),
 		rdCommand(),
+		symCommand(),
+		vtopCommand(),
+		ptovCommand(),
+		structCommand(debuginfo.KindStruct),
+		structCommand(debuginfo.KindUnion),
 	}
 }
 

@@ -7,7 +7,9 @@ import (
 	"io"
 	"strings"
 
+	"salvage/debuginfo"
 	"salvage/dump"
+	"salvage/kernel"
 )
 
 // Session is one analysis of one dump: the commands and the state they
@@ -15,14 +17,22 @@ import (
 // on Err, "NAME: message", and the session goes on.
 type Session struct {
 	Dump *dump.File
-	// Vmlinux is the kernel image given with the dump, "" when none was.
-	// Nothing reads symbols from it yet.
+	// Vmlinux is the kernel image given with the dump, "" when none was:
+	// symbols and types then come from the dump's kallsyms and BTF.
 	Vmlinux string
-	Out     io.Writer
-	Err     io.Writer
+	// Types, when set before the first command that needs the kernel,
+	// are used instead of loading the vmlinux's DWARF or the dump's BTF
+	// (several sessions on dumps of one kernel share them).
+	Types debuginfo.Types
+	Out   io.Writer
+	Err   io.Writer
 
 	commands *Table
 	done     bool
+
+	kern     *kernel.Kernel // see Kernel
+	kernErr  error
+	kernDone bool
 }
 
 // NewSession starts a session on d with the built-in commands.

@@ -1,0 +1,358 @@
+package analyze
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"salvage/debuginfo"
+	"salvage/kernel"
+)
+
+// valuePrinter renders a value as gdb's print does, which crash's struct
+// and p show: members "name = value", two blanks an indent level, runs of
+// more than ten equal array elements as "<repeats N times>", pointers in
+// hexadecimal with <symbol> for kernel addresses, char arrays as strings.
+// crash sets gdb's print repeats and print elements to unlimited.
+type valuePrinter struct {
+	k     *kernel.Kernel
+	hex   bool // -x, p/x
+	b     strings.Builder
+	depth int
+}
+
+// repeatThreshold is gdb's "set print repeats": crash turns the
+// "<repeats N times>" abbreviation off (every element prints).
+const repeatThreshold = 1 << 62
+
+func (p *valuePrinter) indent(n int) string { return strings.Repeat("  ", n) }
+
+// value renders the value of type t held in data (at addr), for an
+// object at indent level lvl.
+func (p *valuePrinter) value(t *debuginfo.Type, data []byte, addr uint64, lvl int, bitOff, bitSize int) string {
+	r := t.Resolve()
+	if r == nil {
+		return "void"
+	}
+	switch r.Kind {
+	case debuginfo.KindStruct, debuginfo.KindUnion:
+		return p.aggregate(r, data, addr, lvl)
+	case debuginfo.KindArray:
+		return p.array(r, data, addr, lvl)
+	case debuginfo.KindPointer:
+		v := leUint(data, 8)
+		return p.pointer(r, v)
+	case debuginfo.KindEnum:
+		v := p.intBits(r, data, bitOff, bitSize)
+		if p.hex {
+			return fmt.Sprintf("%#x", uint64(v))
+		}
+		for _, e := range r.Enums {
+			if e.Value == v {
+				return e.Name
+			}
+		}
+		return strconv.FormatInt(v, 10)
+	case debuginfo.KindInt:
+		v := p.intBits(r, data, bitOff, bitSize)
+		size := int(r.Size)
+		if bitSize > 0 {
+			size = (bitSize + 7) / 8
+		}
+		if p.hex {
+			u := uint64(v)
+			if size < 8 && bitSize == 0 {
+				u &= 1<<(8*uint(size)) - 1
+			}
+			return fmt.Sprintf("%#x", u)
+		}
+		if r.Encoding == debuginfo.EncBool {
+			switch v {
+			case 0:
+				return "false"
+			case 1:
+				return "true"
+			}
+			return strconv.FormatInt(v, 10)
+		}
+		if r.Size == 1 && bitSize == 0 && isCharName(r) {
+			return fmt.Sprintf("%d %s", v, charLiteral(byte(v)))
+		}
+		if isSigned(r) {
+			return strconv.FormatInt(v, 10)
+		}
+		if bitSize == 0 && size < 8 {
+			return strconv.FormatUint(uint64(v)&(1<<(8*uint(size))-1), 10)
+		}
+		return strconv.FormatUint(uint64(v), 10)
+	case debuginfo.KindFloat:
+		if r.Size == 4 {
+			return strconv.FormatFloat(float64(math.Float32frombits(uint32(leUint(data, 4)))), 'g', -1, 32)
+		}
+		return strconv.FormatFloat(math.Float64frombits(leUint(data, 8)), 'g', -1, 64)
+	case debuginfo.KindFunc:
+		return fmt.Sprintf("{%s} %#x", debuginfo.TypeName(r), addr)
+	}
+	return "?"
+}
+
+func isSigned(r *debuginfo.Type) bool {
+	return r.Encoding == debuginfo.EncSigned || r.Encoding == debuginfo.EncChar
+}
+
+// isCharName reports whether an integer type is one of C's character
+// types, which gdb prints with their character.
+func isCharName(r *debuginfo.Type) bool {
+	switch r.Name {
+	case "char", "signed char", "unsigned char":
+		return true
+	}
+	return r.Encoding == debuginfo.EncChar
+}
+
+func (p *valuePrinter) intBits(r *debuginfo.Type, data []byte, bitOff, bitSize int) int64 {
+	size := int(r.Size)
+	if size <= 0 || size > 8 {
+		size = 8
+	}
+	if bitSize > 0 {
+		n := (bitOff + bitSize + 7) / 8
+		x := leUint(data, n) >> uint(bitOff) & (1<<uint(bitSize) - 1)
+		if isSigned(r) && x&(1<<uint(bitSize-1)) != 0 {
+			x |= ^uint64(0) << uint(bitSize)
+		}
+		return int64(x)
+	}
+	x := leUint(data, size)
+	signed := isSigned(r)
+	if r.Kind == debuginfo.KindEnum {
+		signed = false
+		for _, e := range r.Enums {
+			signed = signed || e.Value < 0
+		}
+	}
+	if signed && size < 8 && x&(1<<(8*uint(size)-1)) != 0 {
+		x |= ^uint64(0) << (8 * uint(size))
+	}
+	return int64(x)
+}
+
+func leUint(b []byte, n int) uint64 {
+	var buf [8]byte
+	copy(buf[:], b[:min(n, len(b), 8)])
+	return binary.LittleEndian.Uint64(buf[:])
+}
+
+func (p *valuePrinter) aggregate(r *debuginfo.Type, data []byte, addr uint64, lvl int) string {
+	if len(r.Members) == 0 {
+		return "{}"
+	}
+	var b strings.Builder
+	b.WriteString("{\n")
+	for i, m := range r.Members {
+		b.WriteString(p.indent(lvl + 1))
+		if m.Name != "" {
+			b.WriteString(m.Name + " = ")
+		}
+		var md []byte
+		if int(m.Offset) <= len(data) {
+			md = data[m.Offset:]
+		}
+		b.WriteString(p.value(m.Type, md, addr+uint64(m.Offset), lvl+1, m.BitOffset, m.BitSize))
+		if i < len(r.Members)-1 {
+			b.WriteString(",")
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString(p.indent(lvl) + "}")
+	return b.String()
+}
+
+func (p *valuePrinter) array(r *debuginfo.Type, data []byte, addr uint64, lvl int) string {
+	elem := r.Elem.Resolve()
+	n := r.Len
+	esz := typeSize(r.Elem)
+	if n <= 0 || esz <= 0 {
+		return "0x" + strconv.FormatUint(addr, 16)
+	}
+	if elem != nil && elem.Kind == debuginfo.KindInt && elem.Size == 1 && isCharName(elem) && !p.hex {
+		return charArray(data[:min(int(n), len(data))])
+	}
+	var parts []string
+	for i := int64(0); i < n; {
+		off := i * esz
+		if off+esz > int64(len(data)) {
+			break
+		}
+		s := p.value(r.Elem, data[off:off+esz], addr+uint64(off), lvl, 0, 0)
+		j := i + 1
+		for j < n && (j+1)*esz <= int64(len(data)) && string(data[j*esz:(j+1)*esz]) == string(data[off:off+esz]) {
+			j++
+		}
+		if reps := j - i; reps > repeatThreshold {
+			parts = append(parts, fmt.Sprintf("%s <repeats %d times>", s, reps))
+			i = j
+			continue
+		}
+		parts = append(parts, s)
+		i++
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+func typeSize(t *debuginfo.Type) int64 {
+	for t != nil {
+		switch t.Kind {
+		case debuginfo.KindTypedef:
+			t = t.Elem
+			continue
+		case debuginfo.KindPointer:
+			return 8
+		case debuginfo.KindArray:
+			if t.Size <= 0 && t.Len > 0 {
+				return t.Len * typeSize(t.Elem)
+			}
+		}
+		return t.Size
+	}
+	return 0
+}
+
+func (p *valuePrinter) pointer(r *debuginfo.Type, v uint64) string {
+	s := fmt.Sprintf("%#x", v)
+	if v == 0 {
+		return "0x0"
+	}
+	if p.k == nil {
+		return s
+	}
+	target := r.Elem.Resolve()
+	if target != nil && target.Kind == debuginfo.KindInt && target.Size == 1 && isCharName(target) {
+		if str, err := p.k.ReadCString(v, 200); err == nil {
+			return s + " " + cString([]byte(str))
+		}
+		return s + fmt.Sprintf(" <error: Cannot access memory at address %#x>", v)
+	}
+	if sym := p.symbolAt(v); sym != "" {
+		return s + " <" + sym + ">"
+	}
+	return s
+}
+
+// symbolAt names a kernel text or data address as gdb's <symbol+off>;
+// "" for addresses outside the kernel image.
+func (p *valuePrinter) symbolAt(v uint64) string {
+	if p.k.Symbols == nil {
+		return ""
+	}
+	start, ok1 := p.k.Symbols.Lookup("_text")
+	end, ok2 := p.k.Symbols.Lookup("_end")
+	if !ok1 || !ok2 || v < start.Addr || v >= end.Addr {
+		return ""
+	}
+	s, off, ok := p.k.Symbols.ByAddr(v)
+	if !ok {
+		return ""
+	}
+	if off == 0 {
+		return s.Name
+	}
+	return fmt.Sprintf("%s+%d", s.Name, off)
+}
+
+// charLiteral is gdb's spelling of a char: 'a', '\000', '\n', '\377'.
+func charLiteral(c byte) string {
+	return "'" + escapeChar(c, '\'') + "'"
+}
+
+func escapeChar(c byte, quote byte) string {
+	switch c {
+	case '\a':
+		return `\a`
+	case '\b':
+		return `\b`
+	case '\f':
+		return `\f`
+	case '\n':
+		return `\n`
+	case '\r':
+		return `\r`
+	case '\t':
+		return `\t`
+	case '\v':
+		return `\v`
+	case 033:
+		return `\033`
+	case '\\':
+		return `\\`
+	}
+	if c == quote {
+		return `\` + string(c)
+	}
+	if c >= 0x20 && c < 0x7f {
+		return string(c)
+	}
+	return fmt.Sprintf(`\%03o`, c)
+}
+
+// cString is a NUL-terminated string as gdb prints a char pointer's.
+func cString(b []byte) string {
+	var s strings.Builder
+	s.WriteByte('"')
+	for _, c := range b {
+		s.WriteString(escapeChar(c, '"'))
+	}
+	s.WriteByte('"')
+	return s.String()
+}
+
+// charArray is a char array as gdb prints it: the contents up to the
+// last non-NUL byte plus the trailing NULs but one (print null-stop off),
+// runs of more than ten equal characters as 'c' <repeats N times>.
+func charArray(b []byte) string {
+	end := len(b)
+	// gdb drops trailing NULs only as one: the array's final terminator.
+	allZero := true
+	for _, c := range b {
+		if c != 0 {
+			allZero = false
+			break
+		}
+	}
+	if allZero {
+		if len(b) > repeatThreshold {
+			return fmt.Sprintf("'\\000' <repeats %d times>", len(b)-1)
+		}
+		return `"` + strings.Repeat(`\000`, max(len(b)-1, 0)) + `"`
+	}
+	if end > 0 && b[end-1] == 0 {
+		end--
+	}
+	var parts []string
+	var cur strings.Builder
+	flush := func() {
+		if cur.Len() > 0 {
+			parts = append(parts, `"`+cur.String()+`"`)
+			cur.Reset()
+		}
+	}
+	for i := 0; i < end; {
+		j := i + 1
+		for j < end && b[j] == b[i] {
+			j++
+		}
+		if j-i > repeatThreshold {
+			flush()
+			parts = append(parts, fmt.Sprintf("%s <repeats %d times>", charLiteral(b[i]), j-i))
+			i = j
+			continue
+		}
+		for ; i < j; i++ {
+			cur.WriteString(escapeChar(b[i], '"'))
+		}
+	}
+	flush()
+	return strings.Join(parts, ", ")
+}

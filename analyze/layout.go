@@ -1,0 +1,95 @@
+package analyze
+
+import (
+	"fmt"
+	"strings"
+
+	"salvage/debuginfo"
+)
+
+// The type layouts of crash's struct, union and whatis: gdb's ptype text
+// (four blanks an indent level, anonymous members expanded, named ones
+// declared), and with -o crash's variant of it, a right-justified
+// "[OFFSET]" column before each member that has an offset.
+
+// layoutWriter renders the members of a struct or union.
+type layoutWriter struct {
+	b       strings.Builder
+	offsets bool
+	width   int // of the offset column: "[OFFSET]" right-justified
+}
+
+// writeLayout renders "struct NAME {", the members and "}"; the caller
+// adds "SIZE: N".
+func writeLayout(t *debuginfo.Type, offsets bool) string {
+	r := t.Resolve()
+	lw := &layoutWriter{offsets: offsets, width: max(6, len(fmt.Sprintf("[%d]", maxOffset(r, 0, 0)))+2)}
+	fmt.Fprintf(&lw.b, "%s {\n", debuginfo.TypeName(r))
+	lw.members(r, 1, 0, map[*debuginfo.Type]bool{})
+	lw.b.WriteString("}\n")
+	return lw.b.String()
+}
+
+func (lw *layoutWriter) prefix(depth int, off int64, withOff bool) string {
+	if !lw.offsets {
+		return strings.Repeat("    ", depth)
+	}
+	col := strings.Repeat(" ", lw.width+1)
+	if withOff {
+		col = fmt.Sprintf("%*s ", lw.width, fmt.Sprintf("[%d]", off))
+	}
+	return col + strings.Repeat("    ", depth-1)
+}
+
+func (lw *layoutWriter) members(t *debuginfo.Type, depth int, base int64, seen map[*debuginfo.Type]bool) {
+	if seen[t] || depth > 32 {
+		return
+	}
+	seen[t] = true
+	defer delete(seen, t)
+	for _, m := range t.Members {
+		off := base + m.Offset
+		if in := m.Type; in != nil && (in.Kind == debuginfo.KindStruct || in.Kind == debuginfo.KindUnion) && in.Name == "" {
+			fmt.Fprintf(&lw.b, "%s%s %s{\n", lw.prefix(depth, off, false), in.Kind, qualText(in.Qual))
+			lw.members(in, depth+1, off, seen)
+			name := ""
+			if m.Name != "" {
+				name = " " + m.Name
+			}
+			fmt.Fprintf(&lw.b, "%s}%s;\n", lw.prefix(depth, off, false), name)
+			continue
+		}
+		decl := debuginfo.Declare(m.Type, m.Name)
+		if m.BitSize > 0 {
+			decl += fmt.Sprintf(" : %d", m.BitSize)
+		}
+		fmt.Fprintf(&lw.b, "%s%s;\n", lw.prefix(depth, off, true), decl)
+	}
+}
+
+func qualText(q debuginfo.Qual) string {
+	s := ""
+	if q&debuginfo.QualConst != 0 {
+		s += "const "
+	}
+	if q&debuginfo.QualVolatile != 0 {
+		s += "volatile "
+	}
+	return s
+}
+
+// maxOffset is the largest member offset in t, anonymous members'
+// members included: crash sizes the -o column to fit it.
+func maxOffset(t *debuginfo.Type, base int64, depth int) int64 {
+	m := base
+	if t == nil || depth > 32 {
+		return m
+	}
+	for _, mb := range t.Members {
+		m = max(m, base+mb.Offset)
+		if in := mb.Type; in != nil && (in.Kind == debuginfo.KindStruct || in.Kind == debuginfo.KindUnion) && in.Name == "" {
+			m = max(m, maxOffset(in, base+mb.Offset, depth+1))
+		}
+	}
+	return m
+}
