@@ -131,7 +131,7 @@ func (l *Lab) FetchKernel(spec KernelSpec) (*Kernel, error) {
 		b, err := os.ReadFile(done)
 		if err == nil {
 			k.BuildID = strings.TrimSpace(string(b))
-			return k, nil
+			return k, l.realSystemMap(k)
 		}
 	}
 	l.logf("fetching kernel %s (%s %s)", release, pkg, version)
@@ -219,10 +219,33 @@ func (l *Lab) FetchKernel(spec KernelSpec) (*Kernel, error) {
 		return nil, err
 	}
 	k.BuildID = id
+	if err := l.realSystemMap(k); err != nil {
+		return nil, err
+	}
 	if err := os.WriteFile(done, []byte(id+"\n"), 0o644); err != nil {
 		return nil, err
 	}
 	return k, nil
+}
+
+// realSystemMap replaces the image package's System.map, a one-line
+// placeholder ("The real System.map is in the linux-image-<version>-dbg
+// package"), with the -dbg package's.
+func (l *Lab) realSystemMap(k *Kernel) error {
+	p := filepath.Join(k.Dir, "System.map")
+	if st, err := os.Stat(p); err == nil && st.Size() > 4096 {
+		return nil
+	}
+	dbg, err := l.download(k.Package+"-dbg", k.PackageVersion)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(k.Dir, "unpack-map")
+	defer os.RemoveAll(tmp)
+	if err := extract(dbg, tmp, "./usr/lib/debug/boot/System.map-"+k.Release); err != nil {
+		return err
+	}
+	return os.Rename(filepath.Join(tmp, "usr/lib/debug/boot/System.map-"+k.Release), p)
 }
 
 // moduleIndex maps module names to their paths under a modules directory.
