@@ -13,12 +13,13 @@ import (
 	"salvage/lab/corpus"
 )
 
-// presentPFNs lists up to max page frames that the dump holds, in order.
+// presentPFNs lists up to max page frames that the dump holds whole, in
+// order (a /proc/vmcore range may end mid-page, e.g. at 0x9fc00).
 func presentPFNs(f *dump.File, max int) []uint64 {
 	ps := uint64(f.Memory.PageSize())
 	var out []uint64
 	for _, r := range f.Memory.Ranges() {
-		for pfn := r.Start / ps; pfn < (r.End+ps-1)/ps; pfn++ {
+		for pfn := (r.Start + ps - 1) / ps; pfn < r.End/ps; pfn++ {
 			if f.Memory.State(pfn) == dump.PagePresent {
 				out = append(out, pfn)
 				if len(out) == max {
@@ -69,9 +70,9 @@ func BenchmarkReadPages(b *testing.B) {
 // to the first prompt, salvage's time to a readable dump.
 func BenchmarkOpenFlattened(b *testing.B) {
 	m := corpus.Require(b)
-	flats := m.Select(func(d corpus.Dump) bool { return d.Format == "flattened" })
+	flats := m.Select(func(d corpus.Dump) bool { return d.Variant == "flat-lzo-d31" })
 	if len(flats) == 0 {
-		b.Fatal("the corpus has no flattened dump")
+		b.Fatal("the corpus has no makedumpfile -F dump")
 	}
 	flat := flats[0]
 	plain := m.Select(func(d corpus.Dump) bool { return d.Crash == flat.Crash && d.Variant == "lzo-d31" })
