@@ -49,9 +49,12 @@ func newLabCmd() *cobra.Command {
 				case ok:
 					fmt.Fprintf(w, "crash> %s\n%s\n", d.RefCommands[args[0]], strings.TrimRight(text, "\n"))
 				case d.RefErrors[args[0]] != "":
-					fmt.Fprintf(w, "(%s failed: %s)\n", args[0], d.RefErrors[args[0]])
-					if alt, ok, _ := m.Ref(d, "drgn:"+args[0]); ok {
-						fmt.Fprintf(w, "drgn's answer instead:\n%s\n", strings.TrimRight(alt, "\n"))
+					fmt.Fprintf(w, "(%s)\n", shortError(d.RefErrors[args[0]]))
+					for _, alt := range []string{"drgn:", "crash-8.0.2:"} {
+						if text, ok, _ := m.Ref(d, alt+args[0]); ok {
+							fmt.Fprintf(w, "%s answer instead:\n%s\n", strings.TrimSuffix(alt, ":"), strings.TrimRight(text, "\n"))
+							break
+						}
 					}
 				default:
 					fmt.Fprintf(w, "(no reference output %q)\n", args[0])
@@ -63,4 +66,18 @@ func newLabCmd() *cobra.Command {
 	}
 	cmd.AddCommand(build, show)
 	return cmd
+}
+
+// shortError keeps the tool and crash's own words of a recorded error.
+func shortError(e string) string {
+	tool, rest, _ := strings.Cut(e, ": ")
+	for _, part := range strings.Split(rest, " | ") {
+		if msg, ok := strings.CutPrefix(strings.TrimSpace(part), "crash: "); ok {
+			return tool + " failed: " + msg
+		}
+	}
+	if len(e) > 160 {
+		e = e[:160] + "…"
+	}
+	return e
 }
