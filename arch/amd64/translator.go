@@ -112,7 +112,17 @@ func (t *Translator) VirtToPhys(va uint64) (arch.Translation, error) {
 	return t.walk(va, true)
 }
 
+// VirtToPhysIn walks the page tables whose top-level table is at physical
+// address root: a process's (its mm->pgd, translated), for user addresses.
+func (t *Translator) VirtToPhysIn(root, va uint64) (arch.Translation, error) {
+	return t.walkFrom(root&t.entryMask, va, true)
+}
+
 func (t *Translator) walk(va uint64, record bool) (arch.Translation, error) {
+	return t.walkFrom(t.root, va, record)
+}
+
+func (t *Translator) walkFrom(root, va uint64, record bool) (arch.Translation, error) {
 	tr := arch.Translation{Virt: va}
 	if !t.canonical(va) {
 		return tr, &Error{Virt: va, Op: "translate", Msg: fmt.Sprintf("not canonical with %d-level paging", t.layout.PageTableLevels)}
@@ -120,7 +130,7 @@ func (t *Translator) walk(va uint64, record bool) (arch.Translation, error) {
 	if record {
 		tr.Steps = make([]arch.Step, 0, t.layout.PageTableLevels)
 	}
-	table := t.root
+	table := root
 	for level := t.layout.PageTableLevels; level >= 1; level-- {
 		shift := uint(12 + 9*(level-1))
 		addr := table + (va>>shift&511)*8
