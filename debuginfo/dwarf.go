@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"sort"
 	"sync"
 	"syscall"
 )
@@ -18,16 +19,21 @@ type dwarfTypes struct {
 	path    string
 	source  string
 	buildID string
-	data    *dwarf.Data
 	ix      *dwarfIndex
 	sec     dwarfSections
+	line    []byte         // .debug_line
+	units   [][2]uint64    // [start, end) of each unit in .debug_info
 	cus     []dwarf.Offset // offsets of the compile unit DIEs, ascending
 
-	ready   chan struct{} // closed when data (or dataErr) is set
-	dataErr error
-
-	mu   sync.Mutex
-	conv *dwarfConverter // created on first use
+	mu sync.Mutex // guards what follows
+	// whole is debug/dwarf over all of .debug_info: for modules (which
+	// debug/elf relocates) and for DWARF whose units refer into each
+	// other. Otherwise each unit gets its own dwarf.Data when first
+	// read: debug/dwarf parses every unit's abbreviations up front,
+	// which for a kernel costs as much as the whole index.
+	whole   *dwarf.Data
+	perUnit map[int]*dwarf.Data
+	conv    *dwarfConverter // created on first use
 }
 
 // LoadDWARF opens the DWARF of a debug vmlinux and indexes its names. It
@@ -108,45 +114,23 @@ func loadDWARF(path, source string) (*dwarfTypes, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		t.data = d
+		t.whole = d
 		ix, cus, err := buildIndexFromData(d)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		t.ix, t.cus = ix, cus
-		t.ready = make(chan struct{})
-		close(t.ready)
 		return t, nil
 	}
 	if len(sec.info) == 0 {
 		return nil, fmt.Errorf("%s: no .debug_info (not a debug build; try the BTF in the kernel)", path)
 	}
-	t.sec = sec
-	// debug/dwarf's own start-up (unit headers, every abbreviation
-	// table) costs as much as the index; it runs in the background and
-	// the first conversion waits for it.
-	t.ready = make(chan struct{})
-	go func() {
-		defer close(t.ready)
-		d, err := dwarf.New(sec.abbrev, nil, nil, sec.info, line, nil, nil, sec.str)
-		for _, x := range []struct {
-			name string
-			b    []byte
-		}{{".debug_line_str", sec.lineStr}, {".debug_str_offsets", sec.strOffsets}} {
-			if err == nil && x.b != nil {
-				err = d.AddSection(x.name, x.b)
-			}
-		}
-		if err != nil {
-			t.dataErr = fmt.Errorf("%s: %w", path, err)
-			return
-		}
-		t.data = d
-	}()
+	t.sec, t.line, t.perUnit = sec, line, map[int]*dwarf.Data{}
 	units, err := unitBounds(sec.info)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	t.units = units
 	t.cus = make([]dwarf.Offset, len(units))
 	for i, u := range units {
 		t.cus[i] = dwarf.Offset(u[0] + unitHeaderSize(sec.info, u[0]))
@@ -163,16 +147,83 @@ func loadDWARF(path, source string) (*dwarfTypes, error) {
 	return t, nil
 }
 
-// converter waits for debug/dwarf and returns the converter; t.mu held.
+// converter returns the converter; t.mu held.
 func (t *dwarfTypes) converter() (*dwarfConverter, error) {
-	<-t.ready
-	if t.dataErr != nil {
-		return nil, t.dataErr
-	}
 	if t.conv == nil {
+		if t.whole == nil && t.ix.RefAddr {
+			d, err := t.newData(t.sec.info)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", t.path, err)
+			}
+			t.whole = d
+		}
 		t.conv = newDwarfConverter(t)
 	}
 	return t.conv, nil
+}
+
+func (t *dwarfTypes) newData(info []byte) (*dwarf.Data, error) {
+	d, err := dwarf.New(t.sec.abbrev, nil, nil, info, t.line, nil, nil, t.sec.str)
+	for _, x := range []struct {
+		name string
+		b    []byte
+	}{{".debug_line_str", t.sec.lineStr}, {".debug_str_offsets", t.sec.strOffsets}} {
+		if err == nil && x.b != nil {
+			err = d.AddSection(x.name, x.b)
+		}
+	}
+	return d, err
+}
+
+// unitReader reads DIEs of one unit with debug/dwarf, and gives them
+// .debug_info offsets (a unit's own dwarf.Data numbers from its start).
+type unitReader struct {
+	rd   *dwarf.Reader
+	data *dwarf.Data
+	base dwarf.Offset
+}
+
+// readerAt returns a reader positioned at the DIE at off; t.mu held.
+func (t *dwarfTypes) readerAt(off dwarf.Offset) (*unitReader, error) {
+	if t.whole != nil {
+		rd := t.whole.Reader()
+		rd.Seek(off)
+		return &unitReader{rd: rd, data: t.whole}, nil
+	}
+	i := sort.Search(len(t.units), func(i int) bool { return t.units[i][1] > uint64(off) })
+	if i >= len(t.units) || uint64(off) < t.units[i][0] {
+		return nil, fmt.Errorf("no unit holds offset %#x", off)
+	}
+	d, ok := t.perUnit[i]
+	if !ok {
+		var err error
+		d, err = t.newData(t.sec.info[t.units[i][0]:t.units[i][1]])
+		if err != nil {
+			return nil, fmt.Errorf("unit at %#x: %w", t.units[i][0], err)
+		}
+		t.perUnit[i] = d
+	}
+	base := dwarf.Offset(t.units[i][0])
+	rd := d.Reader()
+	rd.Seek(off - base)
+	return &unitReader{rd: rd, data: d, base: base}, nil
+}
+
+// next reads the next entry, with offsets into .debug_info.
+func (u *unitReader) next() (*dwarf.Entry, error) {
+	e, err := u.rd.Next()
+	if e == nil || err != nil || u.base == 0 {
+		return e, err
+	}
+	e.Offset += u.base
+	for i := range e.Field {
+		if e.Field[i].Class == dwarf.ClassReference {
+			if o, ok := e.Field[i].Val.(dwarf.Offset); ok {
+				e.Field[i].Val = o + u.base
+			}
+		}
+	}
+	return e, nil
 }
 
 var errNeedsDebugElf = fmt.Errorf("section needs debug/elf")

@@ -22,7 +22,7 @@ import (
 // records, as uvarints.
 
 // dwarfIndexMagic changes whenever the scanner indexes differently.
-const dwarfIndexMagic = "salvage dwarf index v2\n"
+const dwarfIndexMagic = "salvage dwarf index v3\n"
 
 func indexCachePath(buildID string) string {
 	if buildID == "" {
@@ -93,6 +93,11 @@ func writeDwarfIndex(w *bufio.Writer, infoSize int, ix *dwarfIndex) error {
 	w.WriteString(dwarfIndexMagic)
 	put(uint64(infoSize))
 	put(uint64(ix.Units))
+	refAddr := uint64(0)
+	if ix.RefAddr {
+		refAddr = 1
+	}
+	put(refAddr)
 	for ns := range ix.names {
 		put(uint64(len(ix.names[ns])))
 		for name, r := range ix.names[ns] {
@@ -128,7 +133,7 @@ func readDwarfIndex(r *bufio.Reader, infoSize int) (*dwarfIndex, error) {
 	if got := get(); err != nil || got != uint64(infoSize) {
 		return nil, fmt.Errorf("index of a .debug_info of %d bytes, not %d", got, infoSize)
 	}
-	ix := &dwarfIndex{Units: int(get())}
+	ix := &dwarfIndex{Units: int(get()), RefAddr: get() != 0}
 	var name []byte
 	for ns := range ix.names {
 		n := get()

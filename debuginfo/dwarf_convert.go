@@ -19,8 +19,7 @@ import (
 // that, task_struct would drag in one copy of list_head per unit.
 type dwarfConverter struct {
 	t       *dwarfTypes
-	rd      *dwarf.Reader
-	rd2     *dwarf.Reader // for sameMembers
+	cur     *unitReader // positioned after the last entry read
 	byOff   map[dwarf.Offset]*Type
 	files   map[dwarf.Offset][]string // CU DIE offset → file names for Decl
 	pending []qualified               // qualified copies to refresh when the outermost conversion ends
@@ -38,7 +37,7 @@ type qualified struct {
 }
 
 func newDwarfConverter(t *dwarfTypes) *dwarfConverter {
-	return &dwarfConverter{t: t, rd: t.data.Reader(), byOff: map[dwarf.Offset]*Type{}, files: map[dwarf.Offset][]string{}}
+	return &dwarfConverter{t: t, byOff: map[dwarf.Offset]*Type{}, files: map[dwarf.Offset][]string{}}
 }
 
 // convertTop converts the DIE at off and everything it reaches.
@@ -98,8 +97,12 @@ func (c *dwarfConverter) flush() {
 }
 
 func (c *dwarfConverter) entry(off dwarf.Offset) (*dwarf.Entry, error) {
-	c.rd.Seek(off)
-	e, err := c.rd.Next()
+	r, err := c.t.readerAt(off)
+	if err != nil {
+		return nil, err
+	}
+	c.cur = r
+	e, err := r.next()
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +119,7 @@ func (c *dwarfConverter) children(e *dwarf.Entry) ([]*dwarf.Entry, error) {
 	}
 	var out []*dwarf.Entry
 	for {
-		k, err := c.rd.Next()
+		k, err := c.cur.next()
 		if err != nil {
 			return nil, err
 		}
@@ -125,7 +128,7 @@ func (c *dwarfConverter) children(e *dwarf.Entry) ([]*dwarf.Entry, error) {
 		}
 		out = append(out, k)
 		if k.Children {
-			c.rd.SkipChildren()
+			c.cur.rd.SkipChildren()
 		}
 	}
 }
@@ -163,15 +166,15 @@ func (c *dwarfConverter) canonical(e *dwarf.Entry, ns nameSpace) dwarf.Offset {
 
 // sameMembers compares the names and offsets of the children of two DIEs:
 // two drivers' file-local "struct priv" may share a size and a line, but
-// hardly their members as well. It uses its own reader (c.rd is
+// hardly their members as well. It uses its own readers (c.cur is
 // positioned for the caller).
 func (c *dwarfConverter) sameMembers(a, b dwarf.Offset) bool {
-	if c.rd2 == nil {
-		c.rd2 = c.t.data.Reader()
-	}
 	sig := func(off dwarf.Offset) (string, bool) {
-		c.rd2.Seek(off)
-		e, err := c.rd2.Next()
+		rd, err := c.t.readerAt(off)
+		if err != nil {
+			return "", false
+		}
+		e, err := rd.next()
 		if err != nil || e == nil {
 			return "", false
 		}
@@ -180,7 +183,7 @@ func (c *dwarfConverter) sameMembers(a, b dwarf.Offset) bool {
 			return "", true
 		}
 		for {
-			k, err := c.rd2.Next()
+			k, err := rd.next()
 			if err != nil {
 				return "", false
 			}
@@ -193,7 +196,7 @@ func (c *dwarfConverter) sameMembers(a, b dwarf.Offset) bool {
 			v, _ := attrInt(k, dwarf.AttrConstValue)
 			fmt.Fprintf(&sb, "%s@%d.%d=%d;", n, loc, bit, v)
 			if k.Children {
-				c.rd2.SkipChildren()
+				rd.rd.SkipChildren()
 			}
 		}
 	}
@@ -548,11 +551,15 @@ func (c *dwarfConverter) unitFiles(off dwarf.Offset) []string {
 		return f
 	}
 	var names []string
-	// A private reader: c.rd is positioned inside the caller's entry.
-	rd := c.t.data.Reader()
-	rd.Seek(cu)
-	if e, err := rd.Next(); err == nil && e != nil {
-		if lr, err := c.t.data.LineReader(e); err == nil && lr != nil {
+	// A private reader: c.cur is positioned inside the caller's entry.
+	// LineReader wants the entry as its own dwarf.Data numbers it.
+	rd, err := c.t.readerAt(cu)
+	if err != nil {
+		c.files[cu] = nil
+		return nil
+	}
+	if e, err := rd.rd.Next(); err == nil && e != nil {
+		if lr, err := rd.data.LineReader(e); err == nil && lr != nil {
 			for _, f := range lr.Files() {
 				if f == nil {
 					names = append(names, "")

@@ -57,6 +57,9 @@ var nameSpaceNames = [nsCount]string{"struct", "union", "enum", "typedef", "base
 type dwarfIndex struct {
 	names [nsCount]map[string]dieRef
 	Units int
+	// RefAddr: some DIE refers into another unit (DW_FORM_ref_addr), so
+	// units cannot be read one at a time (see dwarfTypes.readerAt).
+	RefAddr bool
 }
 
 // indexSizeHint sizes the maps for a kernel (6.1: 7k structs, 35k
@@ -80,6 +83,7 @@ func (ix *dwarfIndex) add(ns nameSpace, name []byte, r dieRef) {
 }
 
 func (ix *dwarfIndex) merge(o *dwarfIndex) {
+	ix.RefAddr = ix.RefAddr || o.RefAddr
 	for ns := range o.names {
 		m := ix.names[ns]
 		for k, r := range o.names[ns] {
@@ -510,6 +514,13 @@ func (s *unitScanner) scanUnit(start, end uint64) error {
 			return err
 		}
 		s.abbrevs[abbrevOff] = tab
+		for i := range tab {
+			for _, a := range tab[i].attrs {
+				if a.form == formRefAddr || a.form == formGNURefAlt {
+					s.ix.RefAddr = true
+				}
+			}
+		}
 	}
 	s.unitOff = start
 	s.strOffBase = 0

@@ -43,6 +43,9 @@ func TestDWARFCompressedSections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !ty.(*dwarfTypes).ix.RefAddr {
+		t.Errorf("Go's DWARF refers across units (DW_FORM_ref_addr), the index says not")
+	}
 	n, err := ty.Struct("main.node")
 	if err != nil {
 		t.Fatal(err)

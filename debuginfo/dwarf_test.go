@@ -76,6 +76,9 @@ func TestDWARFLoad(t *testing.T) {
 	if task.Decl != "include/linux/sched.h:737" {
 		t.Errorf("task_struct declared at %q, want include/linux/sched.h:737", task.Decl)
 	}
+	if dt.ix.RefAddr {
+		t.Errorf("the kernel's units refer into each other (DW_FORM_ref_addr): each unit cannot be read alone")
+	}
 	if dt.ix.Units < 2000 {
 		t.Errorf("%d units indexed, want the kernel's ~2.8k", dt.ix.Units)
 	}
