@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"salvage/debuginfo"
 	"salvage/kernel"
@@ -15,7 +17,7 @@ import (
 // and p show: members "name = value", two blanks an indent level, runs of
 // more than ten equal array elements as "<repeats N times>", pointers in
 // hexadecimal with <symbol> for kernel addresses, char arrays as strings.
-// crash sets gdb's print repeats and print elements to unlimited.
+// crash turns repeats off and prints up to 256 elements.
 type valuePrinter struct {
 	k     *kernel.Kernel
 	hex   bool // -x, p/x
@@ -26,6 +28,10 @@ type valuePrinter struct {
 // repeatThreshold is gdb's "set print repeats": crash turns the
 // "<repeats N times>" abbreviation off (every element prints).
 const repeatThreshold = 1 << 62
+
+// printElements is gdb's "set print elements" as crash sets it
+// (gdb_interface.c): arrays and strings stop after 256 elements, "...".
+const printElements = 256
 
 func (p *valuePrinter) indent(n int) string { return strings.Repeat("  ", n) }
 
@@ -147,7 +153,7 @@ func leUint(b []byte, n int) uint64 {
 
 func (p *valuePrinter) aggregate(r *debuginfo.Type, data []byte, addr uint64, lvl int) string {
 	if len(r.Members) == 0 {
-		return "{}"
+		return "{<No data fields>}"
 	}
 	var b strings.Builder
 	b.WriteString("{\n")
@@ -175,18 +181,30 @@ func (p *valuePrinter) array(r *debuginfo.Type, data []byte, addr uint64, lvl in
 	n := r.Len
 	esz := typeSize(r.Elem)
 	if n <= 0 || esz <= 0 {
-		return "0x" + strconv.FormatUint(addr, 16)
+		// A flexible array member: gdb shows its address, and for
+		// characters the string there, as for a pointer.
+		s := "0x" + strconv.FormatUint(addr, 16)
+		if elem != nil && elem.Kind == debuginfo.KindInt && elem.Size == 1 && p.k != nil {
+			if str, err := p.k.ReadCString(addr, 200); err == nil {
+				s += " " + cString([]byte(str))
+			}
+		}
+		return s
 	}
 	if elem != nil && elem.Kind == debuginfo.KindInt && elem.Size == 1 && isCharName(elem) && !p.hex {
 		return charArray(data[:min(int(n), len(data))])
 	}
 	var parts []string
+	more := ""
+	if n > printElements {
+		n, more = printElements, "..."
+	}
 	for i := int64(0); i < n; {
 		off := i * esz
 		if off+esz > int64(len(data)) {
 			break
 		}
-		s := p.value(r.Elem, data[off:off+esz], addr+uint64(off), lvl, 0, 0)
+		s := p.value(r.Elem, data[off:off+esz], addr+uint64(off), lvl+1, 0, 0)
 		j := i + 1
 		for j < n && (j+1)*esz <= int64(len(data)) && string(data[j*esz:(j+1)*esz]) == string(data[off:off+esz]) {
 			j++
@@ -199,7 +217,7 @@ func (p *valuePrinter) array(r *debuginfo.Type, data []byte, addr uint64, lvl in
 		parts = append(parts, s)
 		i++
 	}
-	return "{" + strings.Join(parts, ", ") + "}"
+	return "{" + strings.Join(parts, ", ") + more + "}"
 }
 
 func typeSize(t *debuginfo.Type) int64 {
@@ -230,7 +248,7 @@ func (p *valuePrinter) pointer(r *debuginfo.Type, v uint64) string {
 	}
 	target := r.Elem.Resolve()
 	if target != nil && target.Kind == debuginfo.KindInt && target.Size == 1 && isCharName(target) {
-		if str, err := p.k.ReadCString(v, 200); err == nil {
+		if str, err := p.k.ReadCString(v, 4*printElements+4); err == nil {
 			return s + " " + cString([]byte(str))
 		}
 		return s + fmt.Sprintf(" <error: Cannot access memory at address %#x>", v)
@@ -297,62 +315,48 @@ func escapeChar(c byte, quote byte) string {
 	return fmt.Sprintf(`\%03o`, c)
 }
 
-// cString is a NUL-terminated string as gdb prints a char pointer's.
-func cString(b []byte) string {
+// nextChar renders the character starting b as gdb does with a UTF-8
+// host charset: a printable multi-byte sequence is shown as is and is one
+// element; any other byte is escaped. It returns the text and the bytes
+// used.
+func nextChar(b []byte, quote byte) (string, int) {
+	if b[0] >= 0x80 {
+		r, n := utf8.DecodeRune(b)
+		if r != utf8.RuneError && n > 1 && unicode.IsPrint(r) {
+			return string(b[:n]), n
+		}
+	}
+	return escapeChar(b[0], quote), 1
+}
+
+// quoted renders b as a gdb string, up to printElements characters
+// ("..." after the closing quote when some were left out).
+func quoted(b []byte) string {
 	var s strings.Builder
 	s.WriteByte('"')
-	for _, c := range b {
-		s.WriteString(escapeChar(c, '"'))
+	i, n := 0, 0
+	for i < len(b) && n < printElements {
+		t, used := nextChar(b[i:], '"')
+		s.WriteString(t)
+		i += used
+		n++
 	}
 	s.WriteByte('"')
+	if i < len(b) {
+		s.WriteString("...")
+	}
 	return s.String()
 }
 
-// charArray is a char array as gdb prints it: the contents up to the
-// last non-NUL byte plus the trailing NULs but one (print null-stop off),
-// runs of more than ten equal characters as 'c' <repeats N times>.
+// cString is a NUL-terminated string as gdb prints a char pointer's.
+func cString(b []byte) string { return quoted(b) }
+
+// charArray is a char array as gdb prints it with crash's settings: the
+// contents without the final NUL, every other NUL escaped.
 func charArray(b []byte) string {
 	end := len(b)
-	// gdb drops trailing NULs only as one: the array's final terminator.
-	allZero := true
-	for _, c := range b {
-		if c != 0 {
-			allZero = false
-			break
-		}
-	}
-	if allZero {
-		if len(b) > repeatThreshold {
-			return fmt.Sprintf("'\\000' <repeats %d times>", len(b)-1)
-		}
-		return `"` + strings.Repeat(`\000`, max(len(b)-1, 0)) + `"`
-	}
 	if end > 0 && b[end-1] == 0 {
 		end--
 	}
-	var parts []string
-	var cur strings.Builder
-	flush := func() {
-		if cur.Len() > 0 {
-			parts = append(parts, `"`+cur.String()+`"`)
-			cur.Reset()
-		}
-	}
-	for i := 0; i < end; {
-		j := i + 1
-		for j < end && b[j] == b[i] {
-			j++
-		}
-		if j-i > repeatThreshold {
-			flush()
-			parts = append(parts, fmt.Sprintf("%s <repeats %d times>", charLiteral(b[i]), j-i))
-			i = j
-			continue
-		}
-		for ; i < j; i++ {
-			cur.WriteString(escapeChar(b[i], '"'))
-		}
-	}
-	flush()
-	return strings.Join(parts, ", ")
+	return quoted(b[:end])
 }
