@@ -335,8 +335,15 @@ func quoted(b []byte) string {
 	var s strings.Builder
 	s.WriteByte('"')
 	i, n := 0, 0
+	octal := false // the last character was written as an octal escape
 	for i < len(b) && n < printElements {
 		t, used := nextChar(b[i:], '"')
+		if octal && len(t) == 1 && t[0] >= '0' && t[0] <= '9' {
+			// gdb escapes a digit after an octal escape, which
+			// would otherwise read as part of it.
+			t = fmt.Sprintf(`\%03o`, t[0])
+		}
+		octal = len(t) == 4 && t[0] == '\\' && t[1] >= '0' && t[1] <= '7'
 		s.WriteString(t)
 		i += used
 		n++
