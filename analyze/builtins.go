@@ -20,6 +20,8 @@ func builtinCommands() []*Command {
 		ptovCommand(),
 		structCommand(debuginfo.KindStruct),
 		structCommand(debuginfo.KindUnion),
+		whatisCommand(),
+		pCommand(),
 	}
 }
 

@@ -33,6 +33,7 @@ type Session struct {
 	kern     *kernel.Kernel // see Kernel
 	kernErr  error
 	kernDone bool
+	history  int // values p has printed: gdb's $N
 }
 
 // NewSession starts a session on d with the built-in commands.
@@ -64,6 +65,12 @@ func (s *Session) Exec(line string) error {
 		return nil
 	}
 	cmd := s.commands.Lookup(words[0])
+	if name, format, ok := strings.Cut(words[0], "/"); cmd == nil && ok && format != "" {
+		// gdb's print format: "p/x jiffies" is "p -x jiffies".
+		if cmd = s.commands.Lookup(name); cmd != nil {
+			words = append([]string{name, "-" + format}, words[1:]...)
+		}
+	}
 	if cmd == nil {
 		return s.report("salvage", fmt.Errorf("command not found: %s (\"help\" lists the commands)", words[0]))
 	}

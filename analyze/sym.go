@@ -15,7 +15,7 @@ func symCommand() *Command {
 		Summary: "translate symbols to addresses and addresses to symbols",
 		Usage:   "[-l] | [-m MODULE] | [-q STRING] | [ADDRESS | SYMBOL] ...",
 		Help: `Prints each SYMBOL's address, or the symbol containing each ADDRESS
-(hexadecimal), as crash's sym does: "ADDRESS (TYPE) NAME", with "+0xOFFSET"
+(hexadecimal), as crash's sym does: "ADDRESS (TYPE) NAME", with "+OFFSET"
 for an address inside a symbol and "[MODULE]" for a module's symbol. TYPE
 is the nm-style letter. -l lists every symbol in address order, -m those of
 one module, -q those whose names contain STRING.
@@ -150,7 +150,8 @@ func runSym(ctx *Context) error {
 // tables).
 func writeSymbol(w io.Writer, s debuginfo.Symbol, off uint64) {
 	if off != 0 {
-		fmt.Fprintf(w, "%x (%c) %s+0x%x", s.Addr+off, s.Type, s.Name, off)
+		// crash's output radix is 10 unless changed: "+5", not "+0x5".
+		fmt.Fprintf(w, "%x (%c) %s+%d", s.Addr+off, s.Type, s.Name, off)
 	} else {
 		fmt.Fprintf(w, "%x (%c) %s", s.Addr, s.Type, s.Name)
 	}
