@@ -31,6 +31,9 @@ type memLayout struct {
 	// Swap prints 16- and 32-bit values in network byte order (rd -N),
 	// the ASCII column following the swapped bytes, as crash does.
 	Swap bool
+	// Symbol, when set, names 64-bit values that are kernel addresses
+	// (rd -s); they print as "%-16s " instead of in hexadecimal.
+	Symbol func(uint64) string
 }
 
 func (l memLayout) perLine() int { return 16 / l.Size }
@@ -68,7 +71,11 @@ func (d *lineDumper) value(b []byte) {
 	if d.l.Swap && (d.l.Size == 2 || d.l.Size == 4) {
 		v = swap(v, d.l.Size)
 	}
-	d.line = appendValue(d.line, v, d.l)
+	if name := d.symbol(v); name != "" {
+		d.line = fmt.Appendf(d.line, "%-16s ", name)
+	} else {
+		d.line = appendValue(d.line, v, d.l)
+	}
 	if d.l.ASCII {
 		for i := 0; i < d.l.Size; i++ {
 			d.chars = append(d.chars, printable(byte(v>>(8*i))))
@@ -226,4 +233,11 @@ func (d *asciiDumper) flush() {
 		_, d.err = d.w.Write(d.line)
 	}
 	d.line = d.line[:0]
+}
+
+func (d *lineDumper) symbol(v uint64) string {
+	if d.l.Symbol == nil || d.l.Size != 8 || d.l.Style != styleHex {
+		return ""
+	}
+	return d.l.Symbol(v)
 }

@@ -62,6 +62,8 @@ func (lw *layoutWriter) members(t *debuginfo.Type, depth int, base int64, seen m
 		decl := debuginfo.Declare(m.Type, m.Name)
 		if m.BitSize > 0 {
 			decl += fmt.Sprintf(" : %d", m.BitSize)
+			// crash shows the byte holding the bitfield's first bit.
+			off += int64(m.BitOffset / 8)
 		}
 		fmt.Fprintf(&lw.b, "%s%s;\n", lw.prefix(depth, off, true), decl)
 	}

@@ -9,25 +9,30 @@ import (
 	"strconv"
 
 	"salvage/dump"
+	"salvage/kernel"
 )
 
 func rdCommand() *Command {
 	return &Command{
 		Name:    "rd",
 		Summary: "read memory: values, with an ASCII column, or text",
-		Usage:   "[-8|-16|-32|-64|-a] [-d|-D|-x] [-N] [-R] [-o OFFSET] [-e END] -p ADDRESS [COUNT]",
+		Usage:   "[-8|-16|-32|-64|-a] [-d|-D|-x|-s] [-N] [-R] [-o OFFSET] [-e END] [-p] ADDRESS|SYMBOL [COUNT]",
 		Help: `Prints COUNT values of memory from ADDRESS (default 1; with -a, up to the
 end of the string), 16 bytes a line, as crash's rd does: in hexadecimal
 with the bytes as ASCII on the right, or in decimal. COUNT counts values
 of the chosen size, not bytes. ADDRESS is hexadecimal (0x optional);
 COUNT and OFFSET are decimal when all digits, hexadecimal otherwise.
 
-Only physical addresses (-p) can be read for now: kernel virtual
-addresses and symbols need the kernel's symbols and page tables.
+ADDRESS is a kernel virtual address, or a SYMBOL, unless -p makes it
+physical. -s shows 64-bit values that are kernel addresses as symbols
+("init_task+2360").
 
 --json prints the address, the values (as numbers) and the bytes read.
 
 Examples:
+  rd linux_banner 4      four 64-bit values at the symbol linux_banner
+  rd -a linux_banner     the string there
+  rd -s ffff8884bf59b000 16
   rd -p 1000             one 64-bit value at physical 0x1000
   rd -p 0x3d91ffe0 8     eight 64-bit values
   rd -8 -p 3d91ffe0 19   nineteen bytes
@@ -49,7 +54,7 @@ Examples:
 			{Name: "R", Help: "show the COUNT values that end at ADDRESS"},
 			{Name: "o", Arg: "OFFSET", Help: "start OFFSET bytes after ADDRESS"},
 			{Name: "e", Arg: "END", Help: "read up to END (hexadecimal) instead of a COUNT"},
-			{Name: "s", Help: "show values as symbols (needs kernel symbols: not yet)"},
+			{Name: "s", Help: "show 64-bit values that are kernel addresses as symbols"},
 			{Name: "u", Help: "ADDRESS is a user virtual address (not yet)"},
 		},
 		MinArgs: 1,
@@ -69,14 +74,13 @@ type rdRequest struct {
 	l     memLayout
 	// endIgnored: -e was given with a COUNT, which wins (crash warns).
 	endIgnored bool
+	virtual    bool // addr is kernel virtual (no -p)
 }
 
 func parseRd(ctx *Context) (rdRequest, error) {
 	var r rdRequest
 	o := ctx.Opts
 	switch {
-	case o.Has("s"):
-		return r, errors.New("-s shows values as kernel symbols, which salvage cannot read yet")
 	case o.Has("u"):
 		return r, errors.New("-u reads user virtual memory, which salvage cannot read yet")
 	}
@@ -97,18 +101,28 @@ func parseRd(ctx *Context) (rdRequest, error) {
 	case o.Has("D"):
 		r.l.Style = styleUnsigned
 	}
-	r.l.ASCII = r.l.Style == styleHex && !o.Has("x")
+	r.l.ASCII = r.l.Style == styleHex && !o.Has("x") && !o.Has("s")
 	r.l.Swap = o.Has("N")
 
-	if !o.Has("p") {
-		if _, err := parseHex("address", ctx.Args[0]); err != nil {
-			return r, fmt.Errorf("%q: symbols are not available yet; give a physical address with -p", ctx.Args[0])
+	var addr uint64
+	var err error
+	if o.Has("p") {
+		if addr, err = parseHex("address", ctx.Args[0]); err != nil {
+			return r, err
 		}
-		return r, fmt.Errorf("%s: reading kernel virtual addresses is not supported yet; use -p for a physical address", ctx.Args[0])
+	} else {
+		r.virtual = true
+		if addr, err = resolveAddress(ctx, ctx.Args[0]); err != nil {
+			return r, err
+		}
 	}
-	addr, err := parseHex("address", ctx.Args[0])
-	if err != nil {
-		return r, err
+	if o.Has("s") && r.l.Style == styleHex && r.l.Size == 8 {
+		k, err := ctx.Session.Kernel()
+		if err != nil {
+			return r, err
+		}
+		p := &valuePrinter{k: k}
+		r.l.Symbol = p.symbolAt
 	}
 	if v, ok := o.Value("o"); ok {
 		off, err := parseNumber("offset", v)
@@ -178,11 +192,21 @@ func runRd(ctx *Context) error {
 	if mem == nil {
 		return errors.New("the dump has no memory to read")
 	}
+	if r.virtual {
+		k, err := ctx.Session.Kernel()
+		if err != nil {
+			return err
+		}
+		mem = virtMemory{Memory: mem, k: k}
+	}
 	var j *rdJSON
 	var out rdSink
 	switch {
 	case ctx.JSON:
 		j = newRdJSON(r)
+		if r.virtual {
+			j.Space = "virtual"
+		}
 		out = j
 	case r.ascii:
 		out = newASCIIDumper(ctx.Out, r.addr, r.toEnd)
@@ -257,6 +281,17 @@ func readPhys(mem dump.Memory, r rdRequest, out rdSink) error {
 	return nil
 }
 
+// virtMemory reads kernel virtual memory through the page tables, for rd
+// without -p: its ReadPhys takes virtual addresses.
+type virtMemory struct {
+	dump.Memory
+	k *kernel.Kernel
+}
+
+func (v virtMemory) ReadPhys(p []byte, addr uint64) (int, error) {
+	return v.k.Arch.ReadVirt(p, addr)
+}
+
 // readFull is ReadPhys, holding a Memory to its contract: a short read
 // comes with an error.
 func readFull(mem dump.Memory, p []byte, addr uint64) (int, error) {
@@ -300,7 +335,7 @@ func (d *asciiDumper) bytes(b []byte) {
 // rdJSON is rd --json's document.
 type rdJSON struct {
 	Address uint64 `json:"address"`
-	Space   string `json:"space"`  // "physical"
+	Space   string `json:"space"`  // "physical" or "virtual"
 	Format  string `json:"format"` // hex, decimal, unsigned, ascii
 	Size    int    `json:"size"`   // bytes per value
 	// Count is the number of values asked for; 0 for -a without a count.

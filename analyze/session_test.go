@@ -29,9 +29,11 @@ func TestSessionErrors(t *testing.T) {
 		{line: "rd -p -e 1000 2000", errLine: "rd: invalid end address 0x1000: not after 0x2000"},
 		{line: "rd -p -e 1004 1000", errLine: "rd: invalid count 0"},
 		{line: "rd -R -p 8 3", errLine: "rd: count 3 before 0x8 is before address 0"},
-		{line: "rd 1000", errLine: "rd: 1000: reading kernel virtual addresses is not supported yet; use -p for a physical address"},
-		{line: "rd linux_banner", errLine: `rd: "linux_banner": symbols are not available yet; give a physical address with -p`},
-		{line: "rd -s -p 1000", errLine: "rd: -s shows values as kernel symbols, which salvage cannot read yet"},
+		// The fake dump has no kernel to model: virtual reads, symbols
+		// and -s say why they cannot work.
+		{line: "rd 1000", errLine: "rd: no kernel symbols or types (from the dump's kallsyms and BTF): amd64: VMCOREINFO has no NUMBER(phys_base) and no CPU state gives it: cannot place the kernel text mapping"},
+		{line: "rd linux_banner", errLine: "rd: linux_banner: not a hexadecimal address, and symbols cannot be looked up: no kernel symbols or types (from the dump's kallsyms and BTF): amd64: VMCOREINFO has no NUMBER(phys_base) and no CPU state gives it: cannot place the kernel text mapping"},
+		{line: "rd -s -p 1000", errLine: "rd: no kernel symbols or types (from the dump's kallsyms and BTF): amd64: VMCOREINFO has no NUMBER(phys_base) and no CPU state gives it: cannot place the kernel text mapping"},
 		{line: "rd -p 5000", errLine: "rd: physical address 0x5000: page not RAM"},
 		{line: "rd -p 2000000 2", errLine: "rd: physical address 0x2000000: page missing (incomplete dump)"},
 		{line: "rd -p 3d921000", errLine: "rd: physical address 0x3d921000: page excluded by the dump filter"},

@@ -173,11 +173,13 @@ func writeMemberLayout(t *debuginfo.Type, members []string, offsets bool) string
 			leaf = m[i+1:]
 		}
 		decl := debuginfo.Declare(mp.Type, leaf)
+		off := mp.Offset
 		if mp.BitSize > 0 {
 			decl += fmt.Sprintf(" : %d", mp.BitSize)
+			off += int64(mp.BitOffset / 8)
 		}
 		if offsets {
-			fmt.Fprintf(&b, "  %6s %s;\n", fmt.Sprintf("[%d]", mp.Offset), decl)
+			fmt.Fprintf(&b, "  %6s %s;\n", fmt.Sprintf("[%d]", off), decl)
 		} else {
 			fmt.Fprintf(&b, "    %s;\n", decl)
 		}
@@ -188,13 +190,17 @@ func writeMemberLayout(t *debuginfo.Type, members []string, offsets bool) string
 
 // resolveAddress reads an address operand: a symbol, or hexadecimal.
 func resolveAddress(ctx *Context, arg string) (uint64, error) {
-	if syms, err := ctx.symbols(); err == nil {
+	syms, serr := ctx.symbols()
+	if serr == nil {
 		if s, ok := syms.Lookup(arg); ok {
 			return s.Addr, nil
 		}
 	}
 	a, err := parseHex("address", arg)
 	if err != nil {
+		if serr != nil {
+			return 0, fmt.Errorf("%s: not a hexadecimal address, and symbols cannot be looked up: %w", arg, serr)
+		}
 		return 0, fmt.Errorf("symbol not found: %s", arg)
 	}
 	return a, nil

@@ -1,0 +1,106 @@
+package analyze
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"salvage/lab/corpus"
+)
+
+// crashGoldens are crash 8.0.6's outputs for commands the corpus
+// references lack, made on one corpus dump (see testdata/crash/*/README).
+var crashGoldens = []struct{ dir, dump string }{
+	{"testdata/crash/sysrq-vmcore-elf", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
+}
+
+// crashErrorOutput reports a golden file that holds crash's error message
+// rather than a command's output.
+func crashErrorOutput(s string) bool {
+	for _, p := range []string{"gdb: ", "union: ", "struct: ", "whatis: ", "symbol not found: "} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestCrashGoldens replays each golden session.in in one salvage session,
+// with the vmlinux and with none, and compares every command's output
+// with crash's byte for byte. Where crash failed, salvage must fail too
+// (and the command is not run, so p's $N numbering stays crash's).
+func TestCrashGoldens(t *testing.T) {
+	m := corpus.Require(t)
+	for _, g := range crashGoldens {
+		var d *corpus.Dump
+		for i := range m.Dumps {
+			if m.Dumps[i].ID == g.dump {
+				d = &m.Dumps[i]
+			}
+		}
+		if d == nil {
+			t.Fatalf("corpus has no dump %s", g.dump)
+		}
+		steps, err := readGoldenSession(filepath.Join(g.dir, "session.in"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mode := range []string{"vmlinux", "btf"} {
+			t.Run(mode+"/"+g.dump, func(t *testing.T) {
+				s := corpusSession(t, m, *d, mode == "vmlinux")
+				same := 0
+				for _, st := range steps {
+					b, err := os.ReadFile(filepath.Join(g.dir, st.file))
+					if err != nil {
+						t.Fatal(err)
+					}
+					want := string(b)
+					if crashErrorOutput(want) {
+						if strings.HasPrefix(want, "gdb: ") {
+							continue // crash's gdb failed on the redirection itself
+						}
+						if got, errs := execCapture(s, st.cmd); errs == "" && !strings.HasPrefix(got, "symbol not found") {
+							t.Errorf("%s: crash fails (%q), salvage printed %q", st.cmd, strings.TrimSpace(want), got)
+						}
+						continue
+					}
+					want = terminateString(st.cmd, want)
+					got, errs := execCapture(s, st.cmd)
+					if errs != "" {
+						t.Errorf("%s: %s", st.cmd, errs)
+						continue
+					}
+					if got != want {
+						t.Errorf("%s (%s) differs from crash:\n%s", st.cmd, st.file, lineDiff(got, want))
+						continue
+					}
+					same++
+				}
+				t.Logf("%s: %d of %d commands identical to crash", mode, same, len(steps))
+			})
+		}
+	}
+}
+
+type goldenStep struct{ cmd, file string }
+
+// readGoldenSession reads "COMMAND > GOLDEN/FILE" lines.
+func readGoldenSession(path string) ([]goldenStep, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var steps []goldenStep
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		cmd, target, ok := strings.Cut(sc.Text(), ">")
+		if !ok {
+			continue
+		}
+		steps = append(steps, goldenStep{cmd: strings.TrimSpace(cmd), file: filepath.Base(strings.TrimSpace(target))})
+	}
+	return steps, sc.Err()
+}
