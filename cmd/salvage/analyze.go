@@ -38,10 +38,13 @@ func newAnalyzeCmd() *cobra.Command {
 	var steps []analyze.Step
 	cmd := &cobra.Command{
 		Use:   "analyze [flags] [VMLINUX] DUMP",
-		Short: "Open a dump in a crash-compatible session (rd, help, …)",
+		Short: "Open a dump in a crash-compatible session (rd, sym, struct, p, vtop, …)",
 		Long: `Opens a crash dump (any format salvage reads; for a split dump, all its
 parts) in an analysis session whose commands behave like crash's. VMLINUX,
-the kernel image, is optional and may come before or after the dump.
+the kernel image, is optional and may come before or after the dump: with
+a debug vmlinux (checked against the dump), symbols and types come from
+it; without one, from the kallsyms tables and BTF in the dump's memory.
+Neither is read until a command needs them (rd -p never does).
 
 With -c or -i the commands run without a banner or prompt, printing only
 their output (errors go to standard error), and the exit status is 1 if
@@ -50,6 +53,8 @@ with a "salvage> " prompt on a terminal, as a script otherwise.`,
 		Example: `  salvage analyze vmcore
   salvage analyze -c 'rd -p 1000 8' vmcore
   salvage analyze -c 'rd -8 -p 1000 32' -c 'rd -a -p 3d91ffe0' vmlinux vmcore
+  salvage analyze -c 'sym linux_banner' -c 'struct task_struct.comm,pid ffff8884bf59b000' vmcore
+  salvage analyze -c 'p jiffies' -c 'vtop ffffffff89f1ffe0' vmlinux vmcore
   salvage analyze -i commands.txt vmlinux vmcore`,
 		Args: cobra.RangeArgs(1, 64),
 		RunE: func(cmd *cobra.Command, args []string) error {
