@@ -185,8 +185,12 @@ func (p *valuePrinter) array(r *debuginfo.Type, data []byte, addr uint64, lvl in
 		// characters the string there, as for a pointer.
 		s := "0x" + strconv.FormatUint(addr, 16)
 		if elem != nil && elem.Kind == debuginfo.KindInt && elem.Size == 1 && p.k != nil {
-			if str, err := p.k.ReadCString(addr, 200); err == nil {
+			if str, err := p.k.ReadCString(addr, 4*printElements+4); err == nil {
 				s += " " + cString([]byte(str))
+			}
+		} else if p.k != nil {
+			if sym := p.symbolAt(addr); sym != "" {
+				s += " <" + sym + ">"
 			}
 		}
 		return s
@@ -268,6 +272,10 @@ func (p *valuePrinter) symbolAt(v uint64) string {
 	start, ok1 := p.k.Symbols.Lookup("_text")
 	end, ok2 := p.k.Symbols.Lookup("_end")
 	if !ok1 || !ok2 || v < start.Addr || v >= end.Addr {
+		return ""
+	}
+	if sectionStart(p.k, v) != "" {
+		// gdb finds the ELF section symbol there, and prints none.
 		return ""
 	}
 	s, off, ok := p.k.Symbols.ByAddr(v)
@@ -366,4 +374,33 @@ func charArray(b []byte) string {
 		end--
 	}
 	return quoted(b[:end])
+}
+
+// sectionMarkers are the linker symbols at the start of a vmlinux
+// section (arch/x86/kernel/vmlinux.lds.S). crash's symbol table names
+// such an address by its section (".data"), and gdb, finding the section
+// symbol, names it not at all.
+var sectionMarkers = []struct{ marker, section string }{
+	{"_sdata", ".data"},
+}
+
+// sectionStart is the section that starts at v, or "".
+func sectionStart(k *kernel.Kernel, v uint64) string {
+	if k == nil || k.Symbols == nil {
+		return ""
+	}
+	for _, m := range sectionMarkers {
+		if s, ok := k.Symbols.Lookup(m.marker); ok && s.Addr == v {
+			return m.section
+		}
+	}
+	return ""
+}
+
+// rdSymbol names v for rd -s as crash's value_to_symstr does.
+func (p *valuePrinter) rdSymbol(v uint64) string {
+	if sec := sectionStart(p.k, v); sec != "" {
+		return sec
+	}
+	return p.symbolAt(v)
 }

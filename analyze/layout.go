@@ -25,7 +25,7 @@ func writeLayout(t *debuginfo.Type, offsets bool) string {
 	r := t.Resolve()
 	lw := &layoutWriter{offsets: offsets, width: max(6, len(fmt.Sprintf("[%d]", maxOffset(r, 0, 0)))+2)}
 	fmt.Fprintf(&lw.b, "%s {\n", debuginfo.TypeName(r))
-	lw.members(r, 1, 0, map[*debuginfo.Type]bool{})
+	lw.members(r, 1, 0, true, map[*debuginfo.Type]bool{})
 	lw.b.WriteString("}\n")
 	return lw.b.String()
 }
@@ -41,7 +41,11 @@ func (lw *layoutWriter) prefix(depth int, off int64, withOff bool) string {
 	return col + strings.Repeat("    ", depth-1)
 }
 
-func (lw *layoutWriter) members(t *debuginfo.Type, depth int, base int64, seen map[*debuginfo.Type]bool) {
+// members writes t's members. reachable says whether they can be named
+// from the outer type (directly or through anonymous members): crash
+// shows offsets only for those, not inside a named member's anonymous
+// struct.
+func (lw *layoutWriter) members(t *debuginfo.Type, depth int, base int64, reachable bool, seen map[*debuginfo.Type]bool) {
 	if seen[t] || depth > 32 {
 		return
 	}
@@ -51,12 +55,13 @@ func (lw *layoutWriter) members(t *debuginfo.Type, depth int, base int64, seen m
 		off := base + m.Offset
 		if in := m.Type; in != nil && (in.Kind == debuginfo.KindStruct || in.Kind == debuginfo.KindUnion) && in.Name == "" {
 			fmt.Fprintf(&lw.b, "%s%s %s{\n", lw.prefix(depth, off, false), in.Kind, qualText(in.Qual))
-			lw.members(in, depth+1, off, seen)
+			lw.members(in, depth+1, off, reachable && m.Name == "", seen)
 			name := ""
 			if m.Name != "" {
 				name = " " + m.Name
 			}
-			fmt.Fprintf(&lw.b, "%s}%s;\n", lw.prefix(depth, off, false), name)
+			// crash puts a named member's offset on its closing line.
+			fmt.Fprintf(&lw.b, "%s}%s;\n", lw.prefix(depth, off, reachable && m.Name != ""), name)
 			continue
 		}
 		decl := debuginfo.Declare(m.Type, m.Name)
@@ -65,7 +70,7 @@ func (lw *layoutWriter) members(t *debuginfo.Type, depth int, base int64, seen m
 			// crash shows the byte holding the bitfield's first bit.
 			off += int64(m.BitOffset / 8)
 		}
-		fmt.Fprintf(&lw.b, "%s%s;\n", lw.prefix(depth, off, true), decl)
+		fmt.Fprintf(&lw.b, "%s%s;\n", lw.prefix(depth, off, reachable), decl)
 	}
 }
 

@@ -63,8 +63,10 @@ func runP(ctx *Context) error {
 	}
 	p := &valuePrinter{k: k, hex: hex}
 	var text string
-	if r := v.Type().Resolve(); r != nil && r.Kind == debuginfo.KindFunc {
-		text = fmt.Sprintf("{%s} %#x <%s>", debuginfo.TypeName(r), v.Address(), expr)
+	r := v.Type().Resolve()
+	if r != nil && r.Kind == debuginfo.KindFunc {
+		// crash breaks gdb's line after "NAME = $N = " for functions.
+		text = fmt.Sprintf("\n {%s} %#x <%s>", debuginfo.TypeName(r), v.Address(), expr)
 	} else {
 		size := max(typeSize(v.Type()), 1)
 		data, err := readObject(k, v.Address(), size)
@@ -72,6 +74,10 @@ func runP(ctx *Context) error {
 			return err
 		}
 		text = p.value(v.Type(), data, v.Address(), 0, 0, 0)
+		if r != nil && r.Kind == debuginfo.KindPointer && !isCharPointer(r) {
+			// gdb names a pointer's type before a top-level value.
+			text = "(" + debuginfo.TypeName(v.Type()) + ") " + text
+		}
 	}
 	ctx.Session.history++
 	n := ctx.Session.history
@@ -148,4 +154,9 @@ func evalExpr(k *kernel.Kernel, expr string) (v kernel.Value, plain bool, err er
 		}
 	}
 	return v, plain, nil
+}
+
+func isCharPointer(r *debuginfo.Type) bool {
+	e := r.Elem.Resolve()
+	return e != nil && e.Kind == debuginfo.KindInt && e.Size == 1 && isCharName(e)
 }

@@ -122,7 +122,7 @@ func parseRd(ctx *Context) (rdRequest, error) {
 			return r, err
 		}
 		p := &valuePrinter{k: k}
-		r.l.Symbol = p.symbolAt
+		r.l.Symbol = p.rdSymbol
 	}
 	if v, ok := o.Value("o"); ok {
 		off, err := parseNumber("offset", v)

@@ -84,6 +84,14 @@ func runVtop(ctx *Context) error {
 		if i > 0 {
 			fmt.Fprintln(ctx.Out)
 		}
+		if addr < 1<<47 {
+			// A user address: crash looks in the current task's VMAs,
+			// which salvage does not model yet, so it is reported as
+			// crash reports an address outside them (x86_64's
+			// UVADDR_PRLEN is 10).
+			fmt.Fprintf(ctx.Out, "%-10s  %-16s\n%-10x  (not accessible)\n\n", "VIRTUAL", "PHYSICAL", addr)
+			continue
+		}
 		writeVtop(ctx.Out, k, j, terr)
 	}
 	if ctx.JSON {

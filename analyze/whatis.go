@@ -98,15 +98,22 @@ func runWhatis(ctx *Context) error {
 		}
 		j.Declaration = strings.TrimSuffix(text, "\n")
 	case "enum":
-		var names []string
+		var b strings.Builder
+		fmt.Fprintf(&b, "enum %s {\n", t.Name)
 		for _, e := range t.Enums {
-			names = append(names, e.Name)
+			fmt.Fprintf(&b, "  %s = %d\n", e.Name, e.Value)
 		}
-		text = fmt.Sprintf("enum %s {%s}\n", t.Name, strings.Join(names, ", "))
+		b.WriteString("};\n")
+		text = b.String()
 		j.Declaration = strings.TrimSuffix(text, "\n")
 	}
 	if ctx.JSON {
 		return writeJSON(ctx, j)
+	}
+	if kind == "enum" {
+		// crash lists an enum's constants with their values, and no size.
+		fmt.Fprint(ctx.Out, text)
+		return nil
 	}
 	fmt.Fprintf(ctx.Out, "%sSIZE: %d\n", text, size)
 	return nil
