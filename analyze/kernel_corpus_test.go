@@ -31,8 +31,12 @@ func TestKernelCommandsCorpus(t *testing.T) {
 		for _, d := range m.Dumps {
 			var kinds []string
 			for _, k := range kernelRefs {
-				if _, ok := d.Refs[k]; ok {
-					kinds = append(kinds, k)
+				// crash 8.0.6's reference, and bookworm's 8.0.2's where the
+				// lab ran it too.
+				for _, key := range []string{k, "crash-8.0.2:" + k} {
+					if _, ok := d.Refs[key]; ok {
+						kinds = append(kinds, key)
+					}
 				}
 			}
 			if len(kinds) == 0 {
