@@ -20,17 +20,27 @@ type Kernel struct {
 
 	order   binary.ByteOrder
 	ptrSize int
+
+	mods moduleState // the loaded modules, read on first need
 }
 
 // New assembles a Kernel. Symbols and types may be nil; the translator
-// may not.
+// may not. k.Symbols is syms with the loaded modules' symbols added
+// lazily, once types are known.
 func New(f *dump.File, syms debuginfo.Symbols, types debuginfo.Types, tr arch.Translator) (*Kernel, error) {
 	if tr == nil {
 		return nil, errors.New("kernel: no address translator")
 	}
 	// Every architecture salvage reads (x86_64, arm64) is little-endian
 	// with 8-byte pointers.
-	return &Kernel{Dump: f, Symbols: syms, Types: types, Arch: tr, order: binary.LittleEndian, ptrSize: 8}, nil
+	k := &Kernel{Dump: f, Types: types, Arch: tr, order: binary.LittleEndian, ptrSize: 8}
+	// The modules' symbols join syms when first needed (a name or an
+	// address vmlinux does not have): see Modules.
+	k.Symbols = syms
+	if syms != nil {
+		k.Symbols = &moduleSymbols{base: syms, k: k}
+	}
+	return k, nil
 }
 
 // VMCoreInfo returns the dump's VMCOREINFO (nil-safe).

@@ -1,0 +1,224 @@
+package kernel
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"salvage/dump"
+	"salvage/lab/corpus"
+)
+
+// procModule is one line of the guest's /proc/modules
+// (kernel/module/procfs.c m_show): name size refcount users state
+// address [(taints)].
+type procModule struct {
+	name     string
+	size     uint64
+	refcount int64
+	usedBy   []string
+	state    string
+	addr     uint64
+	taints   string
+}
+
+func parseProcModules(t *testing.T, text string) []procModule {
+	t.Helper()
+	var out []procModule
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 {
+			t.Fatalf("/proc/modules line %q", line)
+		}
+		p := procModule{name: f[0], state: f[4]}
+		var err1, err2, err3 error
+		p.size, err1 = strconv.ParseUint(f[1], 10, 64)
+		p.refcount, err2 = strconv.ParseInt(f[2], 10, 64)
+		p.addr, err3 = strconv.ParseUint(strings.TrimPrefix(f[5], "0x"), 16, 64)
+		if err1 != nil || err2 != nil || err3 != nil {
+			t.Fatalf("/proc/modules line %q", line)
+		}
+		if f[3] != "-" {
+			p.usedBy = strings.Split(strings.TrimSuffix(f[3], ","), ",")
+		}
+		if len(f) > 6 {
+			p.taints = strings.Trim(f[6], "()")
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// crashMod is one line of crash's mod: MODULE NAME BASE SIZE.
+type crashMod struct {
+	addr, base, size uint64
+	name             string
+}
+
+func parseCrashMod(t *testing.T, text string) []crashMod {
+	t.Helper()
+	var out []crashMod
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || f[0] == "MODULE" {
+			continue
+		}
+		a, err1 := strconv.ParseUint(f[0], 16, 64)
+		b, err2 := strconv.ParseUint(f[2], 16, 64)
+		s, err3 := strconv.ParseUint(f[3], 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil {
+			continue // crash's prompt or messages
+		}
+		out = append(out, crashMod{addr: a, name: f[1], base: b, size: s})
+	}
+	return out
+}
+
+// TestModulesMatchGuest walks the modules of every dump with guest
+// truth, opened with the debug vmlinux and with the dump alone (kallsyms
+// and BTF), and compares them with the guest's /proc/modules, its
+// /proc/kallsyms and crash's mod.
+func TestModulesMatchGuest(t *testing.T) {
+	m := corpus.Require(t)
+	for _, d := range m.Dumps {
+		if d.Truth == "" {
+			continue
+		}
+		t.Run(d.ID, func(t *testing.T) {
+			f, err := dump.Open(m.Paths(d)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			want := parseProcModules(t, truthFile(t, m, d, "modules"))
+			kallsyms := truthFile(t, m, d, "kallsyms")
+			ref, hasRef, err := m.Ref(d, "mod")
+			if err != nil {
+				t.Fatal(err)
+			}
+			vmlinux := m.Path(m.Kernel(d.Release).DebugVmlinux)
+			dw := openTypedKernel(t, m, d).Types
+			for _, opt := range []Options{{Vmlinux: vmlinux, Types: dw}, {}} {
+				name := "vmlinux"
+				if opt.Vmlinux == "" {
+					name = "btf"
+				}
+				t.Run(name, func(t *testing.T) {
+					k, err := Open(f, opt)
+					if err != nil {
+						t.Fatal(err)
+					}
+					// Symbols first: the modules are read on demand.
+					checkModuleSymbols(t, k, kallsyms)
+					mods, err := k.Modules()
+					if err != nil {
+						t.Fatal(err)
+					}
+					checkProcModules(t, mods, want)
+					if hasRef {
+						checkCrashMod(t, mods, parseCrashMod(t, ref))
+					}
+				})
+			}
+		})
+	}
+}
+
+func checkProcModules(t *testing.T, got []Module, want []procModule) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%d modules, /proc/modules has %d", len(got), len(want))
+	}
+	for i := range min(len(got), len(want)) {
+		g, w := got[i], want[i]
+		if g.Name != w.name || g.Size != w.size || g.Base != w.addr || g.State.String() != w.state ||
+			g.Refcount != w.refcount || !slices.Equal(g.UsedBy, w.usedBy) || g.TaintString() != w.taints {
+			t.Errorf("module %d: got %s %d %d %v %s %#x (%s), /proc/modules %s %d %d %v %s %#x (%s)", i,
+				g.Name, g.Size, g.Refcount, g.UsedBy, g.State, g.Base, g.TaintString(),
+				w.name, w.size, w.refcount, w.usedBy, w.state, w.addr, w.taints)
+		}
+		if len(g.Symbols) == 0 {
+			t.Errorf("module %s: no symbols", g.Name)
+		}
+		for _, s := range g.Symbols {
+			if s.Module != g.Name || !g.Contains(s.Addr) && s.Type != 'U' {
+				// A module's symbols lie in its core memory.
+				t.Errorf("module %s at %#x size %d: symbol %+v outside it", g.Name, g.Base, g.Size, s)
+				break
+			}
+		}
+	}
+}
+
+func checkCrashMod(t *testing.T, got []Module, ref []crashMod) {
+	t.Helper()
+	if len(ref) == 0 {
+		t.Fatal("crash's mod output lists no modules")
+	}
+	byName := map[string]Module{}
+	for _, g := range got {
+		byName[g.Name] = g
+	}
+	for _, r := range ref {
+		g, ok := byName[r.name]
+		if !ok || g.Addr != r.addr || g.Base != r.base || g.Size != r.size {
+			t.Errorf("crash mod: %s module %#x base %#x size %d; got %#x %#x %d (found %v)",
+				r.name, r.addr, r.base, r.size, g.Addr, g.Base, g.Size, ok)
+		}
+	}
+	if len(ref) != len(got) {
+		t.Errorf("crash lists %d modules, we %d", len(ref), len(got))
+	}
+}
+
+// checkModuleSymbols resolves every symbol of the guest's /proc/kallsyms
+// excerpt by name and by address, module symbols with and without their
+// module's name.
+func checkModuleSymbols(t *testing.T, k *Kernel, kallsyms string) {
+	t.Helper()
+	nmod := 0
+	for _, line := range strings.Split(kallsyms, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		addr, err := strconv.ParseUint(f[0], 16, 64)
+		if err != nil {
+			t.Fatalf("kallsyms line %q", line)
+		}
+		name, mod := f[2], ""
+		if len(f) > 3 {
+			mod = strings.Trim(f[3], "[]")
+			nmod++
+		}
+		names := []string{name}
+		if mod != "" {
+			names = append(names, mod+":"+name)
+		}
+		for _, n := range names {
+			s, ok := k.Symbols.Lookup(n)
+			if !ok || s.Addr != addr || s.Module != mod {
+				t.Errorf("Lookup(%q) = %+v, %v; guest kallsyms %#x [%s]", n, s, ok, addr, mod)
+			}
+		}
+		if mod == "" {
+			continue
+		}
+		s, off, ok := k.Symbols.ByAddr(addr + 1)
+		if !ok || s.Name != name || s.Module != mod || off != 1 || s.Type != f[1][0] {
+			t.Errorf("ByAddr(%#x) = %+v+%d, %v; guest kallsyms %s %s [%s]", addr+1, s, off, ok, f[1], name, mod)
+		}
+	}
+	if nmod == 0 {
+		t.Error("the guest's kallsyms lists no module symbol")
+	}
+	// Every module's symbols, by qualified name.
+	for _, n := range []string{"virtio_blk:virtblk_probe", "virtio_ring:vring_interrupt", "salvage_lab:salvage_lab_hang"} {
+		if s, ok := k.Symbols.Lookup(n); !ok || s.Module == "" || !isTextType(s.Type) {
+			t.Errorf("Lookup(%q) = %+v, %v", n, s, ok)
+		}
+	}
+}
+
+func isTextType(c byte) bool { return c == 't' || c == 'T' }
