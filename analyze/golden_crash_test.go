@@ -15,6 +15,7 @@ import (
 var crashGoldens = []struct{ dir, dump string }{
 	{"testdata/crash/sysrq-vmcore-elf", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
 	{"testdata/crash/sysrq-vmcore-elf2", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
+	{"testdata/crash/sysrq-vmcore-elf3", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
 }
 
 // knownDifferences are golden files salvage does not match, and why.
@@ -33,7 +34,7 @@ var knownDifferences = map[string]string{
 // crashErrorOutput reports a golden file that holds crash's error message
 // rather than a command's output.
 func crashErrorOutput(s string) bool {
-	for _, p := range []string{"gdb: ", "union: ", "struct: ", "whatis: ", "symbol not found: "} {
+	for _, p := range []string{"gdb: ", "rd: ", "union: ", "struct: ", "whatis: ", "symbol not found: "} {
 		if strings.HasPrefix(s, p) {
 			return true
 		}
@@ -118,10 +119,12 @@ func readGoldenSession(path string) ([]goldenStep, error) {
 	var steps []goldenStep
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		cmd, target, ok := strings.Cut(sc.Text(), ">")
-		if !ok {
+		line := sc.Text()
+		i := strings.LastIndex(line, " > ")
+		if i < 0 {
 			continue
 		}
+		cmd, target := line[:i], line[i+3:]
 		steps = append(steps, goldenStep{cmd: strings.TrimSpace(cmd), file: filepath.Base(strings.TrimSpace(target))})
 	}
 	return steps, sc.Err()

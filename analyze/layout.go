@@ -16,14 +16,17 @@ import (
 type layoutWriter struct {
 	b       strings.Builder
 	offsets bool
+	// zeroIsFlexible: BTF writes a flexible array member (x[]) as a
+	// zero-length array, which gdb, reading DWARF, shows as x[].
+	zeroIsFlexible bool
 	width   int // of the offset column: "[OFFSET]" right-justified
 }
 
 // writeLayout renders "struct NAME {", the members and "}"; the caller
 // adds "SIZE: N".
-func writeLayout(t *debuginfo.Type, offsets bool) string {
+func writeLayout(t *debuginfo.Type, offsets, btf bool) string {
 	r := t.Resolve()
-	lw := &layoutWriter{offsets: offsets, width: max(6, len(fmt.Sprintf("[%d]", maxOffset(r, 0, 0)))+2)}
+	lw := &layoutWriter{offsets: offsets, zeroIsFlexible: btf, width: max(6, len(fmt.Sprintf("[%d]", maxOffset(r, 0, 0)))+2)}
 	fmt.Fprintf(&lw.b, "%s {\n", debuginfo.TypeName(r))
 	lw.members(r, 1, 0, true, map[*debuginfo.Type]bool{})
 	lw.b.WriteString("}\n")
@@ -64,7 +67,13 @@ func (lw *layoutWriter) members(t *debuginfo.Type, depth int, base int64, reacha
 			fmt.Fprintf(&lw.b, "%s}%s;\n", lw.prefix(depth, off, reachable && m.Name != ""), name)
 			continue
 		}
-		decl := debuginfo.Declare(m.Type, m.Name)
+		mt := m.Type
+		if lw.zeroIsFlexible && mt != nil && mt.Kind == debuginfo.KindArray && mt.Len == 0 {
+			c := *mt
+			c.Len = -1
+			mt = &c
+		}
+		decl := debuginfo.Declare(mt, m.Name)
 		if m.BitSize > 0 {
 			decl += fmt.Sprintf(" : %d", m.BitSize)
 			// crash shows the byte holding the bitfield's first bit.
@@ -99,4 +108,9 @@ func maxOffset(t *debuginfo.Type, base int64, depth int) int64 {
 		}
 	}
 	return m
+}
+
+// isBTF reports types read from BTF rather than DWARF.
+func isBTF(ts debuginfo.Types) bool {
+	return strings.Contains(ts.Source(), "BTF")
 }

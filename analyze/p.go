@@ -146,6 +146,12 @@ func evalExpr(k *kernel.Kernel, expr string) (v kernel.Value, plain bool, err er
 				return v, false, fmt.Errorf("bad index %q in %s", rest[1:e], expr)
 			}
 			rest = rest[e+1:]
+			if r := v.Type().Resolve(); r != nil && r.Kind == debuginfo.KindArray && r.Len <= 0 {
+				// A flexible array member (BTF gives it length 0): C
+				// does not check its bounds, nor does gdb.
+				v = k.Object(v.Address()+uint64(i*typeSize(r.Elem)), r.Elem)
+				continue
+			}
 			if v, err = v.Index(int(i)); err != nil {
 				return v, false, err
 			}

@@ -116,6 +116,9 @@ func parseRd(ctx *Context) (rdRequest, error) {
 			return r, err
 		}
 	}
+	if o.Has("s") && r.l.Size != 8 && !r.ascii {
+		return r, errors.New("-s option is only allowed with 64-bit display")
+	}
 	if o.Has("s") && r.l.Style == styleHex && r.l.Size == 8 {
 		k, err := ctx.Session.Kernel()
 		if err != nil {

@@ -34,6 +34,9 @@ type Session struct {
 	kernErr  error
 	kernDone bool
 	history  int // values p has printed: gdb's $N
+	// pageHeaderDone: a vtop has printed the page table's header, which
+	// crash prints once a session.
+	pageHeaderDone bool
 }
 
 // NewSession starts a session on d with the built-in commands.

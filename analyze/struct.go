@@ -130,7 +130,7 @@ func runStruct(ctx *Context, kind debuginfo.Kind) error {
 	}
 	if !haveAddr {
 		if members == nil {
-			fmt.Fprint(ctx.Out, writeLayout(t, ctx.Opts.Has("o")))
+			fmt.Fprint(ctx.Out, writeLayout(t, ctx.Opts.Has("o"), isBTF(ts)))
 			fmt.Fprintf(ctx.Out, "SIZE: %d\n", typeSize(t))
 			return nil
 		}

@@ -92,7 +92,10 @@ func runVtop(ctx *Context) error {
 			fmt.Fprintf(ctx.Out, "%-10s  %-16s\n%-10x  (not accessible)\n\n", "VIRTUAL", "PHYSICAL", addr)
 			continue
 		}
-		writeVtop(ctx.Out, k, j, terr)
+		writeVtop(ctx.Out, k, j, terr, !ctx.Session.pageHeaderDone)
+		if j.Page != nil {
+			ctx.Session.pageHeaderDone = true
+		}
 	}
 	if ctx.JSON {
 		return writeJSON(ctx, all)
@@ -102,7 +105,7 @@ func runVtop(ctx *Context) error {
 
 // writeVtop prints one translation as crash's do_vtop and x86_64_kvtop
 // (x86_64.c) do.
-func writeVtop(w io.Writer, k *kernel.Kernel, j vtopJSON, terr error) {
+func writeVtop(w io.Writer, k *kernel.Kernel, j vtopJSON, terr error, pageHeader bool) {
 	fmt.Fprintf(w, "%-16s  %-16s\n", "VIRTUAL", "PHYSICAL")
 	if j.Physical != nil {
 		fmt.Fprintf(w, "%-16x  %-16x\n\n", j.Virtual, *j.Physical)
@@ -147,7 +150,7 @@ func writeVtop(w io.Writer, k *kernel.Kernel, j vtopJSON, terr error) {
 	writePTE(w, leaf)
 	fmt.Fprintln(w)
 	if j.Page != nil {
-		writePage(w, j.Page)
+		writePage(w, j.Page, pageHeader)
 	}
 }
 
@@ -250,9 +253,13 @@ func pageFlagNames(k *kernel.Kernel, flags uint64) []string {
 }
 
 // writePage prints the header and line of crash's dump_mem_map for one
-// page (x86_64: VADDR_PRLEN 16; the PHYSICAL column 8 wide).
-func writePage(w io.Writer, pg *pageJSON) {
-	fmt.Fprintf(w, "%s %s %s %sCNT FLAGS\n", center(16, "PAGE", false), "PHYSICAL", center(16, "MAPPING", true), center(8, "INDEX", true))
+// page (x86_64: VADDR_PRLEN 16; the PHYSICAL column 8 wide). crash
+// prints that header once a session (its HEADER_PRINTED flag is not
+// cleared between commands), so later vtops show the line alone.
+func writePage(w io.Writer, pg *pageJSON, header bool) {
+	if header {
+		fmt.Fprintf(w, "%s %s %s %sCNT FLAGS\n", center(16, "PAGE", false), "PHYSICAL", center(16, "MAPPING", true), center(8, "INDEX", true))
+	}
 	fmt.Fprintf(w, "%-16x %8x %16x %8x %2d %x", pg.Address, pg.Physical, pg.Mapping, pg.Index, pg.Count, pg.Flags)
 	for i, n := range pg.Names {
 		if i == 0 {

@@ -86,7 +86,7 @@ func runWhatis(ctx *Context) error {
 	var text string
 	switch kind {
 	case "struct", "union":
-		text = writeLayout(t, ctx.Opts.Has("o"))
+		text = writeLayout(t, ctx.Opts.Has("o"), isBTF(ts))
 		j.Declaration = strings.TrimSuffix(text, "\n")
 		j.Members = structToJSON(nil, t, nil, false, 0, false).Members
 	case "typedef":
@@ -94,7 +94,7 @@ func runWhatis(ctx *Context) error {
 		// "typedef int pid_t;", not "typedef __kernel_pid_t pid_t;".
 		text = "typedef " + debuginfo.Declare(stripTypedefs(t.Elem), t.Name) + ";\n"
 		if r := t.Resolve(); r != nil && (r.Kind == debuginfo.KindStruct || r.Kind == debuginfo.KindUnion) && r.Name == "" {
-			text = "typedef " + strings.TrimSuffix(writeLayout(r, ctx.Opts.Has("o")), "\n") + " " + t.Name + ";\n"
+			text = "typedef " + strings.TrimSuffix(writeLayout(r, ctx.Opts.Has("o"), isBTF(ts)), "\n") + " " + t.Name + ";\n"
 		}
 		j.Declaration = strings.TrimSuffix(text, "\n")
 	case "enum":
