@@ -19,7 +19,7 @@ type layoutWriter struct {
 	// zeroIsFlexible: BTF writes a flexible array member (x[]) as a
 	// zero-length array, which gdb, reading DWARF, shows as x[].
 	zeroIsFlexible bool
-	width   int // of the offset column: "[OFFSET]" right-justified
+	width          int // of the offset column: "[OFFSET]" right-justified
 }
 
 // writeLayout renders "struct NAME {", the members and "}"; the caller
