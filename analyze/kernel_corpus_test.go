@@ -121,9 +121,10 @@ func execCapture(s *Session, cmd string) (out, errs string) {
 }
 
 // pageHeaderOnce accepts one known difference: crash prints the header of
-// vtop's page line ("PAGE PHYSICAL MAPPING …") once a session and, in
-// sessions where an earlier command printed it, leaves it out. salvage
-// prints it every time.
+// vtop's page line ("PAGE PHYSICAL MAPPING …") once a session, and so
+// does salvage; but in the lab's reference sessions of some dumps an
+// earlier command that salvage does not run here (kmem, …) printed it
+// first, so crash's vtop reference lacks it.
 func pageHeaderOnce(cmd, got, want string) string {
 	const hdr = "      PAGE       PHYSICAL      MAPPING       INDEX CNT FLAGS\n"
 	if !strings.HasPrefix(cmd, "vtop") || strings.Contains(want, hdr) || !strings.Contains(got, hdr) {
