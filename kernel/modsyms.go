@@ -76,4 +76,6 @@ func (s *moduleSymbols) Match(str string) []debuginfo.Symbol { return s.all().Ma
 
 func (s *moduleSymbols) All(yield func(debuginfo.Symbol) bool) { s.all().All(yield) }
 
-func (s *moduleSymbols) Source() string { return s.base.Source() + " + modules' kallsyms" }
+// Source is the base table's: callers tell vmlinux's sized symbols from
+// kallsyms' by it, and module symbols always carry their ELF sizes.
+func (s *moduleSymbols) Source() string { return s.base.Source() }

@@ -114,7 +114,7 @@ func (e *ModuleError) Unwrap() error { return e.Err }
 
 // Modules lists the loaded modules in the order of the kernel's modules
 // list (most recently loaded first, as /proc/modules lists them). It is
-// read once; the error, when some module or the list could not be read,
+// read once and shared: callers must not modify it. The error, when some module or the list could not be read,
 // is returned with every module that could. The modules' symbols are
 // also part of k.Symbols (Lookup("virtio_blk:virtblk_probe"), ByAddr).
 func (k *Kernel) Modules() ([]Module, error) {
@@ -122,6 +122,18 @@ func (k *Kernel) Modules() ([]Module, error) {
 	defer k.mods.mu.Unlock()
 	k.loadModulesLocked()
 	return k.mods.list, k.mods.err
+}
+
+// ModuleOf is the loaded module whose core memory holds addr (a return
+// address on a stack, a function pointer), if any.
+func (k *Kernel) ModuleOf(addr uint64) (*Module, bool) {
+	mods, _ := k.Modules()
+	for i := range mods {
+		if mods[i].Contains(addr) {
+			return &mods[i], true
+		}
+	}
+	return nil, false
 }
 
 // loadModulesLocked walks the modules list unless done. Without types it
@@ -142,7 +154,7 @@ func (k *Kernel) loadModulesLocked() {
 		syms = append(syms, m.Symbols...)
 	}
 	if len(syms) > 0 {
-		k.mods.table = debuginfo.NewTable(fmt.Sprintf("kallsyms of %d modules in the dump", len(k.mods.list)), syms)
+		k.mods.table = debuginfo.NewTable(fmt.Sprintf("symbol tables of %d modules in the dump", len(k.mods.list)), syms)
 	}
 }
 

@@ -1,11 +1,14 @@
 package kernel
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"salvage/arch"
 	"salvage/dump"
 	"salvage/lab/corpus"
 )
@@ -222,3 +225,196 @@ func checkModuleSymbols(t *testing.T, k *Kernel, kallsyms string) {
 }
 
 func isTextType(c byte) bool { return c == 't' || c == 'T' }
+
+// holeyTranslator reads as its translator does, except for one page,
+// which reads as missing from the dump.
+type holeyTranslator struct {
+	arch.Translator
+	page uint64 // page-aligned virtual address
+}
+
+func (h holeyTranslator) ReadVirt(p []byte, addr uint64) (int, error) {
+	end := addr + uint64(len(p))
+	if addr < h.page+4096 && end > h.page {
+		n := 0
+		if addr < h.page {
+			n, _ = h.Translator.ReadVirt(p[:h.page-addr], addr)
+		}
+		return n, &dump.PageError{Addr: h.page, State: dump.PageMissing}
+	}
+	return h.Translator.ReadVirt(p, addr)
+}
+
+// TestModuleSymbolsMissingPage reads a dump in which one module's symbol
+// table is missing: the error names the module, its address and the
+// page's state, and every other symbol still resolves.
+func TestModuleSymbolsMissingPage(t *testing.T) {
+	m := corpus.Require(t)
+	d := m.Select(func(d corpus.Dump) bool { return d.Truth != "" && d.Format == "kdump" })[0]
+	f, err := dump.Open(m.Paths(d)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	k, err := Open(f, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mods, err := k.Modules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(mods, func(m Module) bool { return m.Name == "virtio_blk" })
+	if i < 0 {
+		t.Fatal("no virtio_blk module")
+	}
+	mod, err := k.ObjectOf(mods[i].Addr, "struct module")
+	if err != nil {
+		t.Fatal(err)
+	}
+	symtab, err := memberUint(mod, "kallsyms->symtab")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	k2, err := Open(f, Options{Types: k.Types})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2.Arch = holeyTranslator{Translator: k2.Arch, page: symtab &^ 4095}
+	if _, ok := k2.Symbols.Lookup("virtio_blk:virtblk_probe"); ok {
+		t.Error("virtio_blk's symbols found though its symbol table is missing")
+	}
+	for _, n := range []string{"init_task", "virtio_ring:vring_interrupt", "salvage_lab:salvage_lab_hang"} {
+		if _, ok := k2.Symbols.Lookup(n); !ok {
+			t.Errorf("Lookup(%q) failed", n)
+		}
+	}
+	got, err := k2.Modules()
+	if len(got) != len(mods) {
+		t.Errorf("%d modules listed, want %d", len(got), len(mods))
+	}
+	var me *ModuleError
+	if !errors.As(err, &me) || me.Name != "virtio_blk" || me.Addr != mods[i].Addr {
+		t.Fatalf("error %v, want a *ModuleError for virtio_blk at %#x", err, mods[i].Addr)
+	}
+	if st, ok := PageState(err); !ok || st != dump.PageMissing {
+		t.Errorf("page state %v, %v; want missing", st, ok)
+	}
+	msg := err.Error()
+	for _, s := range []string{"virtio_blk", fmt.Sprintf("%#x", mods[i].Addr), "missing"} {
+		if !strings.Contains(msg, s) {
+			t.Errorf("error %q does not say %q", msg, s)
+		}
+	}
+}
+
+// TestModulesUnreadable opens a dump whose modules list cannot be read:
+// vmlinux's symbols still resolve and Modules says why there are none.
+func TestModulesUnreadable(t *testing.T) {
+	m := corpus.Require(t)
+	d := m.Select(func(d corpus.Dump) bool { return d.Truth != "" })[0]
+	f, err := dump.Open(m.Paths(d)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	k, err := Open(f, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := k.SymbolAddr("modules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Arch = holeyTranslator{Translator: k.Arch, page: head &^ 4095}
+	if _, ok := k.Symbols.Lookup("salvage_lab:salvage_lab_hang"); ok {
+		t.Error("a module symbol found though the modules list is unreadable")
+	}
+	if s, ok := k.Symbols.Lookup("init_task"); !ok || s.Module != "" {
+		t.Errorf("Lookup(init_task) = %+v, %v", s, ok)
+	}
+	mods, err := k.Modules()
+	if len(mods) != 0 || err == nil {
+		t.Fatalf("Modules() = %d modules, %v; want none and an error", len(mods), err)
+	}
+	if st, ok := PageState(err); !ok || st != dump.PageMissing || !strings.Contains(err.Error(), fmt.Sprintf("%#x", head)) {
+		t.Errorf("error %q (page state %v, %v) should name the list head %#x and the missing page", err, st, ok, head)
+	}
+}
+
+// TestModuleFunctionByAddr resolves addresses inside salvage_lab's
+// crashing function, which gcc specialised (salvage_lab_oops.constprop.0,
+// as the guest's /proc/kallsyms also names it).
+func TestModuleFunctionByAddr(t *testing.T) {
+	m := corpus.Require(t)
+	d := m.Select(func(d corpus.Dump) bool { return d.Scenario == "oops" })[0]
+	f, err := dump.Open(m.Paths(d)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	k, err := Open(f, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "salvage_lab_oops.constprop.0"
+	s, ok := k.Symbols.Lookup(name)
+	if !ok || s.Module != "salvage_lab" || s.Size == 0 || s.Type != 't' {
+		t.Fatalf("Lookup(%q) = %+v, %v", name, s, ok)
+	}
+	for _, off := range []uint64{0, 1, s.Size / 2, s.Size - 1} {
+		got, goff, ok := k.Symbols.ByAddr(s.Addr + off)
+		if !ok || got.Name != name || got.Module != "salvage_lab" || goff != off {
+			t.Errorf("ByAddr(%#x) = %+v+%#x, %v; want %s+%#x [salvage_lab]", s.Addr+off, got, goff, ok, name, off)
+		}
+	}
+	if q, ok := k.Symbols.Lookup("salvage_lab:" + name); !ok || q != s {
+		t.Errorf("qualified Lookup = %+v, %v; want %+v", q, ok, s)
+	}
+}
+
+func TestModuleSymbolFilters(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		want bool
+	}{{"$x", true}, {"$d.42", true}, {"$a", true}, {"$xyz", false}, {"$", false}, {"x$d", false}, {"$q", false}} {
+		if got := isMappingSymbol(c.name); got != c.want {
+			t.Errorf("isMappingSymbol(%q) = %v", c.name, got)
+		}
+	}
+	for _, c := range []struct {
+		taints uint64
+		want   string
+	}{{0, ""}, {1<<12 | 1<<13, "OE"}, {1 | 1<<9, "P"}, {1<<15 | 1<<17, "KT"}} {
+		m := Module{Taints: c.taints}
+		if got := m.TaintString(); got != c.want {
+			t.Errorf("TaintString(%#x) = %q, want %q", c.taints, got, c.want)
+		}
+	}
+}
+
+func TestModuleOf(t *testing.T) {
+	m := corpus.Require(t)
+	d := m.Select(func(d corpus.Dump) bool { return d.Truth != "" })[0]
+	f, err := dump.Open(m.Paths(d)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	k, err := Open(f, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := k.Symbols.Lookup("virtio_blk:virtblk_probe")
+	if !ok {
+		t.Fatal("no virtblk_probe")
+	}
+	if mod, ok := k.ModuleOf(s.Addr + 4); !ok || mod.Name != "virtio_blk" {
+		t.Errorf("ModuleOf(virtblk_probe+4) = %v, %v", mod, ok)
+	}
+	init, _ := k.SymbolAddr("init_task")
+	if mod, ok := k.ModuleOf(init); ok {
+		t.Errorf("ModuleOf(init_task) = %s", mod.Name)
+	}
+}
