@@ -402,5 +402,6 @@ func (p *valuePrinter) rdSymbol(v uint64) string {
 	if sec := sectionStart(p.k, v); sec != "" {
 		return sec
 	}
-	return p.symbolAt(v)
+	// crash's own symbol table strips clone endings; gdb's does not.
+	return crashSymbolName(p.symbolAt(v))
 }

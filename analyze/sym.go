@@ -78,7 +78,13 @@ func runSym(ctx *Context) error {
 	for _, opt := range o {
 		switch opt.Name {
 		case "l":
-			syms.All(func(s debuginfo.Symbol) bool { emit(s, 0); return true })
+			keep := crashKeeps(syms)
+			syms.All(func(s debuginfo.Symbol) bool {
+				if keep(s) {
+					emit(s, 0)
+				}
+				return true
+			})
 		case "m":
 			n := 0
 			syms.All(func(s debuginfo.Symbol) bool {
@@ -103,7 +109,7 @@ func runSym(ctx *Context) error {
 	}
 	var failed []string
 	for _, a := range ctx.Args {
-		if s, ok := syms.Lookup(a); ok {
+		if s, ok := lookupCrashName(syms, a); ok {
 			emit(s, 0)
 			continue
 		}
@@ -149,14 +155,75 @@ func runSym(ctx *Context) error {
 // source line crash adds for text addresses: salvage reads no line
 // tables).
 func writeSymbol(w io.Writer, s debuginfo.Symbol, off uint64) {
+	name := crashSymbolName(s.Name)
 	if off != 0 {
 		// crash's output radix is 10 unless changed: "+5", not "+0x5".
-		fmt.Fprintf(w, "%x (%c) %s+%d", s.Addr+off, s.Type, s.Name, off)
+		fmt.Fprintf(w, "%x (%c) %s+%d", s.Addr+off, s.Type, name, off)
 	} else {
-		fmt.Fprintf(w, "%x (%c) %s", s.Addr, s.Type, s.Name)
+		fmt.Fprintf(w, "%x (%c) %s", s.Addr, s.Type, name)
 	}
 	if s.Module != "" {
 		fmt.Fprintf(w, " [%s]", s.Module)
 	}
 	fmt.Fprintln(w)
+}
+
+// crashKeeps is the filter of crash's x86_64_verify_symbol, which decides
+// what crash's symbol table (and so sym -l) holds: everything from the
+// kernel text on, and below it only the per-CPU variables
+// (__per_cpu_start, per_cpu*, __per_cpu_end and data symbols), so the
+// absolute symbols of the link (text_size, phys_startup_64, …) are not
+// listed.
+func crashKeeps(syms debuginfo.Symbols) func(debuginfo.Symbol) bool {
+	text, ok := syms.Lookup("_text")
+	if !ok {
+		return func(debuginfo.Symbol) bool { return true }
+	}
+	end, ok := syms.Lookup("__per_cpu_end")
+	if !ok {
+		end.Addr = 0
+	}
+	return func(s debuginfo.Symbol) bool {
+		if s.Addr >= text.Addr || s.Module != "" {
+			return true
+		}
+		if s.Addr > end.Addr {
+			return false
+		}
+		switch {
+		case s.Name == "__per_cpu_start", s.Name == "__per_cpu_end", strings.HasPrefix(s.Name, "per_cpu"):
+			return true
+		}
+		switch s.Type {
+		case 'd', 'D', 'V':
+			return true
+		}
+		return false
+	}
+}
+
+// crashSymbolName is a symbol's name as crash shows it: without the
+// endings gcc and clang give cloned functions (".isra.0", ".part.1",
+// ".llvm.123"; crash's strip_symbol_end).
+func crashSymbolName(name string) string {
+	for _, end := range []string{".isra.", ".part.", ".llvm."} {
+		if i := strings.Index(name, end); i >= 0 {
+			return name[:i]
+		}
+	}
+	return name
+}
+
+// lookupCrashName finds a symbol by name, or by the name crash shows for
+// a cloned function (intel_pmu_hw_config for intel_pmu_hw_config.part.0).
+func lookupCrashName(syms debuginfo.Symbols, name string) (debuginfo.Symbol, bool) {
+	if s, ok := syms.Lookup(name); ok {
+		return s, true
+	}
+	for _, s := range syms.Match(name + ".") {
+		if crashSymbolName(s.Name) == name {
+			return s, true
+		}
+	}
+	return debuginfo.Symbol{}, false
 }
