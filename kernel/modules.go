@@ -18,8 +18,9 @@ type Module struct {
 	// (kernels before 6.4) or mem[MOD_TEXT].base (6.4+). /proc/modules
 	// prints it as the module's address, crash's mod as BASE.
 	Base uint64
-	// Size is the module's size as /proc/modules prints it: the init and
-	// core layouts together (before 6.4), every memory region (6.4+).
+	// Size is the module's size as /proc/modules prints it: the init,
+	// core (and 6.2–6.3's data) layouts together before 6.4, every
+	// memory region since.
 	// Once a module is live its init sections are freed, so this is the
 	// core size crash's mod shows.
 	Size     uint64
@@ -257,6 +258,11 @@ func (k *Kernel) readModule(v Value, lay moduleLayout) (Module, error) {
 			return fail("core_layout", err)
 		}
 		m.Base, m.Size, m.TextSize = base, core+init, text
+		// 6.2–6.3 with CONFIG_ARCH_WANTS_MODULES_DATA_IN_VMALLOC keep
+		// data apart, in data_layout, and /proc/modules counts it.
+		if data, err := memberUint(v, "data_layout.size"); err == nil {
+			m.Size += data
+		}
 	}
 	if tv, err := memberUint(v, "taints"); err == nil {
 		m.Taints = tv
@@ -272,6 +278,12 @@ func (k *Kernel) readModule(v Value, lay moduleLayout) (Module, error) {
 		errs = append(errs, &ModuleError{Addr: m.Addr, Name: m.Name, What: "source_list", Err: err})
 	} else {
 		m.UsedBy = used
+	}
+	// An unformed module's symbols are not set up yet; /proc/kallsyms
+	// skips them too.
+	if m.State == ModuleUnformed {
+		m.Err = errors.Join(errs...)
+		return m, nil
 	}
 	if syms, err := k.moduleSymbols(v, m.Name); err != nil {
 		errs = append(errs, &ModuleError{Addr: m.Addr, Name: m.Name, What: "kallsyms", Err: err})
@@ -339,6 +351,10 @@ func (k *Kernel) moduleSymbols(v Value, module string) ([]debuginfo.Symbol, erro
 	ks, err := v.Member("kallsyms")
 	if err != nil {
 		return nil, err
+	}
+	p, err := ks.Uint()
+	if err != nil || p == 0 {
+		return nil, err // NULL: a module still being loaded has none yet
 	}
 	ks, err = ks.Deref()
 	if err != nil {

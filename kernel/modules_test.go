@@ -1,0 +1,135 @@
+package kernel
+
+import (
+	"encoding/binary"
+	"slices"
+	"testing"
+
+	"salvage/debuginfo"
+)
+
+// modMemTypes builds the types of a 6.4+ kernel's struct module, in
+// which the memory regions are mem[MOD_MEM_NUM_TYPES] (struct
+// module_memory) rather than core_layout; no refcnt or source_list
+// (!CONFIG_MODULE_UNLOAD).
+func modMemTypes() fakeTypes {
+	ts := testTypes()
+	ulong := &debuginfo.Type{Kind: debuginfo.KindInt, Name: "unsigned long", Size: 8}
+	uint := &debuginfo.Type{Kind: debuginfo.KindInt, Name: "unsigned int", Size: 4}
+	char := &debuginfo.Type{Kind: debuginfo.KindInt, Name: "char", Size: 1, Encoding: debuginfo.EncChar}
+	voidp := &debuginfo.Type{Kind: debuginfo.KindPointer, Size: 8}
+	charp := &debuginfo.Type{Kind: debuginfo.KindPointer, Size: 8, Elem: char}
+	state := &debuginfo.Type{Kind: debuginfo.KindEnum, Name: "module_state", Size: 4, Elem: uint}
+	mm := &debuginfo.Type{Kind: debuginfo.KindStruct, Name: "module_memory", Size: 16,
+		Members: []debuginfo.Member{{Name: "base", Type: voidp}, {Name: "size", Type: uint, Offset: 8}}}
+	mk := &debuginfo.Type{Kind: debuginfo.KindStruct, Name: "mod_kallsyms", Size: 32,
+		Members: []debuginfo.Member{{Name: "symtab", Type: voidp}, {Name: "num_symtab", Type: uint, Offset: 8},
+			{Name: "strtab", Type: charp, Offset: 16}, {Name: "typetab", Type: charp, Offset: 24}}}
+	mod := &debuginfo.Type{Kind: debuginfo.KindStruct, Name: "module", Size: 256}
+	mod.Members = []debuginfo.Member{
+		{Name: "state", Type: state},
+		{Name: "list", Type: ts["struct list_head"], Offset: 8},
+		{Name: "name", Type: &debuginfo.Type{Kind: debuginfo.KindArray, Elem: char, Len: 56, Size: 56}, Offset: 24},
+		{Name: "mem", Type: &debuginfo.Type{Kind: debuginfo.KindArray, Elem: mm, Len: 7, Size: 112}, Offset: 80},
+		{Name: "taints", Type: ulong, Offset: 192},
+		{Name: "kallsyms", Type: &debuginfo.Type{Kind: debuginfo.KindPointer, Size: 8, Elem: mk}, Offset: 200},
+	}
+	ts["struct module"] = mod
+	ts["struct mod_kallsyms"] = mk
+	return ts
+}
+
+// elfSym is an Elf64_Sym.
+func elfSym(name uint32, info byte, shndx uint16, value, size uint64) []byte {
+	b := make([]byte, elf64SymSize)
+	binary.LittleEndian.PutUint32(b, name)
+	b[4] = info
+	binary.LittleEndian.PutUint16(b[6:], shndx)
+	binary.LittleEndian.PutUint64(b[8:], value)
+	binary.LittleEndian.PutUint64(b[16:], size)
+	return b
+}
+
+func TestModulesMemLayout(t *testing.T) {
+	const (
+		head  = 0xffffffff81010000 // the modules list_head
+		modA  = 0xffffffffc0001000 // struct module of "alpha"
+		modB  = 0xffffffffc0101000
+		ksA   = 0xffffffffc0002000 // its mod_kallsyms, symtab, strtab, typetab
+		textA = 0xffffffffc0000000
+		textB = 0xffffffffc0100000
+	)
+	vm := fakeVM{}
+	vm.put64(head, modA+8)
+	vm.put64(modA+8, modB+8)
+	vm.put64(modB+8, head)
+	for _, m := range []struct {
+		addr, text uint64
+		name       string
+		taints     uint64
+		ks         uint64
+	}{{modA, textA, "alpha", 1<<12 | 1<<13, ksA}, {modB, textB, "beta", 0, 0}} {
+		vm.write(m.addr+24, []byte(m.name+"\x00"))
+		sizes := []uint64{0x3000, 0x1000, 0x2000, 0, 0, 0, 0} // text, data, rodata, …
+		for i, s := range sizes {
+			base := uint64(0)
+			if s != 0 {
+				base = m.text + uint64(i)*0x10000
+			}
+			vm.put64(m.addr+80+uint64(i)*16, base)
+			vm.put64(m.addr+80+uint64(i)*16+8, s)
+		}
+		vm.put64(m.addr+192, m.taints)
+		vm.put64(m.addr+200, m.ks)
+	}
+	vm.write(modB, []byte{1, 0, 0, 0}) // MODULE_STATE_COMING
+	strtab := "\x00alpha_fn\x00alpha_data\x00$x\x00.text\x00"
+	var symtab []byte
+	symtab = append(symtab, elfSym(0, 0, 0, 0, 0)...)                 // the null symbol
+	symtab = append(symtab, elfSym(1, 0x12, 1, textA+0x100, 0x40)...) // alpha_fn, FUNC GLOBAL
+	symtab = append(symtab, elfSym(10, 0x01, 2, textA+0x10000, 8)...) // alpha_data, OBJECT LOCAL
+	symtab = append(symtab, elfSym(21, 0x00, 1, textA+0x100, 0)...)   // $x, a mapping symbol
+	symtab = append(symtab, elfSym(24, 0x03, 1, textA, 0)...)         // .text, a section
+	vm.put64(ksA, ksA+0x100)
+	vm.put64(ksA+8, 5)
+	vm.put64(ksA+16, ksA+0x400)
+	vm.put64(ksA+24, ksA+0x600)
+	vm.write(ksA+0x100, symtab)
+	vm.write(ksA+0x400, []byte(strtab))
+	vm.write(ksA+0x600, []byte{' ', 'T', 'd', 't', 't'})
+
+	k, err := New(nil, fakeSyms{"modules": head}, modMemTypes(), vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := k.Symbols.Lookup("alpha:alpha_fn")
+	if want := (debuginfo.Symbol{Name: "alpha_fn", Addr: textA + 0x100, Size: 0x40, Type: 'T', Module: "alpha"}); !ok || s != want {
+		t.Errorf("Lookup(alpha:alpha_fn) = %+v, %v; want %+v", s, ok, want)
+	}
+	if s, off, ok := k.Symbols.ByAddr(textA + 0x10004); !ok || s.Name != "alpha_data" || off != 4 || s.Type != 'd' {
+		t.Errorf("ByAddr(alpha_data+4) = %+v+%d, %v", s, off, ok)
+	}
+	for _, n := range []string{"$x", ".text", ""} {
+		if s, ok := k.Symbols.Lookup(n); ok {
+			t.Errorf("Lookup(%q) = %+v: /proc/kallsyms does not list it", n, s)
+		}
+	}
+	mods, err := k.Modules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mods) != 2 {
+		t.Fatalf("%d modules, want 2", len(mods))
+	}
+	a, b := mods[0], mods[1]
+	if a.Name != "alpha" || a.Addr != modA || a.Base != textA || a.Size != 0x6000 || a.TextSize != 0x3000 ||
+		a.State != ModuleLive || a.TaintString() != "OE" || a.Refcount != -1 || a.UsedBy != nil || len(a.Symbols) != 2 {
+		t.Errorf("alpha: %+v", a)
+	}
+	if b.Name != "beta" || b.Base != textB || b.State.String() != "Loading" || b.Err != nil || b.Symbols != nil {
+		t.Errorf("beta: %+v (a NULL kallsyms: no symbols yet)", b)
+	}
+	if !slices.ContainsFunc(a.Symbols, func(s debuginfo.Symbol) bool { return s.Name == "alpha_fn" }) {
+		t.Errorf("alpha's symbols: %+v", a.Symbols)
+	}
+}
