@@ -20,7 +20,7 @@ import (
 // crash turns repeats off and prints up to 256 elements.
 type valuePrinter struct {
 	k     *kernel.Kernel
-	hex   bool // -x, p/x
+	hex   bool // -x: gdb's output radix 16, as crash sets it
 	b     strings.Builder
 	depth int
 }
@@ -66,6 +66,12 @@ func (p *valuePrinter) value(t *debuginfo.Type, data []byte, addr uint64, lvl in
 		size := int(r.Size)
 		if bitSize > 0 {
 			size = (bitSize + 7) / 8
+		}
+		if r.Size == 1 && bitSize == 0 && isCharName(r) {
+			if p.hex {
+				return fmt.Sprintf("%#x %s", uint8(v), charLiteral(byte(v)))
+			}
+			return fmt.Sprintf("%d %s", v, charLiteral(byte(v)))
 		}
 		if p.hex {
 			u := uint64(v)
@@ -195,7 +201,8 @@ func (p *valuePrinter) array(r *debuginfo.Type, data []byte, addr uint64, lvl in
 		}
 		return s
 	}
-	if elem != nil && elem.Kind == debuginfo.KindInt && elem.Size == 1 && isCharName(elem) && !p.hex {
+	// crash's -x sets gdb's output radix: char arrays stay strings.
+	if elem != nil && elem.Kind == debuginfo.KindInt && elem.Size == 1 && isCharName(elem) {
 		return charArray(data[:min(int(n), len(data))])
 	}
 	var parts []string

@@ -19,14 +19,24 @@ type layoutWriter struct {
 	// zeroIsFlexible: BTF writes a flexible array member (x[]) as a
 	// zero-length array, which gdb, reading DWARF, shows as x[].
 	zeroIsFlexible bool
-	width          int // of the offset column: "[OFFSET]" right-justified
+	width          int     // of the offset column: "[OFFSET]" right-justified
+	addr           *uint64 // with -o and an address: members' addresses replace offsets
 }
 
 // writeLayout renders "struct NAME {", the members and "}"; the caller
 // adds "SIZE: N".
 func writeLayout(t *debuginfo.Type, offsets, btf bool) string {
+	return writeLayoutAt(t, offsets, btf, nil)
+}
+
+// writeLayoutAt is writeLayout with -o and an address: crash then shows
+// each member's address ("[ffff8884bf59b0a8]") where the offset would be.
+func writeLayoutAt(t *debuginfo.Type, offsets, btf bool, addr *uint64) string {
 	r := t.Resolve()
-	lw := &layoutWriter{offsets: offsets, zeroIsFlexible: btf, width: max(6, len(fmt.Sprintf("[%d]", maxOffset(r, 0, 0)))+2)}
+	lw := &layoutWriter{offsets: offsets, zeroIsFlexible: btf, addr: addr, width: max(6, len(fmt.Sprintf("[%d]", maxOffset(r, 0, 0)))+2)}
+	if addr != nil {
+		lw.width = len(fmt.Sprintf("[%x]", *addr+uint64(maxOffset(r, 0, 0)))) + 2
+	}
 	fmt.Fprintf(&lw.b, "%s {\n", debuginfo.TypeName(r))
 	lw.members(r, 1, 0, true, map[*debuginfo.Type]bool{})
 	lw.b.WriteString("}\n")
@@ -39,7 +49,11 @@ func (lw *layoutWriter) prefix(depth int, off int64, withOff bool) string {
 	}
 	col := strings.Repeat(" ", lw.width+1)
 	if withOff {
-		col = fmt.Sprintf("%*s ", lw.width, fmt.Sprintf("[%d]", off))
+		label := fmt.Sprintf("[%d]", off)
+		if lw.addr != nil {
+			label = fmt.Sprintf("[%x]", *lw.addr+uint64(off))
+		}
+		col = fmt.Sprintf("%*s ", lw.width, label)
 	}
 	return col + strings.Repeat("    ", depth-1)
 }

@@ -134,7 +134,12 @@ func runStruct(ctx *Context, kind debuginfo.Kind) error {
 			fmt.Fprintf(ctx.Out, "SIZE: %d\n", typeSize(t))
 			return nil
 		}
-		fmt.Fprint(ctx.Out, writeMemberLayout(t, members, ctx.Opts.Has("o")))
+		fmt.Fprint(ctx.Out, writeMemberLayout(t, members))
+		return nil
+	}
+	if ctx.Opts.Has("o") && members == nil {
+		fmt.Fprint(ctx.Out, writeLayoutAt(t, true, isBTF(ts), &addr))
+		fmt.Fprintf(ctx.Out, "SIZE: %d\n", typeSize(t))
 		return nil
 	}
 	p := &valuePrinter{k: k, hex: hex}
@@ -152,18 +157,14 @@ func runStruct(ctx *Context, kind debuginfo.Kind) error {
 		if err != nil {
 			return err
 		}
-		leaf := m
-		if i := strings.LastIndexAny(m, "."); i >= 0 {
-			leaf = m[i+1:]
-		}
-		fmt.Fprintf(ctx.Out, "  %s = %s,\n", leaf, p.value(mp.Type, data, addr+uint64(mp.Offset), 1, mp.BitOffset, mp.BitSize))
+		fmt.Fprintf(ctx.Out, "  %s = %s,\n", m, p.value(mp.Type, data, addr+uint64(mp.Offset), 1, mp.BitOffset, mp.BitSize))
 	}
 	return nil
 }
 
 // writeMemberLayout is struct NAME.MEMBER without an address: the
 // enclosing type with only the selected members.
-func writeMemberLayout(t *debuginfo.Type, members []string, offsets bool) string {
+func writeMemberLayout(t *debuginfo.Type, members []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s {\n", debuginfo.TypeName(t.Resolve()))
 	for _, m := range members {
@@ -178,11 +179,8 @@ func writeMemberLayout(t *debuginfo.Type, members []string, offsets bool) string
 			decl += fmt.Sprintf(" : %d", mp.BitSize)
 			off += int64(mp.BitOffset / 8)
 		}
-		if offsets {
-			fmt.Fprintf(&b, "  %6s %s;\n", fmt.Sprintf("[%d]", off), decl)
-		} else {
-			fmt.Fprintf(&b, "    %s;\n", decl)
-		}
+		// crash shows a selected member with its offset, -o or not.
+		fmt.Fprintf(&b, "  [%d] %s;\n", off, decl)
 	}
 	b.WriteString("}\n")
 	return b.String()
