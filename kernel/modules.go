@@ -379,8 +379,8 @@ func (k *Kernel) moduleSymbols(v Value, module string) ([]debuginfo.Symbol, erro
 	if err := k.Read(raw, symtab); err != nil {
 		return nil, fmt.Errorf("symtab of %d symbols: %w", num, err)
 	}
-	// typetab exists since 4.20; before it the type letter was kept in
-	// st_info.
+	// typetab exists since 5.0 (kallsyms: store type information in its
+	// own array); before it add_kallsyms kept the type letter in st_info.
 	var types []byte
 	if tt, err := memberUint(ks, "typetab"); err == nil {
 		types = make([]byte, num)
@@ -404,7 +404,11 @@ func (k *Kernel) moduleSymbols(v Value, module string) ([]debuginfo.Symbol, erro
 		info := e[4]
 		value := binary.LittleEndian.Uint64(e[8:])
 		size := binary.LittleEndian.Uint64(e[16:])
-		if nameOff == 0 || info&0xf == sttSection || info&0xf == sttFile {
+		if nameOff == 0 {
+			continue
+		}
+		// Without a typetab, st_info holds the type letter instead.
+		if types != nil && (info&0xf == sttSection || info&0xf == sttFile) {
 			continue
 		}
 		name, err := cString(strs, nameOff)

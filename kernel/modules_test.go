@@ -12,7 +12,7 @@ import (
 // which the memory regions are mem[MOD_MEM_NUM_TYPES] (struct
 // module_memory) rather than core_layout; no refcnt or source_list
 // (!CONFIG_MODULE_UNLOAD).
-func modMemTypes() fakeTypes {
+func modMemTypes(typetab bool) fakeTypes {
 	ts := testTypes()
 	ulong := &debuginfo.Type{Kind: debuginfo.KindInt, Name: "unsigned long", Size: 8}
 	uint := &debuginfo.Type{Kind: debuginfo.KindInt, Name: "unsigned int", Size: 4}
@@ -33,6 +33,9 @@ func modMemTypes() fakeTypes {
 		{Name: "mem", Type: &debuginfo.Type{Kind: debuginfo.KindArray, Elem: mm, Len: 7, Size: 112}, Offset: 80},
 		{Name: "taints", Type: ulong, Offset: 192},
 		{Name: "kallsyms", Type: &debuginfo.Type{Kind: debuginfo.KindPointer, Size: 8, Elem: mk}, Offset: 200},
+	}
+	if !typetab { // before 5.0
+		mk.Members = mk.Members[:3]
 	}
 	ts["struct module"] = mod
 	ts["struct mod_kallsyms"] = mk
@@ -98,7 +101,7 @@ func TestModulesMemLayout(t *testing.T) {
 	vm.write(ksA+0x400, []byte(strtab))
 	vm.write(ksA+0x600, []byte{' ', 'T', 'd', 't', 't'})
 
-	k, err := New(nil, fakeSyms{"modules": head}, modMemTypes(), vm)
+	k, err := New(nil, fakeSyms{"modules": head}, modMemTypes(true), vm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,5 +134,47 @@ func TestModulesMemLayout(t *testing.T) {
 	}
 	if !slices.ContainsFunc(a.Symbols, func(s debuginfo.Symbol) bool { return s.Name == "alpha_fn" }) {
 		t.Errorf("alpha's symbols: %+v", a.Symbols)
+	}
+}
+
+// TestModuleSymbolsNoTypetab reads a module's symbols from a kernel
+// without mod_kallsyms.typetab, whose st_info holds the type letter.
+func TestModuleSymbolsNoTypetab(t *testing.T) {
+	const (
+		head = 0xffffffff81010000
+		mod  = 0xffffffffc0001000
+		ks   = 0xffffffffc0002000
+		text = 0xffffffffc0000000
+	)
+	vm := fakeVM{}
+	vm.put64(head, mod+8)
+	vm.put64(mod+8, head)
+	vm.write(mod+24, []byte("old\x00"))
+	vm.put64(mod+80, text)
+	vm.put64(mod+88, 0x1000)
+	vm.put64(mod+200, ks)
+	var symtab []byte
+	symtab = append(symtab, elfSym(0, 0, 0, 0, 0)...)
+	symtab = append(symtab, elfSym(1, 't', 1, text+0x10, 0x20)...) // 't' & 0xf is STT_FILE's 4
+	symtab = append(symtab, elfSym(4, 'T', 1, text+0x30, 0x20)...)
+	vm.put64(ks, ks+0x100)
+	vm.put64(ks+8, 3)
+	vm.put64(ks+16, ks+0x400)
+	vm.write(ks+0x100, symtab)
+	vm.write(ks+0x400, []byte("\x00fn\x00gn\x00"))
+	k, err := New(nil, fakeSyms{"modules": head}, modMemTypes(false), vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mods, err := k.Modules()
+	if err != nil || len(mods) != 1 {
+		t.Fatalf("Modules() = %+v, %v", mods, err)
+	}
+	want := []debuginfo.Symbol{
+		{Name: "fn", Addr: text + 0x10, Size: 0x20, Type: 't', Module: "old"},
+		{Name: "gn", Addr: text + 0x30, Size: 0x20, Type: 'T', Module: "old"},
+	}
+	if !slices.Equal(mods[0].Symbols, want) {
+		t.Errorf("symbols %+v, want %+v", mods[0].Symbols, want)
 	}
 }
