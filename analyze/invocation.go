@@ -76,8 +76,8 @@ func readScriptFile(path string) ([]string, error) {
 	return lines, nil
 }
 
-// Banner is what an interactive session prints first: the dump, and what
-// the session can do without symbols.
+// Banner is what an interactive session prints first: the dump, and where
+// its symbols and types come from.
 func Banner(s *Session, version string) string {
 	var b strings.Builder
 	d := s.Dump
@@ -96,9 +96,9 @@ func Banner(s *Session, version string) string {
 		b.WriteString("warning: the dump is marked incomplete: some pages are missing\n")
 	}
 	if s.Vmlinux == "" {
-		b.WriteString("no vmlinux given: physical memory only (rd -p)\n")
+		b.WriteString("no vmlinux given: symbols and types come from the dump's kallsyms and BTF\n")
 	} else {
-		fmt.Fprintf(&b, "vmlinux: %s (symbols are not read yet: physical memory only)\n", s.Vmlinux)
+		fmt.Fprintf(&b, "vmlinux: %s (symbols and types are read on first use)\n", s.Vmlinux)
 	}
 	b.WriteString("\"help\" lists the commands, \"q\" quits.\n\n")
 	return b.String()
