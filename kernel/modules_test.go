@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"salvage/debuginfo"
+	"salvage/lab/corpus"
 )
 
 // modMemTypes builds the types of a 6.4+ kernel's struct module, in
@@ -176,5 +177,29 @@ func TestModuleSymbolsNoTypetab(t *testing.T) {
 	}
 	if !slices.Equal(mods[0].Symbols, want) {
 		t.Errorf("symbols %+v, want %+v", mods[0].Symbols, want)
+	}
+}
+
+// BenchmarkModules walks a lab dump's modules and reads their symbol
+// tables, as the first lookup of a module symbol does.
+func BenchmarkModules(b *testing.B) {
+	m := corpus.Require(b)
+	d := m.Select(func(d corpus.Dump) bool { return d.Truth != "" && d.Format == "kdump" })[0]
+	k := openTypedKernel(b, m, d)
+	for b.Loop() {
+		k2, err := New(k.Dump, k.Symbols.(*moduleSymbols).base, k.Types, k.Arch)
+		if err != nil {
+			b.Fatal(err)
+		}
+		mods, err := k2.Modules()
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for _, m := range mods {
+			n += len(m.Symbols)
+		}
+		b.ReportMetric(float64(len(mods)), "modules")
+		b.ReportMetric(float64(n), "symbols")
 	}
 }
