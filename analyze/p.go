@@ -57,10 +57,32 @@ func runP(ctx *Context) error {
 	hex := ctx.Opts.Last("x", "d") == "x"
 	// "p/x EXPR" reaches here as "p -x EXPR" (see Session.Exec).
 	expr = strings.TrimSpace(expr)
+	label := ""
+	if name, cpu, ok := strings.Cut(expr, ":"); ok && isDecimal(cpu) && cpu != "" {
+		// "p irq_stat:1": CPU 1's copy of a per-CPU variable.
+		n, _ := strconv.Atoi(cpu)
+		v, err := k.PerCPU(name, n)
+		if err != nil {
+			return err
+		}
+		return printValue(ctx, k, v, fmt.Sprintf("per_cpu(%s, %d)", name, n), expr, hex)
+	}
+	if perCPUSymbol(k, expr) {
+		return printPerCPU(ctx, k, expr)
+	}
 	v, plain, err := evalExpr(k, expr)
 	if err != nil {
 		return err
 	}
+	if plain {
+		label = expr
+	}
+	return printValue(ctx, k, v, label, expr, hex)
+}
+
+// printValue prints "LABEL = $N = VALUE" (or "$N = VALUE" without a
+// label) as crash's p does.
+func printValue(ctx *Context, k *kernel.Kernel, v kernel.Value, label, expr string, hex bool) error {
 	p := &valuePrinter{k: k, hex: hex}
 	var text string
 	r := v.Type().Resolve()
@@ -84,8 +106,13 @@ func runP(ctx *Context) error {
 	if ctx.JSON {
 		return writeJSON(ctx, pJSON{Expression: expr, Type: debuginfo.TypeName(v.Type()), Address: v.Address(), Value: text, History: n})
 	}
-	if plain {
-		fmt.Fprintf(ctx.Out, "%s = $%d = %s\n", expr, n, text)
+	if label != "" {
+		if strings.HasPrefix(text, "{") && !strings.HasPrefix(text, "{\n") {
+			// crash moves a one-line aggregate (an array) to the next
+			// line after "NAME = $N = ".
+			text = "\n " + text
+		}
+		fmt.Fprintf(ctx.Out, "%s = $%d = %s\n", label, n, text)
 	} else {
 		fmt.Fprintf(ctx.Out, "$%d = %s\n", n, text)
 	}
@@ -165,4 +192,57 @@ func evalExpr(k *kernel.Kernel, expr string) (v kernel.Value, plain bool, err er
 func isCharPointer(r *debuginfo.Type) bool {
 	e := r.Elem.Resolve()
 	return e != nil && e.Kind == debuginfo.KindInt && e.Size == 1 && isCharName(e)
+}
+
+// perCPUSymbol reports a per-CPU variable: its symbol's value is an
+// offset into the per-CPU area (below __per_cpu_end), not an address.
+func perCPUSymbol(k *kernel.Kernel, name string) bool {
+	if k.Symbols == nil {
+		return false
+	}
+	s, ok := k.Symbols.Lookup(name)
+	end, ok2 := k.Symbols.Lookup("__per_cpu_end")
+	return ok && ok2 && s.Addr < end.Addr && s.Module == ""
+}
+
+// printPerCPU is crash's p of a per-CPU variable: its type, and its
+// address on each CPU.
+func printPerCPU(ctx *Context, k *kernel.Kernel, name string) error {
+	ts, err := ctx.types()
+	if err != nil {
+		return err
+	}
+	t, err := ts.Var(name)
+	if err != nil {
+		return err
+	}
+	n, err := k.NrCPUIDs()
+	if err != nil {
+		return err
+	}
+	type cpuAddr struct {
+		CPU     int    `json:"cpu"`
+		Address uint64 `json:"address"`
+	}
+	var addrs []cpuAddr
+	for cpu := 0; cpu < n; cpu++ {
+		a, err := k.PerCPUAddr(name, cpu)
+		if err != nil {
+			return err
+		}
+		addrs = append(addrs, cpuAddr{cpu, a})
+	}
+	decl := debuginfo.Declare(t, name)
+	if ctx.JSON {
+		return writeJSON(ctx, struct {
+			Expression string    `json:"expression"`
+			Type       string    `json:"type"`
+			PerCPU     []cpuAddr `json:"per_cpu"`
+		}{name, debuginfo.TypeName(t), addrs})
+	}
+	fmt.Fprintf(ctx.Out, "PER-CPU DATA TYPE:\n  %s;\nPER-CPU ADDRESSES:\n", decl)
+	for _, a := range addrs {
+		fmt.Fprintf(ctx.Out, "  [%d]: %x\n", a.CPU, a.Address)
+	}
+	return nil
 }
