@@ -1,14 +1,18 @@
 package kernel
 
 import (
+	"debug/elf"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"salvage/arch"
+	"salvage/debuginfo"
 	"salvage/dump"
 	"salvage/lab/corpus"
 )
@@ -416,5 +420,87 @@ func TestModuleOf(t *testing.T) {
 	init, _ := k.SymbolAddr("init_task")
 	if mod, ok := k.ModuleOf(init); ok {
 		t.Errorf("ModuleOf(init_task) = %s", mod.Name)
+	}
+}
+
+// TestModuleSymbolsMatchObjects compares each module's symbols with its
+// debug object file: every function outside the init sections is there,
+// with the object's size, and the functions of one section keep the
+// object's distances between them (relocation moves a section whole).
+func TestModuleSymbolsMatchObjects(t *testing.T) {
+	m := corpus.Require(t)
+	d := m.Select(func(d corpus.Dump) bool { return d.Truth != "" && d.Format == "kdump" })[0]
+	kern := m.Kernel(d.Release)
+	if kern.DebugModules == "" {
+		t.Fatalf("corpus kernel %s has no debug modules", d.Release)
+	}
+	f, err := dump.Open(m.Paths(d)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	k, err := Open(f, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mods, err := k.Modules()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, mod := range mods {
+		path := filepath.Join(m.Path(kern.DebugModules), mod.Name+".ko")
+		if _, err := os.Stat(path); err != nil {
+			continue // salvage_lab is built per run, outside the package
+		}
+		ef, err := elf.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		syms, err := ef.Symbols()
+		ef.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ours := map[string]debuginfo.Symbol{}
+		for _, s := range mod.Symbols {
+			ours[s.Name] = s
+		}
+		// Static functions of one name in two files (virtio_pci's
+		// setup_vq) cannot be told apart by name.
+		dup := map[string]int{}
+		for _, s := range syms {
+			dup[s.Name]++
+		}
+		shift := map[elf.SectionIndex]uint64{}
+		n := 0
+		for _, s := range syms {
+			if elf.ST_TYPE(s.Info) != elf.STT_FUNC || s.Name == "" || dup[s.Name] > 1 || int(s.Section) >= len(ef.Sections) {
+				continue
+			}
+			if sec := ef.Sections[s.Section].Name; strings.HasPrefix(sec, ".init") {
+				continue
+			}
+			o, ok := ours[s.Name]
+			if !ok {
+				t.Errorf("%s: function %s not among the module's symbols", mod.Name, s.Name)
+				continue
+			}
+			if o.Size != s.Size {
+				t.Errorf("%s: %s size %d, object file %d", mod.Name, s.Name, o.Size, s.Size)
+			}
+			if sh, ok := shift[s.Section]; ok && o.Addr-s.Value != sh {
+				t.Errorf("%s: %s at %#x is not where its section's other functions put it (%#x+%#x)", mod.Name, s.Name, o.Addr, s.Value, sh)
+			}
+			shift[s.Section] = o.Addr - s.Value
+			n++
+		}
+		if n == 0 {
+			t.Errorf("%s: no function compared", mod.Name)
+		}
+		checked++
+	}
+	if checked < 7 {
+		t.Errorf("compared %d modules with their object files, want the 7 of Debian's package", checked)
 	}
 }
