@@ -187,7 +187,7 @@ func (l *Lab) Crash(k *Kernel, s Scenario) (*crashRecord, error) {
 		}
 		for _, vr := range s.Variants {
 			args := map[string]any{"paging": false, "protocol": "file:" + filepath.Join(dir, "disk-out", vr.Files[0])}
-			if vr.Format == "kdump" {
+			if strings.HasPrefix(vr.Name, "qemu-kdump-") {
 				args["format"] = "kdump-" + vr.Compression
 			}
 			os.MkdirAll(filepath.Join(dir, "disk-out"), 0o755)
