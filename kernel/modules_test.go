@@ -3,6 +3,7 @@ package kernel
 import (
 	"encoding/binary"
 	"slices"
+	"strings"
 	"testing"
 
 	"salvage/debuginfo"
@@ -54,25 +55,28 @@ func elfSym(name uint32, info byte, shndx uint16, value, size uint64) []byte {
 	return b
 }
 
-func TestModulesMemLayout(t *testing.T) {
-	const (
-		head  = 0xffffffff81010000 // the modules list_head
-		modA  = 0xffffffffc0001000 // struct module of "alpha"
-		modB  = 0xffffffffc0101000
-		ksA   = 0xffffffffc0002000 // its mod_kallsyms, symtab, strtab, typetab
-		textA = 0xffffffffc0000000
-		textB = 0xffffffffc0100000
-	)
+const (
+	synthModules = 0xffffffff81010000 // the modules list_head
+	synthModA    = 0xffffffffc0001000 // struct module of "alpha"
+	synthModB    = 0xffffffffc0101000
+	synthKsA     = 0xffffffffc0002000 // its mod_kallsyms, symtab, strtab, typetab
+	synthTextA   = 0xffffffffc0000000
+	synthTextB   = 0xffffffffc0100000
+)
+
+// memLayoutVM holds two modules of a 6.4+ kernel: alpha, live, with
+// symbols; beta, coming, without.
+func memLayoutVM() fakeVM {
 	vm := fakeVM{}
-	vm.put64(head, modA+8)
-	vm.put64(modA+8, modB+8)
-	vm.put64(modB+8, head)
+	vm.put64(synthModules, synthModA+8)
+	vm.put64(synthModA+8, synthModB+8)
+	vm.put64(synthModB+8, synthModules)
 	for _, m := range []struct {
 		addr, text uint64
 		name       string
 		taints     uint64
 		ks         uint64
-	}{{modA, textA, "alpha", 1<<12 | 1<<13, ksA}, {modB, textB, "beta", 0, 0}} {
+	}{{synthModA, synthTextA, "alpha", 1<<12 | 1<<13, synthKsA}, {synthModB, synthTextB, "beta", 0, 0}} {
 		vm.write(m.addr+24, []byte(m.name+"\x00"))
 		sizes := []uint64{0x3000, 0x1000, 0x2000, 0, 0, 0, 0} // text, data, rodata, …
 		for i, s := range sizes {
@@ -86,31 +90,35 @@ func TestModulesMemLayout(t *testing.T) {
 		vm.put64(m.addr+192, m.taints)
 		vm.put64(m.addr+200, m.ks)
 	}
-	vm.write(modB, []byte{1, 0, 0, 0}) // MODULE_STATE_COMING
+	vm.write(synthModB, []byte{1, 0, 0, 0}) // MODULE_STATE_COMING
 	strtab := "\x00alpha_fn\x00alpha_data\x00$x\x00.text\x00"
 	var symtab []byte
-	symtab = append(symtab, elfSym(0, 0, 0, 0, 0)...)                 // the null symbol
-	symtab = append(symtab, elfSym(1, 0x12, 1, textA+0x100, 0x40)...) // alpha_fn, FUNC GLOBAL
-	symtab = append(symtab, elfSym(10, 0x01, 2, textA+0x10000, 8)...) // alpha_data, OBJECT LOCAL
-	symtab = append(symtab, elfSym(21, 0x00, 1, textA+0x100, 0)...)   // $x, a mapping symbol
-	symtab = append(symtab, elfSym(24, 0x03, 1, textA, 0)...)         // .text, a section
-	vm.put64(ksA, ksA+0x100)
-	vm.put64(ksA+8, 5)
-	vm.put64(ksA+16, ksA+0x400)
-	vm.put64(ksA+24, ksA+0x600)
-	vm.write(ksA+0x100, symtab)
-	vm.write(ksA+0x400, []byte(strtab))
-	vm.write(ksA+0x600, []byte{' ', 'T', 'd', 't', 't'})
+	symtab = append(symtab, elfSym(0, 0, 0, 0, 0)...)                      // the null symbol
+	symtab = append(symtab, elfSym(1, 0x12, 1, synthTextA+0x100, 0x40)...) // alpha_fn, FUNC GLOBAL
+	symtab = append(symtab, elfSym(10, 0x01, 2, synthTextA+0x10000, 8)...) // alpha_data, OBJECT LOCAL
+	symtab = append(symtab, elfSym(21, 0x00, 1, synthTextA+0x100, 0)...)   // $x, a mapping symbol
+	symtab = append(symtab, elfSym(24, 0x03, 1, synthTextA, 0)...)         // .text, a section
+	vm.put64(synthKsA, synthKsA+0x100)
+	vm.put64(synthKsA+8, 5)
+	vm.put64(synthKsA+16, synthKsA+0x400)
+	vm.put64(synthKsA+24, synthKsA+0x600)
+	vm.write(synthKsA+0x100, symtab)
+	vm.write(synthKsA+0x400, []byte(strtab))
+	vm.write(synthKsA+0x600, []byte{' ', 'T', 'd', 't', 't'})
+	return vm
+}
 
-	k, err := New(nil, fakeSyms{"modules": head}, modMemTypes(true), vm)
+func TestModulesMemLayout(t *testing.T) {
+	vm := memLayoutVM()
+	k, err := New(nil, fakeSyms{"modules": synthModules}, modMemTypes(true), vm)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s, ok := k.Symbols.Lookup("alpha:alpha_fn")
-	if want := (debuginfo.Symbol{Name: "alpha_fn", Addr: textA + 0x100, Size: 0x40, Type: 'T', Module: "alpha"}); !ok || s != want {
+	if want := (debuginfo.Symbol{Name: "alpha_fn", Addr: synthTextA + 0x100, Size: 0x40, Type: 'T', Module: "alpha"}); !ok || s != want {
 		t.Errorf("Lookup(alpha:alpha_fn) = %+v, %v; want %+v", s, ok, want)
 	}
-	if s, off, ok := k.Symbols.ByAddr(textA + 0x10004); !ok || s.Name != "alpha_data" || off != 4 || s.Type != 'd' {
+	if s, off, ok := k.Symbols.ByAddr(synthTextA + 0x10004); !ok || s.Name != "alpha_data" || off != 4 || s.Type != 'd' {
 		t.Errorf("ByAddr(alpha_data+4) = %+v+%d, %v", s, off, ok)
 	}
 	for _, n := range []string{"$x", ".text", ""} {
@@ -126,11 +134,11 @@ func TestModulesMemLayout(t *testing.T) {
 		t.Fatalf("%d modules, want 2", len(mods))
 	}
 	a, b := mods[0], mods[1]
-	if a.Name != "alpha" || a.Addr != modA || a.Base != textA || a.Size != 0x6000 || a.TextSize != 0x3000 ||
+	if a.Name != "alpha" || a.Addr != synthModA || a.Base != synthTextA || a.Size != 0x6000 || a.TextSize != 0x3000 ||
 		a.State != ModuleLive || a.TaintString() != "OE" || a.Refcount != -1 || a.UsedBy != nil || len(a.Symbols) != 2 {
 		t.Errorf("alpha: %+v", a)
 	}
-	if b.Name != "beta" || b.Base != textB || b.State.String() != "Loading" || b.Err != nil || b.Symbols != nil {
+	if b.Name != "beta" || b.Base != synthTextB || b.State.String() != "Loading" || b.Err != nil || b.Symbols != nil {
 		t.Errorf("beta: %+v (a NULL kallsyms: no symbols yet)", b)
 	}
 	if !slices.ContainsFunc(a.Symbols, func(s debuginfo.Symbol) bool { return s.Name == "alpha_fn" }) {
@@ -142,14 +150,13 @@ func TestModulesMemLayout(t *testing.T) {
 // without mod_kallsyms.typetab, whose st_info holds the type letter.
 func TestModuleSymbolsNoTypetab(t *testing.T) {
 	const (
-		head = 0xffffffff81010000
 		mod  = 0xffffffffc0001000
 		ks   = 0xffffffffc0002000
 		text = 0xffffffffc0000000
 	)
 	vm := fakeVM{}
-	vm.put64(head, mod+8)
-	vm.put64(mod+8, head)
+	vm.put64(synthModules, mod+8)
+	vm.put64(mod+8, synthModules)
 	vm.write(mod+24, []byte("old\x00"))
 	vm.put64(mod+80, text)
 	vm.put64(mod+88, 0x1000)
@@ -163,7 +170,7 @@ func TestModuleSymbolsNoTypetab(t *testing.T) {
 	vm.put64(ks+16, ks+0x400)
 	vm.write(ks+0x100, symtab)
 	vm.write(ks+0x400, []byte("\x00fn\x00gn\x00"))
-	k, err := New(nil, fakeSyms{"modules": head}, modMemTypes(false), vm)
+	k, err := New(nil, fakeSyms{"modules": synthModules}, modMemTypes(false), vm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,5 +208,30 @@ func BenchmarkModules(b *testing.B) {
 		}
 		b.ReportMetric(float64(len(mods)), "modules")
 		b.ReportMetric(float64(n), "symbols")
+	}
+}
+
+// TestModulesWithoutTypes: a kernel opened without types keeps its own
+// symbols; the modules wait for types, and come once they are set.
+func TestModulesWithoutTypes(t *testing.T) {
+	k, err := New(nil, fakeSyms{"modules": synthModules}, nil, memLayoutVM())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := k.Symbols.Lookup("modules"); !ok || s.Addr != synthModules {
+		t.Errorf("Lookup(modules) = %+v, %v", s, ok)
+	}
+	if s, ok := k.Symbols.Lookup("alpha:alpha_fn"); ok {
+		t.Errorf("Lookup(alpha:alpha_fn) = %+v without types", s)
+	}
+	if _, err := k.Modules(); err == nil || !strings.Contains(err.Error(), "no type information") {
+		t.Errorf("Modules() error %v, want one saying types are missing", err)
+	}
+	k.Types = modMemTypes(true)
+	if s, ok := k.Symbols.Lookup("alpha:alpha_fn"); !ok || s.Addr != synthTextA+0x100 {
+		t.Errorf("after types: Lookup(alpha:alpha_fn) = %+v, %v", s, ok)
+	}
+	if mods, err := k.Modules(); err != nil || len(mods) != 2 {
+		t.Errorf("after types: Modules() = %d modules, %v", len(mods), err)
 	}
 }
