@@ -26,8 +26,6 @@ var knownDifferences = map[string]string{
 	// crash adds the source line of a text symbol from the DWARF line
 	// table; salvage reads no line tables yet.
 	"sym-schedule.txt": "no source line numbers",
-	// Module symbol tables are not loaded into salvage's symbols yet.
-	"sym-m-virtio_blk.txt": "no module symbols",
 	// kallsyms lacks the __ksymtab_/__crc_/__kstrtab_ symbols of the
 	// vmlinux symbol table.
 	"btf:sym-q-init_uts.txt": "kallsyms has fewer symbols than vmlinux",

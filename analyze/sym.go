@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 
 	"salvage/debuginfo"
+	"salvage/kernel"
 )
 
 func symCommand() *Command {
@@ -80,21 +82,14 @@ func runSym(ctx *Context) error {
 		case "l":
 			keep := crashKeeps(syms)
 			syms.All(func(s debuginfo.Symbol) bool {
-				if keep(s) {
+				if s.Module == "" && keep(s) {
 					emit(s, 0)
 				}
 				return true
 			})
+			listModules(ctx, "", emitModule(ctx, &res))
 		case "m":
-			n := 0
-			syms.All(func(s debuginfo.Symbol) bool {
-				if s.Module == opt.Value {
-					emit(s, 0)
-					n++
-				}
-				return true
-			})
-			if n == 0 && !ctx.JSON {
+			if n := listModules(ctx, opt.Value, emitModule(ctx, &res)); n == 0 {
 				return fmt.Errorf("%s: no such module, or its symbols are not loaded", opt.Value)
 			}
 		case "q":
@@ -149,6 +144,61 @@ func runSym(ctx *Context) error {
 		return errors.New("no symbol found for " + strings.Join(failed, ", "))
 	}
 	return nil
+}
+
+// emitModule returns the sink listModules feeds: module symbols as
+// crash's symbol_dump prints them (no "[module]" suffix), and the
+// MODULE START and END lines; --json gets the symbols.
+func emitModule(ctx *Context, res *symResult) func(line string, s *debuginfo.Symbol) {
+	return func(line string, s *debuginfo.Symbol) {
+		if s != nil {
+			res.Symbols = append(res.Symbols, symJSON{Name: s.Name, Address: s.Addr, Type: string(s.Type), Module: s.Module})
+		}
+		if !ctx.JSON {
+			io.WriteString(ctx.Out, line)
+		}
+	}
+}
+
+// listModules lists the symbols of the loaded modules (or of the one
+// named) as crash's module_symbol_dump does: each module framed by
+// "ADDRESS MODULE START: NAME" and "ADDRESS MODULE END: NAME" (its base,
+// and base plus size), its symbols in address order typed as crash types
+// module symbols ('t' or 'T' for functions, '?' for the rest). It
+// returns how many modules it listed.
+func listModules(ctx *Context, only string, out func(line string, s *debuginfo.Symbol)) int {
+	k, err := ctx.Session.Kernel()
+	if err != nil {
+		return 0
+	}
+	mods, _ := k.Modules()
+	mods = append([]kernel.Module(nil), mods...)
+	sort.SliceStable(mods, func(i, j int) bool { return mods[i].Base < mods[j].Base })
+	n := 0
+	for _, m := range mods {
+		if only != "" && m.Name != only {
+			continue
+		}
+		n++
+		out(fmt.Sprintf("%x MODULE START: %s\n", m.Base, m.Name), nil)
+		syms := append([]debuginfo.Symbol(nil), m.Symbols...)
+		sort.SliceStable(syms, func(i, j int) bool { return syms[i].Addr < syms[j].Addr })
+		for _, s := range syms {
+			switch {
+			case s.Name == "init_module" || s.Name == "cleanup_module":
+				// module_init and module_exit make these global
+				// aliases; crash reads the binding from st_info.
+				s.Type = 'T'
+			case s.Type != 't' && s.Type != 'T':
+				s.Type = '?'
+			}
+			s.Module = m.Name
+			line := fmt.Sprintf("%x (%c) %s\n", s.Addr, s.Type, crashSymbolName(s.Name))
+			out(line, &s)
+		}
+		out(fmt.Sprintf("%x MODULE END: %s\n", m.Base+m.Size, m.Name), nil)
+	}
+	return n
 }
 
 // writeSymbol prints one symbol as crash's show_symbol does (without the
