@@ -14,7 +14,9 @@
 //
 // Errors say where: a *ReadError carries the address and type read and
 // wraps the translator's error and the *dump.PageError with the page's
-// state; a *MismatchError says how a vmlinux differs from the dump.
+// state; a *ModuleError names the struct module (address, name) that
+// could not be read; a *MismatchError says how a vmlinux differs from
+// the dump.
 //
 // It sits between debuginfo (symbols, types) and analyze (commands): it
 // knows kernel data structures, never output formats.
