@@ -410,5 +410,22 @@ func (p *valuePrinter) rdSymbol(v uint64) string {
 		return sec
 	}
 	// crash's own symbol table strips clone endings; gdb's does not.
-	return crashSymbolName(p.symbolAt(v))
+	if name := p.symbolAt(v); name != "" {
+		return crashSymbolName(name)
+	}
+	// crash's table, unlike gdb's, holds the modules' symbols too.
+	if p.k == nil || p.k.Symbols == nil {
+		return ""
+	}
+	if _, ok := p.k.ModuleOf(v); !ok {
+		return ""
+	}
+	sym, off, ok := p.k.Symbols.ByAddr(v)
+	if !ok || sym.Module == "" {
+		return ""
+	}
+	if off == 0 {
+		return crashSymbolName(sym.Name)
+	}
+	return fmt.Sprintf("%s+%d", crashSymbolName(sym.Name), off)
 }

@@ -18,6 +18,7 @@ var crashGoldens = []struct{ dir, dump string }{
 	{"testdata/crash/sysrq-vmcore-elf3", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
 	{"testdata/crash/sysrq-vmcore-elf4", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
 	{"testdata/crash/sysrq-vmcore-elf5", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
+	{"testdata/crash/sysrq-vmcore-elf6", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
 }
 
 // knownDifferences are golden files salvage does not match, and why.

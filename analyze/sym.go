@@ -71,10 +71,13 @@ func runSym(ctx *Context) error {
 		return err
 	}
 	res := symResult{Symbols: []symJSON{}}
+	// Symbols named on the command line show their source line (crash's
+	// SHOW_LINENUM); listed ones do not.
+	lineNumbers := false
 	emit := func(s debuginfo.Symbol, off uint64) {
 		res.Symbols = append(res.Symbols, symJSON{Name: s.Name, Address: s.Addr + off, Type: string(s.Type), Offset: off, Module: s.Module})
 		if !ctx.JSON {
-			writeSymbol(ctx.Out, s, off)
+			writeSymbol(ctx.Out, s, off, lineNumbers)
 		}
 	}
 	for _, opt := range o {
@@ -103,6 +106,7 @@ func runSym(ctx *Context) error {
 		}
 	}
 	var failed []string
+	lineNumbers = true
 	for _, a := range ctx.Args {
 		if s, ok := lookupCrashName(syms, a); ok {
 			emit(s, 0)
@@ -118,7 +122,7 @@ func runSym(ctx *Context) error {
 				alt := syms.Match(a)
 				for _, s := range alt {
 					io.WriteString(ctx.Out, "  ")
-					writeSymbol(ctx.Out, s, 0)
+					writeSymbol(ctx.Out, s, 0, false)
 				}
 				if len(alt) == 0 {
 					fmt.Fprintln(ctx.Out, "  (none found)")
@@ -184,15 +188,8 @@ func listModules(ctx *Context, only string, out func(line string, s *debuginfo.S
 		syms := append([]debuginfo.Symbol(nil), m.Symbols...)
 		sort.SliceStable(syms, func(i, j int) bool { return syms[i].Addr < syms[j].Addr })
 		for _, s := range syms {
-			switch {
-			case s.Name == "init_module" || s.Name == "cleanup_module":
-				// module_init and module_exit make these global
-				// aliases; crash reads the binding from st_info.
-				s.Type = 'T'
-			case s.Type != 't' && s.Type != 'T':
-				s.Type = '?'
-			}
 			s.Module = m.Name
+			s.Type = crashModuleType(s)
 			line := fmt.Sprintf("%x (%c) %s\n", s.Addr, s.Type, crashSymbolName(s.Name))
 			out(line, &s)
 		}
@@ -204,8 +201,9 @@ func listModules(ctx *Context, only string, out func(line string, s *debuginfo.S
 // writeSymbol prints one symbol as crash's show_symbol does (without the
 // source line crash adds for text addresses: salvage reads no line
 // tables).
-func writeSymbol(w io.Writer, s debuginfo.Symbol, off uint64) {
+func writeSymbol(w io.Writer, s debuginfo.Symbol, off uint64, lineNumbers bool) {
 	name := crashSymbolName(s.Name)
+	s.Type = crashModuleType(s)
 	if off != 0 {
 		// crash's output radix is 10 unless changed: "+5", not "+0x5".
 		fmt.Fprintf(w, "%x (%c) %s+%d", s.Addr+off, s.Type, name, off)
@@ -214,6 +212,11 @@ func writeSymbol(w io.Writer, s debuginfo.Symbol, off uint64) {
 	}
 	if s.Module != "" {
 		fmt.Fprintf(w, " [%s]", s.Module)
+	}
+	if lineNumbers && s.Module != "" && (s.Type == 't' || s.Type == 'T') {
+		// crash adds " FILE: LINE" for text; a module's text has no
+		// line table loaded, which leaves the blank.
+		io.WriteString(w, " ")
 	}
 	fmt.Fprintln(w)
 }
@@ -276,4 +279,20 @@ func lookupCrashName(syms debuginfo.Symbols, name string) (debuginfo.Symbol, boo
 		}
 	}
 	return debuginfo.Symbol{}, false
+}
+
+// crashModuleType is the type letter crash gives a module's symbol: it
+// reads the ELF st_info of the module's symbol table, so functions are
+// 't' or 'T' and everything else '?'. Other symbols keep theirs.
+func crashModuleType(s debuginfo.Symbol) byte {
+	switch {
+	case s.Module == "":
+		return s.Type
+	case s.Name == "init_module" || s.Name == "cleanup_module":
+		// module_init and module_exit make these global aliases.
+		return 'T'
+	case s.Type == 't' || s.Type == 'T':
+		return s.Type
+	}
+	return '?'
 }
