@@ -12,13 +12,15 @@ import (
 
 // crashGoldens are crash 8.0.6's outputs for commands the corpus
 // references lack, made on one corpus dump (see testdata/crash/*/README).
-var crashGoldens = []struct{ dir, dump string }{
-	{"testdata/crash/sysrq-vmcore-elf", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
-	{"testdata/crash/sysrq-vmcore-elf2", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
-	{"testdata/crash/sysrq-vmcore-elf3", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
-	{"testdata/crash/sysrq-vmcore-elf4", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
-	{"testdata/crash/sysrq-vmcore-elf5", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
-	{"testdata/crash/sysrq-vmcore-elf6", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
+// sha256 is the dump's (the manifest's SHA256) when crash ran: a rebuilt
+// lab has other addresses, and the goldens must then be made again.
+var crashGoldens = []struct{ dir, dump, sha256 string }{
+	{"testdata/crash/sysrq-vmcore-elf", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf", goldenDumpSHA},
+	{"testdata/crash/sysrq-vmcore-elf2", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf", goldenDumpSHA},
+	{"testdata/crash/sysrq-vmcore-elf3", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf", goldenDumpSHA},
+	{"testdata/crash/sysrq-vmcore-elf4", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf", goldenDumpSHA},
+	{"testdata/crash/sysrq-vmcore-elf5", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf", goldenDumpSHA},
+	{"testdata/crash/sysrq-vmcore-elf6", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf", goldenDumpSHA},
 }
 
 // knownDifferences are golden files salvage does not match, and why.
@@ -36,6 +38,8 @@ var knownDifferences = map[string]string{
 	// __per_cpu_offset is not its array type.
 	"btf:p-__per_cpu_offset.txt": "no BTF type for __per_cpu_offset",
 }
+
+const goldenDumpSHA = "d3e01308707724d2cd85caf8f1619e5f08872e9ba164bcfe4f1947a7c7fdc5df"
 
 // crashErrorOutput reports a golden file that holds crash's error message
 // rather than a command's output.
@@ -63,6 +67,9 @@ func TestCrashGoldens(t *testing.T) {
 		}
 		if d == nil {
 			t.Fatalf("corpus has no dump %s", g.dump)
+		}
+		if d.SHA256 != g.sha256 {
+			t.Fatalf("%s: the corpus dump %s is not the one crash ran on (sha256 %s, not %s): make the goldens again as its README says", g.dir, g.dump, d.SHA256, g.sha256)
 		}
 		steps, err := readGoldenSession(filepath.Join(g.dir, "session.in"))
 		if err != nil {
