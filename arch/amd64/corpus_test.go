@@ -19,7 +19,7 @@ import (
 	"salvage/lab/corpus"
 )
 
-var update = flag.Bool("update", false, "rerun crash over the corpus to regenerate testdata/vtop goldens")
+var update = flag.Bool("update", false, "rerun crash over the corpus to regenerate the vtop goldens")
 
 // kernelSymbols reads the debug vmlinux's ELF symbols, relocated by the
 // dump's KERNELOFFSET (the symbol loaders of debuginfo do this for the
@@ -156,7 +156,7 @@ func goldenName(d corpus.Dump, vi *dump.VMCoreInfo) string {
 
 // TestVtopGolden compares walks of text, data, direct-map, vmalloc,
 // per-CPU, module and vmemmap addresses (and unmapped ones) with crash's
-// answers, stored in testdata/vtop with the command that made them.
+// answers, kept in the lab corpus with the command that made them.
 func TestVtopGolden(t *testing.T) {
 	m := corpus.Require(t)
 	// One dump per crash: the uncompressed ELF when there is one.
@@ -167,19 +167,19 @@ func TestVtopGolden(t *testing.T) {
 			byCrash[d.Crash] = d
 		}
 	}
-	if *update {
-		for _, d := range byCrash {
-			f, tr, sym := openTranslator(t, m, d)
-			runCrashVtop(t, m, d, tr, sym, filepath.Join("testdata", "vtop", goldenName(d, f.VMCoreInfo)))
+	for _, d := range byCrash {
+		f, tr, sym := openTranslator(t, m, d)
+		if *update {
+			runCrashVtop(t, m, d, tr, sym, goldenPath(m, d, f.VMCoreInfo))
 		}
 	}
 	for _, d := range m.Dumps {
 		t.Run(d.ID, func(t *testing.T) {
 			f, tr, _ := openTranslator(t, m, d)
-			golden := filepath.Join("testdata", "vtop", goldenName(d, f.VMCoreInfo))
+			golden := ensureGolden(t, m, byCrash[d.Crash], f.VMCoreInfo)
 			b, err := os.ReadFile(golden)
 			if err != nil {
-				t.Fatalf("no golden for this crash (%v): run `go test ./arch/amd64 -run TestVtopGolden -update`", err)
+				t.Fatal(err)
 			}
 			answers, err := parseCrashVtop(string(b))
 			if err != nil {
@@ -341,10 +341,38 @@ func runCrashVtop(t *testing.T, m *corpus.Manifest, d corpus.Dump, tr *Translato
 	if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(golden, append([]byte(hdr.String()), outb...), 0o644); err != nil {
+	tmp := golden + ".tmp"
+	if err := os.WriteFile(tmp, append([]byte(hdr.String()), outb...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, golden); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s", golden)
+}
+
+// goldenPath is where crash's vtop answers for d's crash are kept: in the
+// lab corpus beside the dumps they describe (they are made by crash from
+// those very dumps, so a rebuilt corpus gets its own on first use).
+func goldenPath(m *corpus.Manifest, d corpus.Dump, vi *dump.VMCoreInfo) string {
+	return filepath.Join(m.Root, "refs", "vtop-golden", goldenName(d, vi))
+}
+
+// ensureGolden returns the path of crash's answers for d's crash, asking
+// crash for them first when the corpus has none yet.
+func ensureGolden(t *testing.T, m *corpus.Manifest, d corpus.Dump, vi *dump.VMCoreInfo) string {
+	t.Helper()
+	golden := goldenPath(m, d, vi)
+	if !fileExists(golden) {
+		_, tr, sym := openTranslator(t, m, d)
+		runCrashVtop(t, m, d, tr, sym, golden)
+	}
+	return golden
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func requireBench(b *testing.B) *corpus.Manifest {
@@ -416,7 +444,7 @@ func TestConcurrentWalks(t *testing.T) {
 		}
 	}
 	f, tr, _ := openTranslator(t, m, d)
-	b, err := os.ReadFile(filepath.Join("testdata", "vtop", goldenName(d, f.VMCoreInfo)))
+	b, err := os.ReadFile(ensureGolden(t, m, d, f.VMCoreInfo))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -466,7 +494,7 @@ func TestWithoutVMCOREINFO(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			golden := filepath.Join("testdata", "vtop", goldenName(d, f.VMCoreInfo))
+			golden := ensureGolden(t, m, d, f.VMCoreInfo)
 			f.VMCoreInfo = nil
 			tr, err := NewFromFile(f, nil)
 			if err != nil {
@@ -523,7 +551,7 @@ func TestLayoutMatchesCrash(t *testing.T) {
 	for _, d := range m.Dumps {
 		t.Run(d.ID, func(t *testing.T) {
 			f, tr, _ := openTranslator(t, m, d)
-			b, err := os.ReadFile(filepath.Join("testdata", "vtop", goldenName(d, f.VMCoreInfo)))
+			b, err := os.ReadFile(ensureGolden(t, m, d, f.VMCoreInfo))
 			if err != nil {
 				t.Fatal(err)
 			}
