@@ -25,6 +25,10 @@ type Module struct {
 	// core size crash's mod shows.
 	Size     uint64
 	TextSize uint64 // core text (core_layout.text_size, mem[MOD_TEXT].size)
+	// Regions are the module's allocations, which 6.4+ (and data_layout
+	// before it) do not keep together: core, init while loading, data;
+	// or each non-empty mem[] region.
+	Regions  []ModuleRegion
 	State    ModuleState
 	Taints   uint64 // bit i set: taint flag i (kernel/panic.c taint_flags)
 	Refcount int64  // module_refcount(): refcnt less the base reference; -1 when unknown
@@ -88,9 +92,19 @@ func (m *Module) TaintString() string {
 	return string(b)
 }
 
-// Contains reports whether addr lies in the module's core memory.
+// ModuleRegion is one allocation of a module's memory.
+type ModuleRegion struct {
+	Base, Size uint64
+}
+
+// Contains reports whether addr lies in one of the module's regions.
 func (m *Module) Contains(addr uint64) bool {
-	return addr >= m.Base && addr-m.Base < m.Size
+	for _, r := range m.Regions {
+		if addr >= r.Base && addr-r.Base < r.Size {
+			return true
+		}
+	}
+	return false
 }
 
 // ModuleError is a module that could not be read: which struct module,
@@ -125,7 +139,7 @@ func (k *Kernel) Modules() ([]Module, error) {
 	return k.mods.list, k.mods.err
 }
 
-// ModuleOf is the loaded module whose core memory holds addr (a return
+// ModuleOf is the loaded module whose memory holds addr (a return
 // address on a stack, a function pointer), if any.
 func (k *Kernel) ModuleOf(addr uint64) (*Module, bool) {
 	mods, _ := k.Modules()
@@ -248,6 +262,9 @@ func (k *Kernel) readModule(v Value, lay moduleLayout) (Module, error) {
 				m.Base, m.TextSize = base, size
 			}
 			m.Size += size
+			if size != 0 {
+				m.Regions = append(m.Regions, ModuleRegion{Base: base, Size: size})
+			}
 		}
 	} else {
 		base, err1 := memberUint(v, "core_layout.base")
@@ -258,10 +275,21 @@ func (k *Kernel) readModule(v Value, lay moduleLayout) (Module, error) {
 			return fail("core_layout", err)
 		}
 		m.Base, m.Size, m.TextSize = base, core+init, text
-		// 6.2–6.3 with CONFIG_ARCH_WANTS_MODULES_DATA_IN_VMALLOC keep
-		// data apart, in data_layout, and /proc/modules counts it.
-		if data, err := memberUint(v, "data_layout.size"); err == nil {
-			m.Size += data
+		m.Regions = append(m.Regions, ModuleRegion{Base: base, Size: core})
+		// init_layout is freed (size 0) once the module is live.
+		for _, l := range []string{"init_layout", "data_layout"} {
+			b, err1 := memberUint(v, l+".base")
+			n, err2 := memberUint(v, l+".size")
+			if err1 != nil || err2 != nil || n == 0 {
+				continue
+			}
+			m.Regions = append(m.Regions, ModuleRegion{Base: b, Size: n})
+			// 6.2–6.3 with CONFIG_ARCH_WANTS_MODULES_DATA_IN_VMALLOC
+			// keep data apart, in data_layout, and /proc/modules
+			// counts it.
+			if l == "data_layout" {
+				m.Size += n
+			}
 		}
 	}
 	if tv, err := memberUint(v, "taints"); err == nil {

@@ -141,6 +141,21 @@ func TestModulesMemLayout(t *testing.T) {
 	if b.Name != "beta" || b.Base != synthTextB || b.State.String() != "Loading" || b.Err != nil || b.Symbols != nil {
 		t.Errorf("beta: %+v (a NULL kallsyms: no symbols yet)", b)
 	}
+	want := []ModuleRegion{{synthTextA, 0x3000}, {synthTextA + 0x10000, 0x1000}, {synthTextA + 0x20000, 0x2000}}
+	if !slices.Equal(a.Regions, want) {
+		t.Errorf("alpha's regions %x, want %x", a.Regions, want)
+	}
+	for _, c := range []struct {
+		addr uint64
+		want bool
+	}{{synthTextA, true}, {synthTextA + 0x2fff, true}, {synthTextA + 0x3000, false}, {synthTextA + 0x10010, true}, {synthTextA + 0x21fff, true}, {synthTextA + 0x22000, false}} {
+		if got := a.Contains(c.addr); got != c.want {
+			t.Errorf("alpha.Contains(%#x) = %v", c.addr, got)
+		}
+	}
+	if mod, ok := k.ModuleOf(synthTextA + 0x20010); !ok || mod.Name != "alpha" {
+		t.Errorf("ModuleOf(alpha's rodata) = %v, %v", mod, ok)
+	}
 	if !slices.ContainsFunc(a.Symbols, func(s debuginfo.Symbol) bool { return s.Name == "alpha_fn" }) {
 		t.Errorf("alpha's symbols: %+v", a.Symbols)
 	}
