@@ -21,6 +21,7 @@ var crashGoldens = []struct{ dir, dump, sha256 string }{
 	{"testdata/crash/sysrq-vmcore-elf4", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf", goldenDumpSHA},
 	{"testdata/crash/sysrq-vmcore-elf5", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf", goldenDumpSHA},
 	{"testdata/crash/sysrq-vmcore-elf6", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf", goldenDumpSHA},
+	{"testdata/crash/sysrq-vmcore-elf7", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf", goldenDumpSHA},
 }
 
 // knownDifferences are golden files salvage does not match, and why.

@@ -14,13 +14,14 @@ func structCommand(kind debuginfo.Kind) *Command {
 	return &Command{
 		Name:    name,
 		Summary: "show a " + name + "'s layout, or its contents at an address",
-		Usage:   "NAME[.MEMBER[,MEMBER...]] [-o] [-x|-d] [ADDRESS | SYMBOL]",
+		Usage:   "NAME[.MEMBER[,MEMBER...]] [-o] [-x|-d] [ADDRESS | SYMBOL [COUNT]]",
 		Help: fmt.Sprintf(`Without an address, prints the layout of %[1]s NAME as crash's %[1]s does:
 its members declared in C, then "SIZE: N"; -o adds each member's offset.
 With an ADDRESS (hexadecimal) or a SYMBOL, prints the %[1]s's contents
 there as crash (through gdb) prints them: members by name, nested
 structures indented, pointers in hexadecimal, char arrays as strings,
 enums by name. NAME.MEMBER selects members (several, separated by commas).
+COUNT prints that many consecutive objects from ADDRESS.
 -x prints integers in hexadecimal, -d in decimal (the default).
 
 --json prints the layout (members with offsets, sizes and types) and,
@@ -37,7 +38,7 @@ Examples:
 			{Name: "d", Help: "integers in decimal"},
 		},
 		MinArgs: 1,
-		MaxArgs: 2,
+		MaxArgs: 3,
 		Run:     func(ctx *Context) error { return runStruct(ctx, kind) },
 	}
 }
@@ -142,7 +143,30 @@ func runStruct(ctx *Context, kind debuginfo.Kind) error {
 		fmt.Fprintf(ctx.Out, "SIZE: %d\n", typeSize(t))
 		return nil
 	}
+	count := uint64(1)
+	if len(ctx.Args) > 2 {
+		if count, err = parseNumber("count", ctx.Args[2]); err != nil || count == 0 {
+			return fmt.Errorf("invalid count %q", ctx.Args[2])
+		}
+	}
 	p := &valuePrinter{k: k, hex: hex}
+	size := uint64(typeSize(t))
+	for i := uint64(0); i < count; i++ {
+		if i > 0 {
+			// crash separates consecutive objects with a blank line.
+			fmt.Fprintln(ctx.Out)
+		}
+		if err := writeObject(ctx, p, t, members, addr+i*size); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeObject prints the object of type t at addr, or its selected
+// members, as crash's struct does.
+func writeObject(ctx *Context, p *valuePrinter, t *debuginfo.Type, members []string, addr uint64) error {
+	k := p.k
 	if members == nil {
 		data, err := readObject(k, addr, typeSize(t))
 		if err != nil {
