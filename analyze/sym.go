@@ -23,7 +23,9 @@ is the nm-style letter. -l lists every symbol in address order, -m those of
 one module, -q those whose names contain STRING.
 
 Symbols come from the vmlinux when one was given, otherwise from the
-kallsyms tables in the dump.
+kallsyms tables in the dump; the loaded modules' symbols from the dump.
+Unlike crash, salvage shows no source file and line for text symbols
+(it reads no DWARF line tables yet).
 
 --json prints the symbols found as objects (name, address, type, offset,
 module).

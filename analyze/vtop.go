@@ -20,6 +20,10 @@ func vtopCommand() *Command {
 vtop does: the physical address, every page-table entry visited, the
 mapping entry's flags, and the struct page of the physical page.
 
+User-space addresses (below 0x800000000000) are not translated yet:
+they are reported as crash reports an address outside the current
+task's memory, "(not accessible)".
+
 --json prints the translation: the entries visited, the page size, the
 physical address and the page descriptor.
 
