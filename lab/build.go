@@ -2,7 +2,6 @@ package lab
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -67,5 +66,3 @@ func countCrashes(m *corpus.Manifest) int {
 	return len(seen)
 }
 
-// References is filled in by reference.go.
-var _ = fmt.Sprint

@@ -2,7 +2,6 @@ package lab
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -69,8 +68,7 @@ func (l *Lab) buildWorkload() (string, error) {
 	ctx, cancel := timeoutCtx(5 * time.Minute)
 	defer cancel()
 	cmd := []string{"build", "-trimpath", "-o", out + ".tmp", "."}
-	os.Setenv("CGO_ENABLED", "0")
-	if _, err := command(ctx, src, "go", cmd...); err != nil {
+	if _, err := commandEnv(ctx, src, []string{"CGO_ENABLED=0"}, "go", cmd...); err != nil {
 		return "", err
 	}
 	return out, os.Rename(out+".tmp", out)
@@ -227,4 +225,3 @@ func (l *Lab) guestImages(k *Kernel, key string) (prod, capture string, err erro
 	return prod, capture, nil
 }
 
-var _ = context.Background

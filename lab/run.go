@@ -26,8 +26,16 @@ func (l *Lab) logf(format string, a ...any) {
 // command runs a program (never through a shell) and returns its stdout;
 // errors carry the program's stderr.
 func command(ctx context.Context, dir string, name string, args ...string) ([]byte, error) {
+	return commandEnv(ctx, dir, nil, name, args...)
+}
+
+// commandEnv is command with extra environment variables.
+func commandEnv(ctx context.Context, dir string, env []string, name string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr

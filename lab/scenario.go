@@ -221,11 +221,9 @@ func (l *Lab) Crash(k *Kernel, s Scenario) (*crashRecord, error) {
 			DumpLevel: vr.DumpLevel,
 		}
 		for i, f := range vr.Files {
-			src := filepath.Join(out, f)
-			if !s.Panics {
-				src = filepath.Join(out, f)
-			} else {
-				src = filepath.Join(out, "dumps", f)
+			src := filepath.Join(out, f) // written by QEMU
+			if s.Panics {
+				src = filepath.Join(out, "dumps", f) // written by the capture kernel
 			}
 			dst := filepath.Join(dir, f)
 			if err := os.Rename(src, dst); err != nil {
