@@ -65,4 +65,3 @@ func countCrashes(m *corpus.Manifest) int {
 	}
 	return len(seen)
 }
-

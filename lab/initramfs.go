@@ -224,4 +224,3 @@ func (l *Lab) guestImages(k *Kernel, key string) (prod, capture string, err erro
 	l.logf("guest initramfs %s: %d MiB (capture %d MiB)", dir, pbuf.Len()>>20, cbuf.Len()>>20)
 	return prod, capture, nil
 }
-
