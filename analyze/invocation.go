@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"salvage/kernel"
 	"strings"
 )
 
@@ -50,6 +51,9 @@ func Run(inv Invocation) (failed int, err error) {
 		return 0, err
 	}
 	defer s.Close()
+	if err := s.checkVmlinux(); err != nil {
+		return 0, err
+	}
 
 	if len(inv.Steps) == 0 {
 		if inv.Terminal {
@@ -102,4 +106,29 @@ func Banner(s *Session, version string) string {
 	}
 	b.WriteString("\"help\" lists the commands, \"q\" quits.\n\n")
 	return b.String()
+}
+
+// checkVmlinux refuses, before any command runs, a vmlinux whose build ID
+// differs from the dump's: the kernel model then says exactly what differs
+// and which package holds the right one. Symbols and types still load on
+// first use when they match.
+func (s *Session) checkVmlinux() error {
+	if s.Vmlinux == "" {
+		return nil
+	}
+	want := strings.ToLower(s.Dump.VMCoreInfo.BuildID())
+	if want == "" {
+		return nil // nothing to compare with here; the kernel model checks the banner
+	}
+	id, err := kernel.VmlinuxIdentity(s.Vmlinux)
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.Vmlinux, err)
+	}
+	if strings.EqualFold(id.BuildID, want) {
+		return nil
+	}
+	if _, err := s.Kernel(); err != nil {
+		return err
+	}
+	return fmt.Errorf("%s: build ID %s does not match the dump's %s", s.Vmlinux, id.BuildID, want)
 }

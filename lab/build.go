@@ -30,7 +30,11 @@ func (l *Lab) Build(opt Options) (*corpus.Manifest, error) {
 	for _, s := range opt.Scenarios {
 		want[s] = true
 	}
-	m := &corpus.Manifest{Root: l.Cache, Kernels: []corpus.Kernel{k.Kernel}}
+	wrong, err := l.FetchDebugVmlinux(MismatchKernel)
+	if err != nil {
+		return nil, err
+	}
+	m := &corpus.Manifest{Root: l.Cache, Kernels: []corpus.Kernel{k.Kernel, wrong.Kernel}}
 	for _, s := range Scenarios {
 		if len(want) > 0 && !want[s.Name] {
 			continue

@@ -22,6 +22,11 @@ type KernelSpec struct {
 // DefaultKernel is bookworm's cloud kernel for amd64.
 var DefaultKernel = KernelSpec{Meta: "linux-image-cloud-amd64"}
 
+// MismatchKernel is another release of the same flavour (bookworm-security
+// carries 6.12), fetched only for its debug vmlinux: the wrong vmlinux of
+// the mismatch tests.
+var MismatchKernel = KernelSpec{Meta: "linux-image-6.12-cloud-amd64-dbg"}
+
 // Kernel is a fetched kernel in the cache.
 type Kernel struct {
 	corpus.Kernel
@@ -379,4 +384,40 @@ func readLines(path string) ([]string, error) {
 		}
 	}
 	return out, sc.Err()
+}
+
+// FetchDebugVmlinux resolves a -dbg metapackage and unpacks only the debug
+// vmlinux of the package it selects.
+func (l *Lab) FetchDebugVmlinux(spec KernelSpec) (*Kernel, error) {
+	pkg, version, err := resolve(spec)
+	if err != nil {
+		return nil, err
+	}
+	release := strings.TrimSuffix(strings.TrimPrefix(pkg, "linux-image-"), "-dbg")
+	k := &Kernel{Dir: filepath.Join(l.Cache, "kernels", release)}
+	k.Release, k.Package, k.PackageVersion, k.Role = release, pkg, version, "mismatch"
+	vml := filepath.Join(k.Dir, "vmlinux")
+	k.DebugVmlinux, _ = filepath.Rel(l.Cache, vml)
+	done := filepath.Join(k.Dir, ".complete")
+	if b, err := os.ReadFile(done); err == nil {
+		k.BuildID = strings.TrimSpace(string(b))
+		return k, nil
+	}
+	deb, err := l.download(pkg, version)
+	if err != nil {
+		return nil, err
+	}
+	tmp := filepath.Join(k.Dir, "unpack-dbg")
+	os.RemoveAll(tmp)
+	defer os.RemoveAll(tmp)
+	if err := extract(deb, tmp, "./usr/lib/debug/boot/vmlinux-"+release); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(filepath.Join(tmp, "usr/lib/debug/boot/vmlinux-"+release), vml); err != nil {
+		return nil, err
+	}
+	if k.BuildID, err = buildID(vml); err != nil {
+		return nil, err
+	}
+	return k, os.WriteFile(done, []byte(k.BuildID+"\n"), 0o644)
 }

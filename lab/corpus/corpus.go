@@ -33,6 +33,9 @@ type Kernel struct {
 	SystemMap      string `json:"system_map,omitempty"`
 	DebugModules   string `json:"debug_modules,omitempty"` // directory of debug .ko files
 	BuildID        string `json:"build_id"`
+	// Role is "" for the kernel the lab crashes, "mismatch" for a kernel
+	// fetched only for its debug vmlinux: the wrong vmlinux of tests.
+	Role string `json:"role,omitempty"`
 }
 
 // Dump is one dump file (or one split set) of one crash.
@@ -121,6 +124,17 @@ func (m *Manifest) Select(keep func(Dump) bool) []Dump {
 		}
 	}
 	return out
+}
+
+// WrongVmlinux returns the debug vmlinux of a kernel no dump was made
+// with, for mismatch tests; "" when the corpus has none.
+func (m *Manifest) WrongVmlinux() string {
+	for _, k := range m.Kernels {
+		if k.Role == "mismatch" {
+			return m.Path(k.DebugVmlinux)
+		}
+	}
+	return ""
 }
 
 // Kernel returns the kernel of the given release, or nil.
