@@ -1,10 +1,11 @@
 package analyze
 
 import (
+	"debug/elf"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
-	"salvage/kernel"
 	"strings"
 )
 
@@ -120,15 +121,47 @@ func (s *Session) checkVmlinux() error {
 	if want == "" {
 		return nil // nothing to compare with here; the kernel model checks the banner
 	}
-	id, err := kernel.VmlinuxIdentity(s.Vmlinux)
+	got, err := elfBuildID(s.Vmlinux)
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.Vmlinux, err)
 	}
-	if strings.EqualFold(id.BuildID, want) {
+	if strings.EqualFold(got, want) {
 		return nil
 	}
 	if _, err := s.Kernel(); err != nil {
 		return err
 	}
-	return fmt.Errorf("%s: build ID %s does not match the dump's %s", s.Vmlinux, id.BuildID, want)
+	return fmt.Errorf("%s: build ID %s does not match the dump's %s", s.Vmlinux, got, want)
+}
+
+// elfBuildID reads only the GNU build-ID note of an ELF file: the check
+// above must not cost what loading the symbols costs.
+func elfBuildID(path string) (string, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	for _, sec := range f.Sections {
+		if sec.Type != elf.SHT_NOTE {
+			continue
+		}
+		b, err := sec.Data()
+		if err != nil {
+			return "", err
+		}
+		for len(b) >= 12 {
+			nsz, dsz, typ := f.ByteOrder.Uint32(b), f.ByteOrder.Uint32(b[4:]), f.ByteOrder.Uint32(b[8:])
+			desc := 12 + (uint64(nsz)+3)&^3
+			end := desc + (uint64(dsz)+3)&^3
+			if end > uint64(len(b)) {
+				break
+			}
+			if typ == 3 /* NT_GNU_BUILD_ID */ && nsz == 4 && string(b[12:15]) == "GNU" {
+				return hex.EncodeToString(b[desc : desc+uint64(dsz)]), nil
+			}
+			b = b[end:]
+		}
+	}
+	return "", fmt.Errorf("no GNU build-ID note")
 }
