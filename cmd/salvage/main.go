@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 )
@@ -33,11 +34,19 @@ func newRootCmd() *cobra.Command {
 }
 
 func main() {
+	// SALVAGE_CPUPROFILE=FILE writes a CPU profile of the run (go tool pprof).
+	if p := os.Getenv("SALVAGE_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	err := newRootCmd().Execute()
 	if err == nil {
 		return
 	}
 	var ee exitError
+	pprof.StopCPUProfile()
 	if errors.As(err, &ee) {
 		os.Exit(ee.code)
 	}
