@@ -2,10 +2,10 @@ package analyze
 
 import (
 	"debug/elf"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
+	"salvage/debuginfo"
 	"strings"
 )
 
@@ -142,26 +142,8 @@ func elfBuildID(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	for _, sec := range f.Sections {
-		if sec.Type != elf.SHT_NOTE {
-			continue
-		}
-		b, err := sec.Data()
-		if err != nil {
-			return "", err
-		}
-		for len(b) >= 12 {
-			nsz, dsz, typ := f.ByteOrder.Uint32(b), f.ByteOrder.Uint32(b[4:]), f.ByteOrder.Uint32(b[8:])
-			desc := 12 + (uint64(nsz)+3)&^3
-			end := desc + (uint64(dsz)+3)&^3
-			if end > uint64(len(b)) {
-				break
-			}
-			if typ == 3 /* NT_GNU_BUILD_ID */ && nsz == 4 && string(b[12:15]) == "GNU" {
-				return hex.EncodeToString(b[desc : desc+uint64(dsz)]), nil
-			}
-			b = b[end:]
-		}
+	if id := debuginfo.BuildID(f); id != "" {
+		return id, nil
 	}
 	return "", fmt.Errorf("no GNU build-ID note")
 }

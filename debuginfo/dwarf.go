@@ -85,7 +85,7 @@ func loadDWARF(path, source string) (*dwarfTypes, error) {
 		}
 		return img[s.Offset:end], nil
 	}
-	t := &dwarfTypes{path: path, source: source, buildID: elfBuildID(f)}
+	t := &dwarfTypes{path: path, source: source, buildID: BuildID(f)}
 	var sec dwarfSections
 	var line []byte
 	ok := true
@@ -251,9 +251,9 @@ func mapFile(path string) ([]byte, error) {
 	return img, nil
 }
 
-// elfBuildID returns the GNU build ID (NT_GNU_BUILD_ID in any note
+// BuildID returns an ELF file's GNU build ID (NT_GNU_BUILD_ID in any note
 // section: a vmlinux keeps it in .notes among Xen's notes) as hex, or "".
-func elfBuildID(f *elf.File) string {
+func BuildID(f *elf.File) string {
 	for _, s := range f.Sections {
 		if s.Type != elf.SHT_NOTE {
 			continue

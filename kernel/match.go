@@ -3,8 +3,6 @@ package kernel
 import (
 	"bytes"
 	"debug/elf"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -74,36 +72,14 @@ func ReadVmlinuxIdentity(r io.ReaderAt, path string) (Identity, error) {
 	return id, fmt.Errorf("%s: no linux_banner symbol", path)
 }
 
-// elfBuildID finds the NT_GNU_BUILD_ID note in any note section.
+// elfBuildID is debuginfo.BuildID, with an error when there is none.
 func elfBuildID(f *elf.File) (string, error) {
-	for _, sec := range f.Sections {
-		if sec.Type != elf.SHT_NOTE {
-			continue
-		}
-		data, err := sec.Data()
-		if err != nil {
-			continue
-		}
-		for len(data) >= 12 {
-			namesz := binary.LittleEndian.Uint32(data)
-			descsz := binary.LittleEndian.Uint32(data[4:])
-			typ := binary.LittleEndian.Uint32(data[8:])
-			nameEnd := 12 + align4(namesz)
-			descEnd := nameEnd + align4(descsz)
-			if uint64(descEnd) > uint64(len(data)) {
-				break
-			}
-			name := string(bytes.TrimRight(data[12:12+namesz], "\x00"))
-			if name == "GNU" && typ == 3 { // NT_GNU_BUILD_ID
-				return hex.EncodeToString(data[nameEnd : nameEnd+descsz]), nil
-			}
-			data = data[descEnd:]
-		}
+	if id := debuginfo.BuildID(f); id != "" {
+		return id, nil
 	}
 	return "", errors.New("no GNU build-id note")
 }
 
-func align4(n uint32) uint32 { return (n + 3) &^ 3 }
 
 func cstring(b []byte) string {
 	if i := bytes.IndexByte(b, 0); i >= 0 {

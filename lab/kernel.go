@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"salvage/debuginfo"
 	"salvage/lab/corpus"
 )
 
@@ -342,29 +343,8 @@ func buildID(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	s := f.Section(".notes")
-	if s == nil {
-		s = f.Section(".note.gnu.build-id")
-	}
-	if s == nil {
-		return "", fmt.Errorf("%s: no notes section", path)
-	}
-	b, err := s.Data()
-	if err != nil {
-		return "", err
-	}
-	for len(b) >= 12 {
-		le := f.ByteOrder
-		nsz, dsz, typ := le.Uint32(b), le.Uint32(b[4:]), le.Uint32(b[8:])
-		off := 12 + (int(nsz)+3)&^3
-		end := off + (int(dsz)+3)&^3
-		if end > len(b) || off+int(dsz) > len(b) {
-			break
-		}
-		if typ == 3 && nsz == 4 && string(b[12:15]) == "GNU" {
-			return fmt.Sprintf("%x", b[off:off+int(dsz)]), nil
-		}
-		b = b[end:]
+	if id := debuginfo.BuildID(f); id != "" {
+		return id, nil
 	}
 	return "", fmt.Errorf("%s: no GNU build ID note", path)
 }
