@@ -227,20 +227,7 @@ func (c *dwarfConverter) convert(off dwarf.Offset) (*Type, error) {
 	if err != nil {
 		return nil, err
 	}
-	var ns nameSpace = nsCount
-	switch e.Tag {
-	case dwarf.TagStructType:
-		ns = nsStruct
-	case dwarf.TagUnionType:
-		ns = nsUnion
-	case dwarf.TagEnumerationType:
-		ns = nsEnum
-	case dwarf.TagTypedef:
-		ns = nsTypedef
-	case dwarf.TagBaseType:
-		ns = nsBase
-	}
-	if ns != nsCount {
+	if ns := tagNamespace(e.Tag); ns != nsCount && ns != nsVar && ns != nsFunc {
 		if co := c.canonical(e, ns); co != off {
 			t, err := c.convert(co)
 			if err != nil {

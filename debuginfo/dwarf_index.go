@@ -932,23 +932,8 @@ func buildIndexFromData(d *dwarf.Data) (*dwarfIndex, []dwarf.Offset, error) {
 		if e.Children {
 			r.SkipChildren()
 		}
-		var ns nameSpace
-		switch e.Tag {
-		case dwarf.TagStructType:
-			ns = nsStruct
-		case dwarf.TagUnionType:
-			ns = nsUnion
-		case dwarf.TagEnumerationType:
-			ns = nsEnum
-		case dwarf.TagTypedef:
-			ns = nsTypedef
-		case dwarf.TagBaseType:
-			ns = nsBase
-		case dwarf.TagVariable:
-			ns = nsVar
-		case dwarf.TagSubprogram:
-			ns = nsFunc
-		default:
+		ns := tagNamespace(e.Tag)
+		if ns == nsCount {
 			continue
 		}
 		name, _ := e.Val(dwarf.AttrName).(string)
@@ -966,4 +951,26 @@ func buildIndexFromData(d *dwarf.Data) (*dwarfIndex, []dwarf.Offset, error) {
 		ix.add(ns, []byte(name), ref)
 	}
 	return ix, cus, nil
+}
+
+// tagNamespace says which name index a DIE's tag belongs to; nsCount for
+// tags that are not indexed by name.
+func tagNamespace(tag dwarf.Tag) nameSpace {
+	switch tag {
+	case dwarf.TagStructType:
+		return nsStruct
+	case dwarf.TagUnionType:
+		return nsUnion
+	case dwarf.TagEnumerationType:
+		return nsEnum
+	case dwarf.TagTypedef:
+		return nsTypedef
+	case dwarf.TagBaseType:
+		return nsBase
+	case dwarf.TagVariable:
+		return nsVar
+	case dwarf.TagSubprogram:
+		return nsFunc
+	}
+	return nsCount
 }
