@@ -80,7 +80,6 @@ func elfBuildID(f *elf.File) (string, error) {
 	return "", errors.New("no GNU build-id note")
 }
 
-
 func cstring(b []byte) string {
 	if i := bytes.IndexByte(b, 0); i >= 0 {
 		b = b[:i]
