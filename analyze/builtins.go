@@ -22,6 +22,11 @@ func builtinCommands() []*Command {
 		structCommand(debuginfo.KindUnion),
 		whatisCommand(),
 		pCommand(),
+		sysCommand(),
+		psCommand(),
+		btCommand(),
+		logCommand(),
+		taskCommand(),
 	}
 }
 

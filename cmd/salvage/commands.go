@@ -8,4 +8,6 @@ func addFormatCommands(root *cobra.Command) {
 	root.AddCommand(newInfoCmd())
 	root.AddCommand(newAnalyzeCmd())
 	root.AddCommand(newReassembleCmd())
+	root.AddCommand(newDmesgCmd())
+	root.AddCommand(newCollectCmd())
 }
