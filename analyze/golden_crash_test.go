@@ -1,27 +1,34 @@
 package analyze
 
 import (
-	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"salvage/lab/corpus"
 )
 
-// crashGoldens are crash 8.0.6's outputs for commands the corpus
-// references lack, made on one corpus dump (see testdata/crash/*/README).
-// sha256 is the dump's (the manifest's SHA256) when crash ran: a rebuilt
-// lab has other addresses, and the goldens must then be made again.
-var crashGoldens = []struct{ dir, dump, sha256 string }{
-	{"testdata/crash/sysrq-vmcore-elf", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf", goldenDumpSHA},
-	{"testdata/crash/sysrq-vmcore-elf2", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf", goldenDumpSHA},
-	{"testdata/crash/sysrq-vmcore-elf3", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf", goldenDumpSHA},
-	{"testdata/crash/sysrq-vmcore-elf4", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf", goldenDumpSHA},
-	{"testdata/crash/sysrq-vmcore-elf5", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf", goldenDumpSHA},
-	{"testdata/crash/sysrq-vmcore-elf6", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf", goldenDumpSHA},
-	{"testdata/crash/sysrq-vmcore-elf7", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf", goldenDumpSHA},
+// crashGoldens are sessions of commands the corpus references lack.
+// Each testdata/crash/*/session.in is a template: its {{…}} placeholders
+// become this corpus's addresses (see goldenValues), and the reference
+// crash runs the session on the dump once, its outputs cached in the lab
+// (see crashGoldenDir). A rebuilt lab, with other addresses, gets its own.
+var crashGoldens = []struct{ dir, dump string }{
+	{"testdata/crash/sysrq-vmcore-elf", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
+	{"testdata/crash/sysrq-vmcore-elf2", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
+	{"testdata/crash/sysrq-vmcore-elf3", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
+	{"testdata/crash/sysrq-vmcore-elf4", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
+	{"testdata/crash/sysrq-vmcore-elf5", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
+	{"testdata/crash/sysrq-vmcore-elf6", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
+	{"testdata/crash/sysrq-vmcore-elf7", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
 }
 
 // knownDifferences are golden files salvage does not match, and why.
@@ -39,8 +46,6 @@ var knownDifferences = map[string]string{
 	// __per_cpu_offset is not its array type.
 	"btf:p-__per_cpu_offset.txt": "no BTF type for __per_cpu_offset",
 }
-
-const goldenDumpSHA = "d3e01308707724d2cd85caf8f1619e5f08872e9ba164bcfe4f1947a7c7fdc5df"
 
 // crashErrorOutput reports a golden file that holds crash's error message
 // rather than a command's output.
@@ -69,19 +74,22 @@ func TestCrashGoldens(t *testing.T) {
 		if d == nil {
 			t.Fatalf("corpus has no dump %s", g.dump)
 		}
-		if d.SHA256 != g.sha256 {
-			t.Fatalf("%s: the corpus dump %s is not the one crash ran on (sha256 %s, not %s): make the goldens again as its README says", g.dir, g.dump, d.SHA256, g.sha256)
-		}
-		steps, err := readGoldenSession(filepath.Join(g.dir, "session.in"))
+		tmpl, err := os.ReadFile(filepath.Join(g.dir, "session.in"))
 		if err != nil {
 			t.Fatal(err)
 		}
+		session, err := expandGolden(string(tmpl), goldenValues(t, m, *d))
+		if err != nil {
+			t.Fatalf("%s: %v", g.dir, err)
+		}
+		outDir := crashGoldenDir(t, m, *d, session)
+		steps := readGoldenSession(session)
 		for _, mode := range []string{"vmlinux", "btf"} {
 			t.Run(mode+"/"+g.dump, func(t *testing.T) {
 				s := corpusSession(t, m, *d, mode == "vmlinux")
 				same := 0
 				for _, st := range steps {
-					b, err := os.ReadFile(filepath.Join(g.dir, st.file))
+					b, err := os.ReadFile(filepath.Join(outDir, st.file))
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -124,16 +132,9 @@ func TestCrashGoldens(t *testing.T) {
 type goldenStep struct{ cmd, file string }
 
 // readGoldenSession reads "COMMAND > GOLDEN/FILE" lines.
-func readGoldenSession(path string) ([]goldenStep, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
+func readGoldenSession(session string) []goldenStep {
 	var steps []goldenStep
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
+	for _, line := range strings.Split(session, "\n") {
 		i := strings.LastIndex(line, " > ")
 		if i < 0 {
 			continue
@@ -141,5 +142,125 @@ func readGoldenSession(path string) ([]goldenStep, error) {
 		cmd, target := line[:i], line[i+3:]
 		steps = append(steps, goldenStep{cmd: strings.TrimSpace(cmd), file: filepath.Base(strings.TrimSpace(target))})
 	}
-	return steps, sc.Err()
+	return steps
+}
+
+// goldenValues are the placeholders' values on dump d: every symbol of
+// the templates, the guest workload's task (from crash's own ps) and its
+// stack, and linux_banner's physical address (from crash's own vtop).
+func goldenValues(t *testing.T, m *corpus.Manifest, d corpus.Dump) map[string]uint64 {
+	t.Helper()
+	vals := map[string]uint64{}
+	s := corpusSession(t, m, d, true)
+	k, err := s.Kernel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"linux_banner", "init_task", "init_struct_pid", "virtblk_done", "virtio_blk"} {
+		a, err := k.SymbolAddr(name)
+		if err != nil {
+			t.Fatalf("%s: %v", d.ID, err)
+		}
+		vals[name] = a
+	}
+	task, err := strconv.ParseUint(d.RefCommands["struct-task"][len("struct task_struct "):], 16, 64)
+	if err != nil {
+		t.Fatalf("%s: no workload task in the references (%q): %v", d.ID, d.RefCommands["struct-task"], err)
+	}
+	vals["task"] = task
+	v, err := k.ObjectOf(task, "struct task_struct")
+	if err == nil {
+		v, err = v.Member("stack")
+	}
+	if err == nil {
+		vals["stack"], err = v.Uint()
+	}
+	if err != nil {
+		t.Fatalf("%s: the workload's stack: %v", d.ID, err)
+	}
+	vtop, ok, err := m.Ref(d, "vtop")
+	if !ok || err != nil {
+		t.Fatalf("%s: no vtop reference: %v", d.ID, err)
+	}
+	mm := regexp.MustCompile(`(?m)^([0-9a-f]{16})\s+([0-9a-f]+)\s*$`).FindStringSubmatch(vtop)
+	if mm == nil || mm[1] != fmt.Sprintf("%016x", vals["linux_banner"]) {
+		t.Fatalf("%s: crash's vtop reference is not of linux_banner (%#x):\n%s", d.ID, vals["linux_banner"], vtop)
+	}
+	vals["phys:linux_banner"], _ = strconv.ParseUint(mm[2], 16, 64)
+	return vals
+}
+
+var placeholderRe = regexp.MustCompile(`{{([a-z_:]+)(\+[0-9a-f]+)?}}`)
+
+// expandGolden replaces each {{NAME}} or {{NAME+HEX}} by the value's hex
+// digits (without 0x, as crash's commands take addresses).
+func expandGolden(tmpl string, vals map[string]uint64) (string, error) {
+	var bad error
+	out := placeholderRe.ReplaceAllStringFunc(tmpl, func(p string) string {
+		sm := placeholderRe.FindStringSubmatch(p)
+		v, ok := vals[sm[1]]
+		if !ok {
+			bad = fmt.Errorf("no value for the placeholder %s", p)
+			return p
+		}
+		if sm[2] != "" {
+			off, _ := strconv.ParseUint(sm[2][1:], 16, 64)
+			v += off
+		}
+		return strconv.FormatUint(v, 16)
+	})
+	if bad == nil && strings.Contains(out, "{{") {
+		bad = fmt.Errorf("a malformed placeholder is left in %q", out)
+	}
+	return out, bad
+}
+
+// crashGoldenDir returns the directory of the reference crash's outputs
+// of session (GOLDEN/ standing for it) on dump d, running crash when the
+// lab's cache lacks them. They are keyed by the dump, the expanded session
+// and the crash build, and written to a temporary directory renamed in
+// place, so an interrupted run leaves nothing half made.
+func crashGoldenDir(t *testing.T, m *corpus.Manifest, d corpus.Dump, session string) string {
+	t.Helper()
+	h := sha256.Sum256([]byte(d.SHA256 + "\n" + corpus.CrashName + "\n" + session))
+	dir := filepath.Join(m.Root, "refs", "golden-sessions", hex.EncodeToString(h[:8]))
+	if _, err := os.Stat(filepath.Join(dir, "session.in")); err == nil {
+		return dir
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".tmp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	script := strings.ReplaceAll(session, "GOLDEN/", tmp+"/")
+	in := filepath.Join(tmp, "crash.in")
+	if err := os.WriteFile(in, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd, err := m.Crash(ctx, d, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.CombinedOutput()
+	steps := readGoldenSession(session)
+	for _, st := range steps {
+		if _, serr := os.Stat(filepath.Join(tmp, st.file)); serr != nil {
+			t.Fatalf("the reference crash made no %s (%v): %v\n%s", st.file, serr, err, out)
+		}
+	}
+	readme := fmt.Sprintf("Outputs of %s on the corpus dump %s (sha256 %s)\nwith its debug vmlinux, made by analyze's TestCrashGoldens from session.in.\n", corpus.CrashName, d.ID, d.SHA256)
+	os.WriteFile(filepath.Join(tmp, "README"), []byte(readme), 0o644)
+	if err := os.WriteFile(filepath.Join(tmp, "session.in"), []byte(session), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.RemoveAll(dir)
+	if err := os.Rename(tmp, dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
