@@ -1,0 +1,107 @@
+package collect
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"salvage/arch/amd64"
+	"salvage/dump"
+	"salvage/lab/corpus"
+)
+
+// crashDumps returns the raw /proc/vmcore ELF and makedumpfile 1.7.2's
+// lzo -d 31 dump of one scenario's crash.
+func crashDumps(t *testing.T, m *corpus.Manifest, scenario string) (raw, filtered corpus.Dump) {
+	t.Helper()
+	var okR, okF bool
+	for _, d := range m.Dumps {
+		if d.Scenario != scenario {
+			continue
+		}
+		switch d.Variant {
+		case "vmcore-elf":
+			raw, okR = d, true
+		case "lzo-d31":
+			filtered, okF = d, true
+		}
+	}
+	if !okR || !okF {
+		t.Fatalf("corpus lacks the %s crash's vmcore-elf or lzo-d31 dump", scenario)
+	}
+	return raw, filtered
+}
+
+func openDump(t testing.TB, m *corpus.Manifest, d corpus.Dump) *dump.File {
+	t.Helper()
+	f, err := dump.Open(m.Paths(d)...)
+	if err != nil {
+		t.Fatalf("%s: %v", d.ID, err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func selectFile(t testing.TB, f *dump.File, level int) *Selection {
+	t.Helper()
+	tr, err := amd64.NewFromFile(f, nil)
+	if err != nil {
+		t.Fatalf("translator: %v", err)
+	}
+	sel, err := Select(f.Memory, f.VMCoreInfo, tr, level)
+	if err != nil {
+		t.Fatalf("Select: %v", err)
+	}
+	return sel
+}
+
+// The pages salvage keeps at -d 31 are, frame by frame, those
+// makedumpfile 1.7.2 kept in its lzo -d 31 dump of the same crash (its
+// 2nd bitmap: present or shared-zero-page frames).
+func TestSelectMatchesMakedumpfile(t *testing.T) {
+	m := corpus.Require(t)
+	for _, sc := range []string{"sysrq", "oops", "hung"} {
+		t.Run(sc, func(t *testing.T) {
+			raw, filt := crashDumps(t, m, sc)
+			rf := openDump(t, m, raw)
+			ff := openDump(t, m, filt)
+			sel := selectFile(t, rf, 31)
+			if sel.Plan.Level != 31 || len(sel.Plan.Notes) != 0 {
+				t.Errorf("plan: level %d, notes %q", sel.Plan.Level, sel.Plan.Notes)
+			}
+			var extra, missing, ram uint64
+			var ex []string
+			for pfn := uint64(0); pfn < sel.MaxPFN; pfn++ {
+				st := ff.Memory.State(pfn)
+				if (st != dump.PageNotRAM) != sel.RAM.Has(pfn) {
+					t.Fatalf("pfn %#x: makedumpfile says %v, salvage RAM=%v", pfn, st, sel.RAM.Has(pfn))
+				}
+				if st == dump.PageNotRAM {
+					continue
+				}
+				ram++
+				theirs := st == dump.PagePresent || st == dump.PageZero
+				ours := sel.Kept.Has(pfn)
+				switch {
+				case ours && !theirs:
+					extra++
+					if len(ex) < 10 {
+						ex = append(ex, fmt.Sprintf("+%#x", pfn))
+					}
+				case !ours && theirs:
+					missing++
+					if len(ex) < 10 {
+						ex = append(ex, fmt.Sprintf("-%#x", pfn))
+					}
+				}
+			}
+			c := sel.Counts
+			t.Logf("%s: RAM %d, kept %d; excluded cache %d, cache private %d, user %d, free %d, hwpoison %d, offline %d",
+				raw.ID, c.RAM, c.Kept, c.Cache, c.CachePrivate, c.User, c.Free, c.HWPoison, c.Offline)
+			t.Logf("frames kept by salvage only: %d, by makedumpfile only: %d %s", extra, missing, strings.Join(ex, " "))
+			if extra != 0 || missing != 0 {
+				t.Errorf("kept sets differ: %d frames kept only by salvage, %d only by makedumpfile (of %d RAM frames)", extra, missing, ram)
+			}
+		})
+	}
+}
