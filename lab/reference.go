@@ -111,10 +111,14 @@ var refPhases = [][]refCommand{
 		{"mount", "mount"}, {"dev", "dev"}, {"net", "net"},
 		{"sym", "sym linux_banner"}, {"sym-init_task", "sym init_task"},
 		{"dis", "dis sysrq_handle_crash"}, {"struct-page-o", "struct page -o"},
+		{"foreach-bt", "foreach bt"}, {"bt-f", "bt -f"}, {"ps-t", "ps -t"},
+		{"log-T", "log -T"}, {"log-m", "log -m"}, {"log-t", "log -t"},
 	},
 	{
 		{"files", "files {PID}"}, {"vm", "vm {PID}"}, {"task", "task {PID}"},
 		{"struct-task", "struct task_struct {TASK}"}, {"vtop", "vtop {VADDR}"},
+		{"bt-pid", "bt {PID}"}, {"ps-p", "ps -p {PID}"}, {"ps-a", "ps -a {PID}"},
+		{"ps-c", "ps -c 1"}, {"task-R", "task -R pid,comm,__state {PID}"},
 	},
 	{
 		{"rd", "rd -p {PADDR} 32"}, {"rd-8", "rd -p -8 {PADDR} 64"}, {"rd-32", "rd -p -32 {PADDR} 16"},
@@ -124,12 +128,13 @@ var refPhases = [][]refCommand{
 
 // oldCommands are what bookworm's crash 8.0.2 is asked: the first
 // session's commands but mount, dev and net, which it loops on for ever
-// with kernels it does not fully understand (mount on a live dump).
+// with kernels it does not fully understand (mount on a live dump), and
+// the task-table walks (foreach bt, ps -t) it cannot do on these kernels.
 var oldCommands = func() []refCommand {
 	var out []refCommand
 	for _, c := range refPhases[0] {
 		switch c.Key {
-		case "mount", "dev", "net":
+		case "mount", "dev", "net", "foreach-bt", "ps-t":
 		default:
 			out = append(out, c)
 		}
