@@ -1,0 +1,133 @@
+package lzo
+
+// LZO1X compression, in the spirit of liblzo2's lzo1x_1_compress: a greedy
+// match finder over a hash of the next four bytes, matches of four bytes
+// or more, and the instruction encodings of the kernel's
+// Documentation/staging/lzo.rst ("Byte sequences"). Any LZO1X decoder
+// (liblzo2's lzo1x_decompress_safe, which crash uses, the kernel's, or
+// Decompress) reads the output.
+
+const (
+	minMatch  = 4
+	m2MaxOff  = 0x0800 // 01LDDDSS / 1LLDDDSS: length 3–8, distance ≤ 2048
+	m3MaxOff  = 0x4000 // 001LLLLL: distance ≤ 16384
+	m4MaxOff  = 0xbfff // 0001HLLL: distance ≤ 49151
+	m2MaxLen  = 8
+	m3MaxLen  = 33 // longest M3 length without extension bytes
+	m4MaxLen  = 9  // longest M4 length without extension bytes
+	hashBits  = 13
+	hashShift = 32 - hashBits
+)
+
+// MaxCompressedLen is the largest output Compress can produce for n input
+// bytes (liblzo2's bound: n + n/16 + 64 + 3).
+func MaxCompressedLen(n int) int { return n + n/16 + 64 + 3 }
+
+// Compress appends the LZO1X compression of src to dst and returns the
+// extended slice. The output ends with the end-of-stream marker.
+func Compress(dst, src []byte) []byte {
+	var table [1 << hashBits]int32
+	for i := range table {
+		table[i] = -1
+	}
+	out := dst
+	start := len(dst) // where this stream's output begins
+	lit := 0          // first byte not yet emitted
+	ip := 0
+	n := len(src)
+	for ip+minMatch <= n {
+		h := hash4(src[ip:])
+		cand := int(table[h])
+		table[h] = int32(ip)
+		if cand < 0 || ip-cand > m4MaxOff || !equal4(src[cand:], src[ip:]) {
+			ip++
+			continue
+		}
+		mlen := minMatch
+		for ip+mlen < n && src[cand+mlen] == src[ip+mlen] {
+			mlen++
+		}
+		out = emitLiterals(out, start, src[lit:ip])
+		out = emitMatch(out, ip-cand, mlen)
+		// Index the positions inside the match sparsely: enough to find
+		// the next repeat, cheap for long runs of one byte.
+		for j := ip + 1; j < ip+mlen && j+minMatch <= n; j += 2 {
+			table[hash4(src[j:])] = int32(j)
+		}
+		ip += mlen
+		lit = ip
+	}
+	out = emitLiterals(out, start, src[lit:])
+	return append(out, 0x10|1, 0, 0) // M4 with distance 16384: end of stream
+}
+
+func hash4(b []byte) uint32 {
+	v := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+	return (v * 0x9E3779B1) >> hashShift
+}
+
+func equal4(a, b []byte) bool {
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3]
+}
+
+// emitLiterals writes a literal run. One to three literals after a match
+// ride in the match's last two bits (SS, in the byte two back); the
+// stream's first run of up to 238 uses the one-byte 17+n form; others the
+// 0000LLLL form, with zero bytes extending the length by 255 each.
+func emitLiterals(out []byte, start int, lits []byte) []byte {
+	t := len(lits)
+	switch {
+	case t == 0:
+		return out
+	case len(out) == start && t <= 238:
+		out = append(out, byte(17+t))
+	case t <= 3:
+		out[len(out)-2] |= byte(t)
+	case t <= 18:
+		out = append(out, byte(t-3))
+	default:
+		out = append(out, 0)
+		out = appendLength(out, t-18)
+	}
+	return append(out, lits...)
+}
+
+// appendLength writes the extension of a long length: a zero byte per
+// 255, then the remainder (never zero).
+func appendLength(out []byte, n int) []byte {
+	for n > 255 {
+		out = append(out, 0)
+		n -= 255
+	}
+	return append(out, byte(n))
+}
+
+// emitMatch writes a match of mlen ≥ 4 bytes at distance off, in the
+// shortest of the M2, M3 and M4 forms that can hold it. The trailing
+// literal count (SS) is left zero for emitLiterals to fill.
+func emitMatch(out []byte, off, mlen int) []byte {
+	switch {
+	case mlen <= m2MaxLen && off <= m2MaxOff:
+		off--
+		return append(out, byte((mlen-1)<<5|(off&7)<<2), byte(off>>3))
+	case off <= m3MaxOff:
+		off--
+		if mlen <= m3MaxLen {
+			out = append(out, byte(0x20|(mlen-2)))
+		} else {
+			out = append(out, 0x20)
+			out = appendLength(out, mlen-m3MaxLen)
+		}
+		return append(out, byte(off<<2), byte(off>>6))
+	default:
+		off -= 0x4000
+		hi := byte((off >> 11) & 8)
+		if mlen <= m4MaxLen {
+			out = append(out, 0x10|hi|byte(mlen-2))
+		} else {
+			out = append(out, 0x10|hi)
+			out = appendLength(out, mlen-m4MaxLen)
+		}
+		return append(out, byte(off<<2), byte(off>>6))
+	}
+}
