@@ -1,13 +1,510 @@
 package analyze
 
-import "errors"
+import (
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
 
-// psCommand is a placeholder until the command lands.
+	"salvage/kernel"
+)
+
 func psCommand() *Command {
 	return &Command{
 		Name:    "ps",
 		Summary: "list the tasks",
+		Usage:   "[-k|-u] [-G] [-t|-p|-c|-a] [PID | TASK | COMMAND | 'REGEX'] ...",
+		Help: `Lists the tasks as crash's ps does: PID, parent PID, CPU, task_struct
+address, state, share of physical memory, virtual size and resident size
+(KiB) and command, ">" marking the task each CPU was running and kernel
+threads' commands in brackets. States are crash's: RU running, IN
+interruptible, UN uninterruptible, ID idle, ZO zombie, ST stopped, TR
+traced, DE dead, SW swapping, PA parked, WA waking, NE new.
+
+Operands select tasks: a decimal PID, a hexadecimal task_struct address,
+a command name (a leading \ keeps a name that looks like a number or an
+option) or a 'REGEX' in single quotes matched against command names.
+
+  -k  kernel threads only          -u  user tasks only
+  -G  thread group leaders only
+  -t  run time, start time, user and system time of each task (sorted by
+      start time when listing all)
+  -p  each task's chain of parents, from PID 0 down
+  -c  each task's children
+  -a  each task's command-line arguments and environment, read from its
+      user stack through its own page tables
+
+--json prints the selected tasks as objects (pid, ppid, cpu, task, state,
+pct_mem, vsz_kib, rss_kib, comm, kernel_thread, active; with -t the
+times).
+
+Examples:
+  ps
+  ps -k
+  ps 1
+  ps bash
+  ps -p 414
+  ps -t 1
+  ps -a 1
+`,
+		Options: []Option{
+			{Name: "k", Help: "kernel threads only"},
+			{Name: "u", Help: "user tasks only"},
+			{Name: "G", Help: "thread group leaders only"},
+			{Name: "t", Help: "run time, start time, user and system time"},
+			{Name: "p", Help: "parental hierarchy"},
+			{Name: "c", Help: "children"},
+			{Name: "a", Help: "arguments and environment"},
+		},
 		MaxArgs: -1,
-		Run:     func(*Context) error { return errors.New("ps: not implemented yet") },
+		Run:     runPS,
 	}
+}
+
+// psTaskJSON is one task of ps --json.
+type psTaskJSON struct {
+	PID          int64   `json:"pid"`
+	PPID         int64   `json:"ppid"`
+	CPU          int     `json:"cpu"`
+	Task         string  `json:"task"`
+	State        string  `json:"state"`
+	PctMem       float64 `json:"pct_mem"`
+	VSZKiB       uint64  `json:"vsz_kib"`
+	RSSKiB       uint64  `json:"rss_kib"`
+	Comm         string  `json:"comm"`
+	KernelThread bool    `json:"kernel_thread"`
+	Active       bool    `json:"active"`
+	// -t
+	RunTime   string `json:"run_time,omitempty"`
+	StartTime uint64 `json:"start_time_ns,omitempty"`
+	UTime     uint64 `json:"utime_ns,omitempty"`
+	STime     uint64 `json:"stime_ns,omitempty"`
+	// -p: the chain of parents, from PID 0 down to the task.
+	Parents []int64 `json:"parents,omitempty"`
+	// -c: the children's PIDs.
+	Children []int64 `json:"children,omitempty"`
+	// -a
+	Args []string `json:"args,omitempty"`
+	Env  []string `json:"env,omitempty"`
+	// Error says why -a could not read the arguments.
+	Error string `json:"error,omitempty"`
+}
+
+// psSelector is one operand of ps.
+type psSelector struct {
+	pid  int64
+	task uint64
+	comm string
+	re   *regexp.Regexp
+	kind byte // 'p' pid, 't' task, 'c' command, 'r' regex
+}
+
+// psContext is what the ps modes share.
+type psContext struct {
+	k          *kernel.Kernel
+	tasks      []kernel.TaskInfo
+	byAddr     map[uint64]int
+	totalPages uint64
+}
+
+func runPS(ctx *Context) error {
+	o := ctx.Opts
+	if o.Has("k") && o.Has("u") {
+		return usagef("-u and -k are mutually exclusive")
+	}
+	mode := ""
+	for _, m := range []string{"t", "p", "c", "a"} {
+		if o.Has(m) {
+			if mode != "" {
+				return usagef("-%s and -%s are mutually exclusive", mode, m)
+			}
+			mode = m
+		}
+	}
+	k, err := ctx.Session.Kernel()
+	if err != nil {
+		return err
+	}
+	tasks, err := k.TaskTable()
+	if err != nil {
+		return err
+	}
+	pc := &psContext{k: k, tasks: tasks, byAddr: map[uint64]int{}}
+	for i := range tasks {
+		if _, ok := pc.byAddr[tasks[i].Task]; !ok {
+			pc.byAddr[tasks[i].Task] = i
+		}
+	}
+	if pc.totalPages, err = k.TotalPages(); err != nil {
+		return fmt.Errorf("ps: total memory for %%MEM: %w", err)
+	}
+	sels, err := parsePSSelectors(ctx.Args, tasks)
+	if err != nil {
+		return err
+	}
+	// The tasks to show, in table order (each operand in turn for each
+	// task, as crash's show_ps loops).
+	var picked []int
+	seen := map[int]bool{}
+	keep := func(i int) bool {
+		t := &tasks[i]
+		if o.Has("u") && t.KernelThread || o.Has("k") && !t.KernelThread {
+			return false
+		}
+		return true
+	}
+	group := func(i int) (int, bool) {
+		// -G: a thread stands for its leader, shown once.
+		t := &tasks[i]
+		if t.PID != t.TGID {
+			if len(sels) == 0 {
+				return 0, false
+			}
+			j := -1
+			for n := range tasks {
+				if tasks[n].PID == t.TGID {
+					j = n
+					break
+				}
+			}
+			if j < 0 {
+				return 0, false
+			}
+			i = j
+		}
+		if seen[i] {
+			return 0, false
+		}
+		seen[i] = true
+		return i, true
+	}
+	add := func(i int) {
+		if !keep(i) {
+			return
+		}
+		if o.Has("G") {
+			var ok bool
+			if i, ok = group(i); !ok {
+				return
+			}
+		}
+		picked = append(picked, i)
+	}
+	if len(sels) == 0 {
+		for i := range tasks {
+			add(i)
+		}
+	} else {
+		for i := range tasks {
+			for _, s := range sels {
+				if s.match(&tasks[i], o.Has("G")) {
+					add(i)
+				}
+			}
+		}
+	}
+	if mode == "t" && len(sels) == 0 {
+		sort.SliceStable(picked, func(a, b int) bool {
+			return tasks[picked[a]].StartTime < tasks[picked[b]].StartTime
+		})
+	}
+	var hz int
+	var upJiffies uint64
+	if mode == "t" {
+		hz = k.HZ()
+		if upJiffies, err = k.UptimeJiffies(hz); err != nil {
+			return fmt.Errorf("ps -t: uptime: %w", err)
+		}
+	}
+	var res []psTaskJSON
+	w := ctx.Out
+	if ctx.JSON {
+		w = io.Discard
+	}
+	if mode == "" {
+		fmt.Fprintf(w, "      PID    PPID  CPU %s  ST  %%MEM      VSZ      RSS  COMM\n", center(16, "TASK", false))
+	}
+	for _, i := range picked {
+		t := &tasks[i]
+		j := pc.row(t)
+		switch mode {
+		case "":
+			writePSRow(w, j)
+		case "t":
+			writeTaskHeader(w, t, 0)
+			rt := runTime(t.StartTime, upJiffies, hz)
+			j.RunTime = rt
+			j.StartTime, j.UTime, j.STime = t.StartTime, t.UTime, t.STime
+			fmt.Fprintf(w, "    RUN TIME: %s\n  START TIME: %d\n       UTIME: %d\n       STIME: %d\n\n", rt, t.StartTime, t.UTime, t.STime)
+		case "p":
+			chain := pc.parents(i)
+			for d, n := range chain {
+				writeTaskHeader(w, &tasks[n], d)
+				j.Parents = append(j.Parents, tasks[n].PID)
+			}
+			fmt.Fprintln(w)
+		case "c":
+			writeTaskHeader(w, t, 0)
+			for n := range tasks {
+				if tasks[n].Parent == t.Task {
+					writeTaskHeader(w, &tasks[n], 2)
+					j.Children = append(j.Children, tasks[n].PID)
+				}
+			}
+			if len(j.Children) == 0 {
+				fmt.Fprintln(w, "  (no children)")
+			}
+			fmt.Fprintln(w)
+		case "a":
+			writeTaskHeader(w, t, 0)
+			pc.writeArgs(w, t, &j)
+		}
+		res = append(res, j)
+	}
+	if ctx.JSON {
+		if res == nil {
+			res = []psTaskJSON{}
+		}
+		return writeJSON(ctx, map[string]any{"tasks": res})
+	}
+	return nil
+}
+
+// parsePSSelectors reads ps's operands as crash's cmd_ps does: a number
+// is a PID when a task has it, otherwise a task_struct address; 'x' is a
+// regular expression; anything else a command name.
+func parsePSSelectors(args []string, tasks []kernel.TaskInfo) ([]psSelector, error) {
+	var sels []psSelector
+	for _, a := range args {
+		switch {
+		case len(a) >= 2 && a[0] == '\'' && a[len(a)-1] == '\'':
+			re, err := regexp.Compile(a[1 : len(a)-1])
+			if err != nil {
+				return nil, fmt.Errorf("invalid regular expression: %s", a[1:len(a)-1])
+			}
+			sels = append(sels, psSelector{re: re, kind: 'r'})
+		case isNumberish(a):
+			if isDecimal(a) {
+				pid, err := strconv.ParseInt(a, 10, 64)
+				if err == nil && pidExists(tasks, pid) {
+					sels = append(sels, psSelector{pid: pid, kind: 'p'})
+					continue
+				}
+			}
+			addr, err := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(a), "0x"), 16, 64)
+			if err != nil || !taskExists(tasks, addr) {
+				return nil, fmt.Errorf("invalid task or pid value: %s", a)
+			}
+			sels = append(sels, psSelector{task: addr, kind: 't'})
+		default:
+			c := strings.TrimPrefix(a, `\`)
+			if len(c) > 15 { // TASK_COMM_LEN - 1
+				c = c[:15]
+			}
+			sels = append(sels, psSelector{comm: c, kind: 'c'})
+		}
+	}
+	return sels, nil
+}
+
+// isNumberish is crash's IS_A_NUMBER: decimal digits, or hexadecimal
+// with or without 0x.
+func isNumberish(s string) bool {
+	s = strings.TrimPrefix(strings.ToLower(s), "0x")
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func pidExists(tasks []kernel.TaskInfo, pid int64) bool {
+	for i := range tasks {
+		if tasks[i].PID == pid {
+			return true
+		}
+	}
+	return false
+}
+
+func taskExists(tasks []kernel.TaskInfo, addr uint64) bool {
+	for i := range tasks {
+		if tasks[i].Task == addr {
+			return true
+		}
+	}
+	return false
+}
+
+func (s psSelector) match(t *kernel.TaskInfo, group bool) bool {
+	switch s.kind {
+	case 'p':
+		return t.PID == s.pid
+	case 't':
+		return t.Task == s.task
+	case 'c':
+		return t.Comm == s.comm && (!group || t.PID == t.TGID)
+	case 'r':
+		return s.re.MatchString(t.Comm) && (!group || t.PID == t.TGID)
+	}
+	return false
+}
+
+// row is t as ps --json and the ps line show it. %MEM is RSS over the
+// pages below high_memory (crash's get_task_mem_usage).
+func (pc *psContext) row(t *kernel.TaskInfo) psTaskJSON {
+	j := psTaskJSON{
+		PID: t.PID, PPID: t.PPID, CPU: t.CPU, Task: fmt.Sprintf("%x", t.Task),
+		State: kernel.StateCode(t.State), VSZKiB: t.TotalVM * 4, RSSKiB: t.RSS * 4,
+		Comm: t.Comm, KernelThread: t.KernelThread, Active: t.Active,
+	}
+	if pc.totalPages > 0 && !(t.KernelThread && t.RSS == 0) {
+		j.PctMem = float64(t.RSS*100) / float64(pc.totalPages)
+	}
+	return j
+}
+
+// writePSRow prints one line of crash's ps (show_ps_data in crash's
+// task.c).
+func writePSRow(w io.Writer, j psTaskJSON) {
+	mark := "  "
+	if j.Active {
+		mark = "> "
+	}
+	pad := "  "
+	if len(j.State) > 3 {
+		pad = " "
+	}
+	pct := fmt.Sprintf("%.1f", j.PctMem)
+	if len(pct) == 3 {
+		pct = " " + pct
+	}
+	fmt.Fprintf(w, "%s%7d %7d %3d  %-16s %3s%s%s %8d %8d  %s\n",
+		mark, j.PID, j.PPID, j.CPU, j.Task, j.State, pad, pct, j.VSZKiB, j.RSSKiB, bracketComm(j.Comm, j.KernelThread))
+}
+
+func bracketComm(comm string, kthread bool) string {
+	if kthread {
+		return "[" + comm + "]"
+	}
+	return comm
+}
+
+// writeTaskHeader prints crash's task header line (print_task_header),
+// indented by indent spaces.
+func writeTaskHeader(w io.Writer, t *kernel.TaskInfo, indent int) {
+	fmt.Fprintf(w, "%sPID: %-7d  TASK: %-16x  CPU: %-3d  COMMAND: \"%s\"\n", strings.Repeat(" ", indent), t.PID, t.Task, t.CPU, t.Comm)
+}
+
+// parents is the chain of i's ancestors through task_struct.parent, from
+// the root (the task that is its own parent: PID 0) down to i.
+func (pc *psContext) parents(i int) []int {
+	chain := []int{i}
+	seen := map[int]bool{i: true}
+	for {
+		t := &pc.tasks[chain[len(chain)-1]]
+		p, ok := pc.byAddr[t.Parent]
+		if !ok || t.Parent == t.Task || seen[p] {
+			break
+		}
+		seen[p] = true
+		chain = append(chain, p)
+	}
+	for a, b := 0, len(chain)-1; a < b; a, b = a+1, b-1 {
+		chain[a], chain[b] = chain[b], chain[a]
+	}
+	return chain
+}
+
+// runTime is crash's RUN TIME: the jiffies since boot less the task's
+// start (start_time in nanoseconds, taken in whole seconds), as
+// [D days, ]HH:MM:SS.
+func runTime(startNS, upJiffies uint64, hz int) string {
+	start := startNS / 1e9 * uint64(hz)
+	var j uint64
+	if start <= upJiffies {
+		j = upJiffies - start
+	}
+	return formatJiffies(j, hz)
+}
+
+// formatJiffies is crash's convert_time.
+func formatJiffies(j uint64, hz int) string {
+	total := j / uint64(hz)
+	days := total / 86400
+	total %= 86400
+	s := ""
+	if days > 0 {
+		s = fmt.Sprintf("%d days, ", days)
+	}
+	return s + fmt.Sprintf("%02d:%02d:%02d", total/3600, total%3600/60, total%60)
+}
+
+// writeArgs prints the task's arguments and environment as crash's ps -a
+// (show_task_args): the NUL-separated strings between mm->arg_start and
+// arg_end, and env_start and env_end, read through the task's page tables.
+func (pc *psContext) writeArgs(w io.Writer, t *kernel.TaskInfo, j *psTaskJSON) {
+	if t.MM == 0 {
+		j.Error = "no user stack"
+		fmt.Fprintf(w, "ps: no user stack\n\n")
+		return
+	}
+	args, env, err := pc.k.TaskArgs(t.MM)
+	if err != nil {
+		j.Error = err.Error()
+		fmt.Fprintf(w, "ps: %v\n\n", err)
+		return
+	}
+	j.Args, j.Env = splitNUL(args), splitNUL(env)
+	fmt.Fprint(w, "ARG: ")
+	c := 0
+	for _, b := range args {
+		if b == 0 {
+			if c > 0 {
+				fmt.Fprint(w, " ")
+			}
+			c = 0
+		} else {
+			w.Write([]byte{b})
+			c++
+		}
+	}
+	fmt.Fprint(w, "\nENV: ")
+	c, d := 0, 0
+	for i, b := range env {
+		if b == 0 {
+			if c > 0 {
+				fmt.Fprint(w, "\n")
+			}
+			c = 0
+		} else {
+			if c == 0 && i != 0 {
+				fmt.Fprint(w, "     ")
+			}
+			w.Write([]byte{b})
+			c++
+			d++
+		}
+	}
+	if d > 0 {
+		fmt.Fprint(w, "\n")
+	} else {
+		fmt.Fprint(w, "\n\n")
+	}
+}
+
+func splitNUL(b []byte) []string {
+	var out []string
+	for _, s := range strings.Split(string(b), "\x00") {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
