@@ -1,13 +1,412 @@
 package analyze
 
-import "errors"
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
 
-// btCommand is a placeholder until the command lands.
+	"salvage/arch"
+	"salvage/arch/amd64"
+	"salvage/kernel"
+)
+
 func btCommand() *Command {
 	return &Command{
 		Name:    "bt",
 		Summary: "show a task's stack backtrace",
+		Usage:   "[-a|-c CPU[,CPU…]] [-f] [-s] [-x|-d] [PID | TASK] ...",
+		Help: `Prints the kernel stack backtrace of the panic task (or, in a dump of a
+live machine, of CPU 0's running task), of each PID (decimal) or TASK
+(task_struct address, hexadecimal), or of every CPU's running task (-a),
+in crash's format: one line per frame giving the stack address where the
+frame's return address was found, the function and the address. Where
+entry code saved registers (an exception, interrupt, NMI or system call)
+they are printed; "--- <NMI exception stack> ---" and the like mark where
+the walk leaves a CPU's IRQ or exception stack.
+
+The walk uses the kernel's ORC unwind tables (vmlinux's and each module's,
+read from the dump), so it is the same with a debug vmlinux and without
+one. Running tasks start where crash starts them: the panic task at the
+return into machine_kexec, the CPUs stopped by the crash NMI in
+crash_nmi_callback; sleeping tasks at the frame switch_to saved. A walk
+that cannot go on (a page the dump lacks) prints the frames found and
+then why it stopped.
+
+  -a        the running task of every CPU
+  -c CPU    the running task of the given CPUs (a comma-separated list)
+  -f        print the stack words of each frame
+  -s        print symbol+offset
+  -x        offsets in hexadecimal (with -s)
+  -d        offsets in decimal (with -s; the default)
+
+Not yet: -l (file and line), -t/-T (text-symbol scans), -e, -v, -o, -g.
+
+--json prints each task's frames: stack pointer, pc, symbol, offset,
+module and any saved registers.
+
+Examples:
+  bt
+  bt -a
+  bt 414
+  bt -f ffff8884bf59b000
+  bt -s -x -c 1
+`,
+		Options: []Option{
+			{Name: "a", Help: "every CPU's running task"},
+			{Name: "c", Arg: "CPU", Help: "the running task of the given CPUs"},
+			{Name: "f", Help: "frame contents"},
+			{Name: "s", Help: "symbol+offset"},
+			{Name: "x", Help: "hexadecimal offsets"},
+			{Name: "d", Help: "decimal offsets"},
+		},
 		MaxArgs: -1,
-		Run:     func(*Context) error { return errors.New("bt: not implemented yet") },
+		Run:     runBt,
 	}
+}
+
+// btJSON is one task's backtrace in bt --json.
+type btJSON struct {
+	PID     int64         `json:"pid"`
+	Task    uint64        `json:"task"`
+	CPU     int           `json:"cpu"`
+	Command string        `json:"command"`
+	Active  bool          `json:"active"`
+	Panic   bool          `json:"panic"`
+	Frames  []btFrameJSON `json:"frames"`
+	Error   string        `json:"error,omitempty"`
+}
+
+type btFrameJSON struct {
+	Level     int              `json:"level"`
+	SP        uint64           `json:"sp"`
+	PC        uint64           `json:"pc"`
+	Symbol    string           `json:"symbol,omitempty"`
+	Offset    uint64           `json:"offset"`
+	Module    string           `json:"module,omitempty"`
+	Stack     string           `json:"stack,omitempty"`
+	Exception *btExceptionJSON `json:"exception,omitempty"`
+}
+
+type btExceptionJSON struct {
+	Address uint64            `json:"address"`
+	User    bool              `json:"user"`
+	Partial bool              `json:"partial"`
+	Regs    map[string]uint64 `json:"registers"`
+}
+
+type btFlags struct {
+	full, symOff, hex bool
+}
+
+func runBt(ctx *Context) error {
+	k, err := ctx.Session.Kernel()
+	if err != nil {
+		return err
+	}
+	tasks, err := btTasks(k, ctx)
+	if err != nil {
+		return err
+	}
+	fl := btFlags{full: ctx.Opts.Has("f"), symOff: ctx.Opts.Has("s"), hex: ctx.Opts.Last("x", "d") == "x"}
+	var all []btJSON
+	for i, t := range tasks {
+		bt, err := k.Backtrace(t)
+		if ctx.JSON {
+			all = append(all, btToJSON(t, bt, err))
+			continue
+		}
+		if i > 0 {
+			fmt.Fprintln(ctx.Out)
+		}
+		if err != nil {
+			printBtHeader(ctx.Out, t, nil)
+			fmt.Fprintf(ctx.Out, "bt: %v\n", err)
+			continue
+		}
+		printBacktrace(ctx.Out, k, bt, fl)
+	}
+	if ctx.JSON {
+		return writeJSON(ctx, all)
+	}
+	return nil
+}
+
+// btTasks chooses the tasks: the operands, the CPUs of -a or -c, or the
+// panic task.
+func btTasks(k *kernel.Kernel, ctx *Context) ([]kernel.Value, error) {
+	cpuList, hasC := ctx.Opts.Value("c")
+	if ctx.Opts.Has("a") || hasC {
+		if len(ctx.Args) > 0 {
+			return nil, usagef("-a and -c take no PID or TASK")
+		}
+		act, err := k.ActiveTasks()
+		if err != nil {
+			return nil, err
+		}
+		var cpus []int
+		if hasC && !ctx.Opts.Has("a") {
+			for _, f := range strings.Split(cpuList, ",") {
+				c, err := strconv.Atoi(strings.TrimSpace(f))
+				if err != nil || c < 0 {
+					return nil, usagef("invalid CPU %q in -c %s", f, cpuList)
+				}
+				if _, ok := act[c]; !ok {
+					return nil, fmt.Errorf("CPU %d has no running task (not online, or beyond nr_cpu_ids)", c)
+				}
+				cpus = append(cpus, c)
+			}
+		} else {
+			for c := range act {
+				cpus = append(cpus, c)
+			}
+			sort.Ints(cpus)
+		}
+		var out []kernel.Value
+		for _, c := range cpus {
+			out = append(out, act[c])
+		}
+		return out, nil
+	}
+	if len(ctx.Args) == 0 {
+		t, _, ok, err := k.PanicTask()
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return []kernel.Value{t}, nil
+		}
+		act, err := k.ActiveTasks()
+		if err != nil {
+			return nil, err
+		}
+		cpus := make([]int, 0, len(act))
+		for c := range act {
+			cpus = append(cpus, c)
+		}
+		sort.Ints(cpus)
+		return []kernel.Value{act[cpus[0]]}, nil
+	}
+	var out []kernel.Value
+	for _, a := range ctx.Args {
+		t, err := findTask(k, a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// findTask resolves a PID (decimal) or task_struct address (hexadecimal)
+// as crash's bt does.
+func findTask(k *kernel.Kernel, arg string) (kernel.Value, error) {
+	var pid int64 = -1
+	var addr uint64
+	if isDecimal(arg) {
+		p, err := strconv.ParseInt(arg, 10, 64)
+		if err != nil {
+			return kernel.Value{}, fmt.Errorf("invalid PID %q", arg)
+		}
+		pid = p
+	} else {
+		a, err := parseHex("task address", arg)
+		if err != nil {
+			return kernel.Value{}, fmt.Errorf("invalid task or pid value: %s", arg)
+		}
+		addr = a
+	}
+	for t, err := range k.Tasks() {
+		if err != nil {
+			return kernel.Value{}, err
+		}
+		if addr != 0 {
+			if t.Address() == addr {
+				return t, nil
+			}
+			continue
+		}
+		v, err := t.Member("pid")
+		if err != nil {
+			return kernel.Value{}, err
+		}
+		if p, err := v.Int(); err == nil && p == pid {
+			return t, nil
+		}
+	}
+	if addr != 0 {
+		return kernel.Value{}, fmt.Errorf("invalid task or pid value: %s (no task_struct at %#x on the task list)", arg, addr)
+	}
+	return kernel.Value{}, fmt.Errorf("invalid task or pid value: %s (no task has PID %d)", arg, pid)
+}
+
+func printBtHeader(w io.Writer, t kernel.Value, bt *kernel.Backtrace) {
+	var pid int64
+	var comm string
+	var cpu int
+	if bt != nil {
+		pid, comm, cpu = bt.PID, bt.Comm, bt.CPU
+	} else {
+		if v, err := t.Member("pid"); err == nil {
+			pid, _ = v.Int()
+		}
+		if v, err := t.Member("comm"); err == nil {
+			comm, _ = v.CString(16)
+		}
+		cpu, _ = kernel.TaskCPU(t)
+	}
+	fmt.Fprintf(w, "PID: %-7d  TASK: %x  CPU: %-3d  COMMAND: \"%s\"\n", pid, t.Address(), cpu, comm)
+}
+
+// printBacktrace prints one task's backtrace as crash's x86_64 bt does.
+func printBacktrace(w io.Writer, k *kernel.Kernel, bt *kernel.Backtrace, fl btFlags) {
+	t, _ := k.ObjectOf(bt.Task, "struct task_struct")
+	if !t.IsValid() {
+		fmt.Fprintf(w, "PID: %-7d  TASK: %x  CPU: %-3d  COMMAND: \"%s\"\n", bt.PID, bt.Task, bt.CPU, bt.Comm)
+	} else {
+		printBtHeader(w, t, bt)
+	}
+	level := 0
+	fr := bt.Frames
+	if len(fr) == 1 && fr[0].Exception != nil && fr[0].Exception.User {
+		// Stopped in user space: crash shows the registers only.
+		fmt.Fprintln(w, "    [exception RIP: user space]")
+		printRegs(w, fr[0].Exception.Regs)
+		return
+	}
+	for i, f := range fr {
+		if i > 0 && f.Stack != fr[i-1].Stack && fr[i-1].Stack.Label != "" {
+			fmt.Fprintf(w, "--- <%s> ---\n", fr[i-1].Stack.Label)
+		}
+		// The context an exception interrupted on the same stack is shown
+		// by the exception frame's registers, not as a frame of its own.
+		if f.Exact && i > 0 && fr[i-1].Exception != nil && f.Stack == fr[i-1].Stack {
+			continue
+		}
+		name := f.Symbol
+		if name == "" {
+			name = "(unknown)"
+		}
+		if fl.symOff && f.Offset != 0 {
+			name += symOffset(f.Offset, fl.hex)
+		}
+		line := fmt.Sprintf("%s#%d [%x] %s at %x", pad2(level), level, f.SP, name, f.PC)
+		if f.Module != "" {
+			line += " [" + f.Module + "]"
+		}
+		fmt.Fprintln(w, line)
+		level++
+		if e := f.Exception; e != nil {
+			if !e.User {
+				fmt.Fprintf(w, "    [exception RIP: %s]\n", exceptionRIP(k, e.Regs[amd64.RegIP]))
+			}
+			printRegs(w, e.Regs)
+			continue
+		}
+		if fl.full && i+1 < len(fr) && fr[i+1].Stack == f.Stack && fr[i+1].SP > f.SP {
+			printFrameWords(w, k, f.SP+8, fr[i+1].SP)
+		}
+	}
+	if bt.Err != nil {
+		fmt.Fprintf(w, "bt: %v\n", bt.Err)
+	}
+}
+
+func pad2(level int) string {
+	if level < 10 {
+		return " "
+	}
+	return ""
+}
+
+func symOffset(off uint64, hex bool) string {
+	if hex {
+		return fmt.Sprintf("+0x%x", off)
+	}
+	return fmt.Sprintf("+%d", off)
+}
+
+func exceptionRIP(k *kernel.Kernel, pc uint64) string {
+	if k.Symbols != nil {
+		if s, off, ok := k.Symbols.ByAddr(pc); ok {
+			if off == 0 {
+				return s.Name
+			}
+			return fmt.Sprintf("%s+%d", s.Name, off)
+		}
+	}
+	return "unknown or invalid address"
+}
+
+// printRegs prints an x86_64 struct pt_regs as crash's bt does.
+func printRegs(w io.Writer, r []uint64) {
+	if len(r) < amd64.NumPTRegs {
+		return
+	}
+	fmt.Fprintf(w, "    RIP: %016x  RSP: %016x  RFLAGS: %08x\n", r[amd64.RegIP], r[amd64.RegSP], r[amd64.RegFlags])
+	fmt.Fprintf(w, "    RAX: %016x  RBX: %016x  RCX: %016x\n", r[amd64.RegAX], r[amd64.RegBX], r[amd64.RegCX])
+	fmt.Fprintf(w, "    RDX: %016x  RSI: %016x  RDI: %016x\n", r[amd64.RegDX], r[amd64.RegSI], r[amd64.RegDI])
+	fmt.Fprintf(w, "    RBP: %016x   R8: %016x   R9: %016x\n", r[amd64.RegBP], r[amd64.RegR8], r[amd64.RegR9])
+	fmt.Fprintf(w, "    R10: %016x  R11: %016x  R12: %016x\n", r[amd64.RegR10], r[amd64.RegR11], r[amd64.RegR12])
+	fmt.Fprintf(w, "    R13: %016x  R14: %016x  R15: %016x\n", r[amd64.RegR13], r[amd64.RegR14], r[amd64.RegR15])
+	fmt.Fprintf(w, "    ORIG_RAX: %016x  CS: %04x  SS: %04x\n", r[amd64.RegOrigAX], r[amd64.RegCS], r[amd64.RegSS])
+}
+
+// printFrameWords prints the stack words [from, to] two to a line, as
+// crash's bt -f does.
+func printFrameWords(w io.Writer, k *kernel.Kernel, from, to uint64) {
+	var b strings.Builder
+	for a, n := from, 0; a <= to; a, n = a+8, n+1 {
+		if n%2 == 0 {
+			if n > 0 {
+				b.WriteString("\n")
+			}
+			fmt.Fprintf(&b, "    %x: ", a)
+		}
+		v, err := k.ReadPointer(a)
+		if err != nil {
+			b.WriteString("???????????????? ")
+			continue
+		}
+		fmt.Fprintf(&b, "%016x ", v)
+	}
+	b.WriteString("\n")
+	io.WriteString(w, b.String())
+}
+
+var ptRegNames = [amd64.NumPTRegs]string{"r15", "r14", "r13", "r12", "bp", "bx", "r11", "r10", "r9", "r8",
+	"ax", "cx", "dx", "si", "di", "orig_ax", "ip", "cs", "flags", "sp", "ss"}
+
+func btToJSON(t kernel.Value, bt *kernel.Backtrace, err error) btJSON {
+	j := btJSON{Task: t.Address(), Frames: []btFrameJSON{}}
+	if err != nil {
+		j.Error = err.Error()
+		return j
+	}
+	j.PID, j.CPU, j.Command, j.Active, j.Panic = bt.PID, bt.CPU, bt.Comm, bt.Active, bt.Panic
+	for i, f := range bt.Frames {
+		fj := btFrameJSON{Level: i, SP: f.SP, PC: f.PC, Symbol: f.Symbol, Offset: f.Offset, Module: f.Module, Stack: stackName(f.Stack)}
+		if e := f.Exception; e != nil {
+			ej := &btExceptionJSON{Address: e.Addr, User: e.User, Partial: e.Partial, Regs: map[string]uint64{}}
+			for i, r := range e.Regs {
+				if i < len(ptRegNames) {
+					ej.Regs[ptRegNames[i]] = r
+				}
+			}
+			fj.Exception = ej
+		}
+		j.Frames = append(j.Frames, fj)
+	}
+	if bt.Err != nil {
+		j.Error = bt.Err.Error()
+	}
+	return j
+}
+
+func stackName(s arch.Stack) string {
+	if s.Label == "" && s.Top != 0 {
+		return "task"
+	}
+	return s.Label
 }
