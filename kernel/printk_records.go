@@ -135,19 +135,23 @@ func (l *printkRecordLayout) read(mem VirtMemory) ([]LogRecord, error) {
 		if steps > bufLen/l.size+1 {
 			return out, fail("log_buf at %#x: the records from %d never reach log_next_idx %d", bufAddr, first, next)
 		}
-		hdr, err := buf.slice(idx, l.size)
-		if err != nil {
-			// Without this header the walk cannot go on.
-			return out, &LogError{Format: LogRecords, Skipped: 1, Total: len(out) + skipped + 1, Err: fmt.Errorf("record at log_buf+%d: %w", idx, err)}
-		}
-		recLen := uint64(binary.LittleEndian.Uint16(hdr[l.len:]))
-		if recLen == 0 { // end of the used part: wrap
+		// The kernel leaves room for a header at the end (log_store); a
+		// buffer without room even for len is taken as ended there too.
+		lenField, err := buf.slice(idx+l.len, 2)
+		if idx+l.len+2 > bufLen || err == nil && binary.LittleEndian.Uint16(lenField) == 0 {
+			// The end of the used part (the kernel's log_from_idx): wrap.
 			if idx == 0 {
 				return out, fail("log_buf at %#x: empty record at index 0", bufAddr)
 			}
 			idx = 0
 			continue
 		}
+		hdr, err := buf.slice(idx, l.size)
+		if err != nil {
+			// Without this header the walk cannot go on.
+			return out, &LogError{Format: LogRecords, Skipped: 1, Total: len(out) + skipped + 1, Err: fmt.Errorf("record at log_buf+%d: %w", idx, err)}
+		}
+		recLen := uint64(binary.LittleEndian.Uint16(hdr[l.len:]))
 		textLen := uint64(binary.LittleEndian.Uint16(hdr[l.textLen:]))
 		dictLen := uint64(binary.LittleEndian.Uint16(hdr[l.dictLen:]))
 		r := LogRecord{
