@@ -91,7 +91,8 @@ type LogError struct {
 	// neither VMCOREINFO nor the types supply), when that is the cause.
 	Missing []string
 	// Skipped counts records that could not be read (their descriptor,
-	// info or text lies on a page the dump does not hold), of Total.
+	// info or text lies on a page the dump does not hold); Total is
+	// the records read and skipped.
 	Skipped, Total int
 	Err            error // the first underlying error
 }

@@ -276,7 +276,7 @@ func (l *printkRingLayout) read(mem VirtMemory) ([]LogRecord, error) {
 		out = append(out, r)
 	}
 	if skipped > 0 {
-		return out, &LogError{Format: LogLockless, Skipped: skipped, Total: int(n + 1), Err: firstErr}
+		return out, &LogError{Format: LogLockless, Skipped: skipped, Total: len(out) + skipped, Err: firstErr}
 	}
 	return out, nil
 }
