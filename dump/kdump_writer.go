@@ -1,6 +1,20 @@
 package dump
 
-import "math/bits"
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"github.com/klauspost/compress/zlib"
+	"io"
+	"math"
+	"math/bits"
+	"time"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
+
+	"salvage/dump/lzo"
+)
 
 // PFNSet is a set of page frame numbers below a bound, one bit per frame:
 // the kdump bitmaps a writer stores (bit n, LSB first within each byte,
@@ -96,4 +110,320 @@ func (s *PFNSet) Bytes(size int) []byte {
 		}
 	}
 	return b
+}
+
+// KdumpHeader is what a kdump-compressed file records of the dumped
+// machine, besides its pages.
+type KdumpHeader struct {
+	// utsname of the dumped kernel (struct new_utsname, 65 bytes each).
+	Sysname, Nodename, Release, Version, Machine, Domainname string
+	Timestamp                                                time.Time // disk_dump_header.timestamp: when it crashed
+	NrCPUs                                                   int       // CPUs with an NT_PRSTATUS note
+	PhysBase                                                 uint64    // kdump_sub_header.phys_base
+	DumpLevel                                                int       // the -d level the pages were filtered with
+	PageSize                                                 int       // block_size
+	// Notes are the ELF notes of the source (/proc/vmcore's PT_NOTE),
+	// copied into the sub-header area; VMCOREINFO is found among them.
+	Notes []Note
+}
+
+// EncodedPage is one page as the writer stores it.
+type EncodedPage struct {
+	Data  []byte      // the encoded page (the raw page when Codec is "none")
+	Codec Compression // "none", "zlib", "lzo", "snappy" or "zstd"
+	// Zero marks a page of zeroes, stored as a reference to the shared
+	// zero page when the dump level excludes zero pages (bit 1).
+	Zero bool
+}
+
+// KdumpWriter writes a kdump-compressed file (header version 6), laid out
+// as makedumpfile writes one (write_kdump_header, write_kdump_bitmap,
+// write_kdump_pages_cyclic; see kdump_header.go for the block layout).
+// The header is written first with DUMP_DH_COMPRESSED_INCOMPLETE set and
+// rewritten without it by Close, so a dump cut short by a write error or
+// a crash of the collector says so; page descriptors are written after
+// their data, so every descriptor in the file points at complete data and
+// a reader reports the pages after the cut as missing.
+type KdumpWriter struct {
+	w        io.WriterAt
+	hdr      []byte // block 0, rewritten by Close
+	status   uint32
+	pageSize int64
+	dumped   *PFNSet
+	zero     bool // zero pages share one stored page
+
+	nextPFN  uint64 // every dumped frame below it has been written
+	descOff  int64  // offset of the next descriptor
+	descBuf  []byte // descriptors not yet written, starting at descOff
+	dataOff  int64  // offset of the next page data
+	dataBuf  []byte // page data not yet written, starting at dataOff
+	zeroDesc [pageDescSize]byte
+	err      error
+}
+
+// kdumpFlushSize is how much descriptor and page data the writer buffers.
+const kdumpFlushSize = 1 << 20
+
+var kdumpCodecBits = map[Compression]uint32{
+	"none": 0, "zlib": kdumpZlib, "lzo": kdumpLZO, "snappy": kdumpSnappy, "zstd": kdumpZstd,
+}
+
+// NewKdumpWriter writes the headers, notes and both bitmaps of a
+// kdump-compressed file to w: ram is the 1st bitmap (frames that are
+// RAM), dumped the 2nd (frames whose pages follow, zero pages included).
+// Pages are then given to WritePage in PFN order, one per frame of dumped.
+func NewKdumpWriter(w io.WriterAt, h KdumpHeader, codec Compression, ram, dumped *PFNSet) (*KdumpWriter, error) {
+	bits, ok := kdumpCodecBits[codec]
+	if !ok {
+		return nil, fmt.Errorf("kdump writer: unknown compression %q (want none, zlib, lzo, snappy or zstd)", codec)
+	}
+	bs := int64(h.PageSize)
+	if bs < 1024 || bs&(bs-1) != 0 {
+		return nil, fmt.Errorf("kdump writer: page size %d is not a power of two of at least 1 KiB", h.PageSize)
+	}
+	if ram.Len() != dumped.Len() {
+		return nil, fmt.Errorf("kdump writer: bitmaps of %d and %d frames", ram.Len(), dumped.Len())
+	}
+	le := binary.LittleEndian
+	maxMapnr := ram.Len()
+
+	// The notes as in an ELF PT_NOTE: Elf64_Nhdr, name, descriptor, each
+	// padded to 4 bytes; VMCOREINFO's descriptor is pointed at too.
+	var notes []byte
+	var viOff, viSize int
+	for _, n := range h.Notes {
+		name := n.Name + "\x00"
+		var nh [12]byte
+		le.PutUint32(nh[0:], uint32(len(name)))
+		le.PutUint32(nh[4:], uint32(len(n.Desc)))
+		le.PutUint32(nh[8:], n.Type)
+		notes = append(notes, nh[:]...)
+		notes = append(notes, name...)
+		notes = append(notes, make([]byte, align4(uint64(len(name)))-uint64(len(name)))...)
+		if n.Name == "VMCOREINFO" {
+			viOff, viSize = len(notes), len(n.Desc)
+		}
+		notes = append(notes, n.Desc...)
+		notes = append(notes, make([]byte, align4(uint64(len(n.Desc)))-uint64(len(n.Desc)))...)
+	}
+
+	subHdrBlocks := (kdumpSubHeaderSize + int64(len(notes)) + bs - 1) / bs
+	bitmapBlocks := (int64(maxMapnr+7)/8 + bs - 1) / bs // one bitmap, in blocks
+	status := bits | kdumpIncomplete
+
+	hdr := make([]byte, bs)
+	copy(hdr, "KDUMP   ")
+	le.PutUint32(hdr[8:], 6)
+	for i, s := range []string{h.Sysname, h.Nodename, h.Release, h.Version, h.Machine, h.Domainname} {
+		copy(hdr[12+65*i:12+65*i+64], s)
+	}
+	le.PutUint64(hdr[408:], uint64(h.Timestamp.Unix()))
+	le.PutUint64(hdr[416:], uint64(h.Timestamp.Nanosecond()/1000))
+	le.PutUint32(hdr[428:], uint32(bs))
+	le.PutUint32(hdr[432:], uint32(subHdrBlocks))
+	le.PutUint32(hdr[436:], uint32(2*bitmapBlocks))
+	le.PutUint32(hdr[440:], uint32(min(maxMapnr, math.MaxUint32)))
+	le.PutUint32(hdr[460:], uint32(h.NrCPUs))
+
+	sub := make([]byte, subHdrBlocks*bs)
+	le.PutUint64(sub[0:], h.PhysBase)
+	le.PutUint32(sub[8:], uint32(h.DumpLevel))
+	if len(notes) > 0 {
+		noteOff := bs + kdumpSubHeaderSize
+		le.PutUint64(sub[48:], uint64(noteOff))
+		le.PutUint64(sub[56:], uint64(len(notes)))
+		if viSize > 0 {
+			le.PutUint64(sub[32:], uint64(noteOff+int64(viOff)))
+			le.PutUint64(sub[40:], uint64(viSize))
+		}
+		copy(sub[kdumpSubHeaderSize:], notes)
+	}
+	le.PutUint64(sub[96:], maxMapnr)
+
+	k := &KdumpWriter{w: w, hdr: hdr, status: status, pageSize: bs, dumped: dumped,
+		zero: h.DumpLevel&1 != 0}
+	k.writeStatus()
+	k.write(sub, bs)
+	bitmapOff := (1 + subHdrBlocks) * bs
+	k.write(ram.Bytes(int(bitmapBlocks*bs)), bitmapOff)
+	k.write(dumped.Bytes(int(bitmapBlocks*bs)), bitmapOff+bitmapBlocks*bs)
+	k.descOff = bitmapOff + 2*bitmapBlocks*bs
+	k.dataOff = k.descOff + pageDescSize*int64(dumped.Count())
+	if k.zero {
+		// The shared zero page comes first in the page data
+		// (write_kdump_pages_cyclic's pd_zero), stored raw.
+		le.PutUint64(k.zeroDesc[0:], uint64(k.dataOff))
+		le.PutUint32(k.zeroDesc[8:], uint32(bs))
+		k.dataBuf = append(k.dataBuf, make([]byte, bs)...)
+	}
+	if k.err != nil {
+		return nil, k.err
+	}
+	return k, nil
+}
+
+func (k *KdumpWriter) write(b []byte, off int64) {
+	if k.err != nil {
+		return
+	}
+	if _, err := k.w.WriteAt(b, off); err != nil {
+		k.err = fmt.Errorf("writing %d bytes at offset %#x: %w", len(b), off, err)
+	}
+}
+
+func (k *KdumpWriter) writeStatus() {
+	binary.LittleEndian.PutUint32(k.hdr[424:], k.status)
+	k.write(k.hdr, 0)
+}
+
+// WritePage stores the page of frame pfn, the next frame of the 2nd
+// bitmap.
+func (k *KdumpWriter) WritePage(pfn uint64, p EncodedPage) error {
+	if k.err != nil {
+		return k.err
+	}
+	if want := k.dumped.Next(k.nextPFN); pfn != want {
+		return fmt.Errorf("kdump writer: page of frame %#x given where frame %#x is next", pfn, want)
+	}
+	k.nextPFN = pfn + 1
+	var d [pageDescSize]byte
+	if p.Zero && k.zero {
+		d = k.zeroDesc
+	} else {
+		bits, ok := kdumpCodecBits[p.Codec]
+		if !ok {
+			return fmt.Errorf("kdump writer: frame %#x: unknown codec %q", pfn, p.Codec)
+		}
+		if bits == 0 && int64(len(p.Data)) != k.pageSize {
+			return fmt.Errorf("kdump writer: frame %#x: raw page of %d bytes, not %d", pfn, len(p.Data), k.pageSize)
+		}
+		le := binary.LittleEndian
+		le.PutUint64(d[0:], uint64(k.dataOff+int64(len(k.dataBuf))))
+		le.PutUint32(d[8:], uint32(len(p.Data)))
+		le.PutUint32(d[12:], bits)
+		k.dataBuf = append(k.dataBuf, p.Data...)
+	}
+	k.descBuf = append(k.descBuf, d[:]...)
+	if len(k.dataBuf) >= kdumpFlushSize || len(k.descBuf) >= kdumpFlushSize {
+		k.flush()
+	}
+	return k.err
+}
+
+// flush writes the buffered page data, then the descriptors that point at it.
+func (k *KdumpWriter) flush() {
+	k.write(k.dataBuf, k.dataOff)
+	if k.err != nil {
+		return
+	}
+	k.dataOff += int64(len(k.dataBuf))
+	k.dataBuf = k.dataBuf[:0]
+	k.write(k.descBuf, k.descOff)
+	if k.err != nil {
+		return
+	}
+	k.descOff += int64(len(k.descBuf))
+	k.descBuf = k.descBuf[:0]
+}
+
+// Close writes what is buffered and, when every page of the 2nd bitmap
+// was written without error, clears the header's incomplete flag. It
+// returns the first error of the whole write.
+func (k *KdumpWriter) Close() error {
+	k.flush()
+	if k.err != nil {
+		return k.err
+	}
+	if next := k.dumped.Next(k.nextPFN); next != k.dumped.Len() {
+		return fmt.Errorf("kdump writer: closed before the page of frame %#x; the dump stays marked incomplete", next)
+	}
+	k.status &^= kdumpIncomplete
+	k.writeStatus()
+	return k.err
+}
+
+// Abort writes what is buffered and leaves the dump marked incomplete:
+// what was written stays readable.
+func (k *KdumpWriter) Abort() error {
+	k.flush()
+	return k.err
+}
+
+// Size is the length of the file written so far, buffered data included.
+func (k *KdumpWriter) Size() int64 { return k.dataOff + int64(len(k.dataBuf)) }
+
+// PageEncoder compresses pages for a kdump-compressed file with one codec,
+// as makedumpfile does: zlib at Z_BEST_SPEED (compress2), LZO1X-1, raw
+// snappy, zstd at level 1; a page whose encoding is not smaller than the
+// page is stored raw. One PageEncoder serves one goroutine.
+type PageEncoder struct {
+	codec Compression
+	buf   bytes.Buffer
+	zw    *zlib.Writer
+	zst   *zstd.Encoder
+	out   []byte
+}
+
+// NewPageEncoder makes an encoder for codec ("none", "zlib", "lzo",
+// "snappy" or "zstd").
+func NewPageEncoder(codec Compression) (*PageEncoder, error) {
+	e := &PageEncoder{codec: codec}
+	switch codec {
+	case "none", "lzo", "snappy":
+	case "zlib":
+		zw, err := zlib.NewWriterLevel(&e.buf, zlib.BestSpeed)
+		if err != nil {
+			return nil, err
+		}
+		e.zw = zw
+	case "zstd":
+		zst, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest),
+			zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+		if err != nil {
+			return nil, err
+		}
+		e.zst = zst
+	default:
+		return nil, fmt.Errorf("unknown compression %q (want none, zlib, lzo, snappy or zstd)", codec)
+	}
+	return e, nil
+}
+
+// Encode encodes one page. The result's Data is valid until the next call.
+func (e *PageEncoder) Encode(page []byte) (EncodedPage, error) {
+	var out []byte
+	switch e.codec {
+	case "none":
+		return EncodedPage{Data: page, Codec: "none"}, nil
+	case "zlib":
+		e.buf.Reset()
+		e.zw.Reset(&e.buf)
+		if _, err := e.zw.Write(page); err != nil {
+			return EncodedPage{}, err
+		}
+		if err := e.zw.Close(); err != nil {
+			return EncodedPage{}, err
+		}
+		out = e.buf.Bytes()
+	case "lzo":
+		out = lzo.Compress(e.out[:0], page)
+	case "snappy":
+		out = s2.EncodeSnappy(e.out[:cap(e.out)], page)
+	case "zstd":
+		out = e.zst.EncodeAll(page, e.out[:0])
+	}
+	if e.codec != "zlib" {
+		e.out = out
+	}
+	if len(out) >= len(page) {
+		return EncodedPage{Data: page, Codec: "none"}, nil
+	}
+	return EncodedPage{Data: out, Codec: e.codec}, nil
+}
+
+// Close releases the encoder's resources.
+func (e *PageEncoder) Close() {
+	if e.zst != nil {
+		e.zst.Close()
+	}
 }

@@ -1,17 +1,231 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
 
 	"github.com/spf13/cobra"
+
+	"salvage/collect"
+	"salvage/dump"
 )
 
-// newCollectCmd is a placeholder until the command lands.
+// makedumpfile's --message-level bits (makedumpfile.h ML_PRINT_*).
+const (
+	msgProgress = 1
+	msgCommon   = 2
+	msgError    = 4
+	msgReport   = 16
+	msgDefault  = msgProgress | msgCommon | msgError | msgReport
+)
+
+// collectFlags are makedumpfile's options, with the same letters and
+// meanings, plus long names.
+type collectFlags struct {
+	zlib, lzo, snappy, zstd bool
+	compression             string
+	level                   int
+	elf, flat               bool
+	messageLevel            int
+	dumpDmesg               bool
+	threads                 int
+	vmlinux, vmcoreinfo     string
+	limit                   int64
+	force                   bool
+	jsonOut                 bool
+}
+
 func newCollectCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:    "collect",
-		Short:  "not implemented yet",
-		Hidden: true,
-		RunE:   func(*cobra.Command, []string) error { return errors.New("collect: not implemented yet") },
+	var f collectFlags
+	cmd := &cobra.Command{
+		Use:   "collect [flags] SOURCE DEST",
+		Short: "Filter and compress a crash dump (what makedumpfile does)",
+		Long: `Collect reads SOURCE — /proc/vmcore in the capture kernel, or any dump
+salvage reads — and writes the pages the dump level keeps to DEST, as
+makedumpfile does, with its flags: the same command line works with
+salvage installed as makedumpfile.
+
+Dump level (-d) bits exclude: 1 zero pages, 2 page cache without private
+data, 4 all page cache, 8 user process data, 16 free pages. Hardware-
+poisoned and offline pages are always left out. Pages are classified from
+VMCOREINFO alone (no vmlinux, no BTF); when an entry a bit needs is
+missing the bit is dropped and the report says why.
+
+DEST is written to DEST.incomplete (mode 0600), synced and renamed; an
+existing DEST is kept unless --force. On a read or write error the partial
+dump stays at DEST.incomplete, marked incomplete, and the exit status is 1.
+
+Examples:
+  salvage collect -l -d 31 /proc/vmcore /var/crash/vmcore
+  salvage collect --compression zstd -d 31 vmcore.elf vmcore.kdump
+  makedumpfile -l --message-level 1 -d 31 /proc/vmcore /var/crash/dump`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if f.flat && len(args) == 1 {
+				return nil
+			}
+			if len(args) != 2 {
+				return fmt.Errorf("collect needs SOURCE and DEST, got %d argument(s)", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runCollect(cmd, f, args)
+		},
 	}
+	fl := cmd.Flags()
+	fl.BoolVarP(&f.zlib, "zlib", "c", false, "compress pages with zlib")
+	fl.BoolVarP(&f.lzo, "lzo", "l", false, "compress pages with lzo")
+	fl.BoolVarP(&f.snappy, "snappy", "p", false, "compress pages with snappy")
+	fl.BoolVarP(&f.zstd, "zstd", "z", false, "compress pages with zstd")
+	fl.StringVar(&f.compression, "compression", "", "page codec: none, zlib, lzo, snappy or zstd")
+	fl.IntVarP(&f.level, "dump-level", "d", 0, "dump level: the sum of the page classes to exclude (1 zero, 2 cache, 4 private cache, 8 user, 16 free)")
+	fl.BoolVarP(&f.elf, "elf", "E", false, "write an ELF core instead of kdump-compressed")
+	fl.BoolVarP(&f.flat, "flatten", "F", false, "write makedumpfile's flattened stream to standard output")
+	fl.IntVar(&f.messageLevel, "message-level", msgDefault, "what to print: 1 progress, 2 messages, 4 errors, 16 the report")
+	fl.BoolVar(&f.dumpDmesg, "dump-dmesg", false, "write the kernel log instead of a dump (not yet: use salvage dmesg)")
+	fl.IntVar(&f.threads, "num-threads", 0, "compression threads (default: one per CPU)")
+	fl.StringVarP(&f.vmlinux, "vmlinux", "x", "", "vmlinux with debug information (accepted; VMCOREINFO suffices)")
+	fl.StringVarP(&f.vmcoreinfo, "vmcoreinfo", "i", "", "VMCOREINFO file to use instead of the dump's")
+	fl.Int64VarP(&f.limit, "limit", "L", 0, "stop when DEST reaches SIZE bytes, leaving an incomplete dump")
+	fl.BoolVarP(&f.force, "force", "f", false, "overwrite DEST if it exists")
+	fl.BoolVar(&f.jsonOut, "json", false, "print the summary as JSON")
+	return cmd
+}
+
+// makedumpfileMain runs collect as makedumpfile: main calls it when the
+// binary is invoked under that name (argv[0]).
+func makedumpfileMain(args []string) error {
+	cmd := newCollectCmd()
+	cmd.Use = "makedumpfile [flags] SOURCE DEST"
+	cmd.SilenceUsage = true
+	cmd.SilenceErrors = true
+	cmd.SetArgs(args)
+	return cmd.Execute()
+}
+
+func (f collectFlags) codec() (dump.Compression, error) {
+	var picked []string
+	for _, c := range []struct {
+		on   bool
+		name string
+	}{{f.zlib, "zlib"}, {f.lzo, "lzo"}, {f.snappy, "snappy"}, {f.zstd, "zstd"}} {
+		if c.on {
+			picked = append(picked, c.name)
+		}
+	}
+	if f.compression != "" {
+		picked = append(picked, f.compression)
+	}
+	switch len(picked) {
+	case 0:
+		return "none", nil
+	case 1:
+		switch picked[0] {
+		case "none", "zlib", "lzo", "snappy", "zstd":
+			return picked[0], nil
+		}
+		return "", fmt.Errorf("--compression %q: want none, zlib, lzo, snappy or zstd", picked[0])
+	}
+	return "", fmt.Errorf("choose one compression, not %v", picked)
+}
+
+func runCollect(cmd *cobra.Command, f collectFlags, args []string) error {
+	stderr := cmd.ErrOrStderr()
+	switch {
+	case f.dumpDmesg:
+		return errors.New("--dump-dmesg is not implemented in collect yet: use `salvage dmesg DUMP`")
+	case f.level < 0 || f.level > collect.LevelMax:
+		return fmt.Errorf("-d %d: the dump level is 0–31", f.level)
+	case f.flat:
+		return errors.New("-F (flattened output) is not implemented yet")
+	case f.limit != 0:
+		return errors.New("-L (size limit) is not implemented yet")
+	case f.vmcoreinfo != "":
+		return errors.New("-i VMCOREINFO is not implemented yet; the dump's own VMCOREINFO is used")
+	}
+	codec, err := f.codec()
+	if err != nil {
+		return err
+	}
+	opt := collect.Options{Level: f.level, Format: collect.FormatKdump, Compression: codec,
+		Threads: f.threads, Force: f.force}
+	if f.elf {
+		opt.Format = collect.FormatELF
+	}
+	if f.messageLevel&msgProgress != 0 && !f.jsonOut {
+		opt.Progress = stderr
+		if fi, ok := stderr.(*os.File); ok {
+			if st, err := fi.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				opt.Terminal = true
+			}
+		}
+	}
+	src, err := dump.Open(args[0])
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	res, err := collect.Collect(ctx, src, args[1], opt)
+	if res != nil && !f.jsonOut {
+		out := cmd.OutOrStdout()
+		if f.messageLevel&msgReport != 0 {
+			collect.WriteReport(out, res)
+		} else if f.messageLevel&msgCommon != 0 {
+			for _, n := range res.Selection.Plan.Notes {
+				fmt.Fprintf(out, "Note: %s\n", n)
+			}
+		}
+		if err == nil && f.messageLevel&msgCommon != 0 {
+			fmt.Fprintf(out, "The dumpfile is saved to %s.\n\nsalvage collect completed.\n", res.Dest)
+		}
+	}
+	if res != nil && f.jsonOut {
+		writeCollectJSON(cmd.OutOrStdout(), res, err)
+	}
+	return err
+}
+
+// collectSummary is the --json form of the report.
+type collectSummary struct {
+	Dest         string   `json:"dest"`
+	Incomplete   bool     `json:"incomplete"`
+	Error        string   `json:"error,omitempty"`
+	Level        int      `json:"dump_level"`
+	Requested    int      `json:"requested_level"`
+	Notes        []string `json:"notes,omitempty"`
+	Warnings     []string `json:"warnings,omitempty"`
+	MaxPFN       uint64   `json:"max_mapnr"`
+	RAM          uint64   `json:"ram_pages"`
+	Kept         uint64   `json:"kept_pages"`
+	Zero         uint64   `json:"zero_pages"`
+	Cache        uint64   `json:"cache_pages"`
+	CachePrivate uint64   `json:"cache_private_pages"`
+	User         uint64   `json:"user_pages"`
+	Free         uint64   `json:"free_pages"`
+	HWPoison     uint64   `json:"hwpoison_pages"`
+	Offline      uint64   `json:"offline_pages"`
+	Written      int64    `json:"bytes_written"`
+}
+
+func writeCollectJSON(w io.Writer, r *collect.Result, err error) {
+	c := r.Counts
+	s := collectSummary{Dest: r.Dest, Incomplete: r.Incomplete, Level: r.Selection.Plan.Level,
+		Requested: r.Selection.Plan.Requested, Notes: r.Selection.Plan.Notes, Warnings: r.Selection.Warnings,
+		MaxPFN: r.Selection.MaxPFN, RAM: c.RAM, Kept: c.Kept, Zero: c.Zero, Cache: c.Cache,
+		CachePrivate: c.CachePrivate, User: c.User, Free: c.Free, HWPoison: c.HWPoison,
+		Offline: c.Offline, Written: r.Written}
+	if err != nil {
+		s.Error = err.Error()
+	}
+	e := json.NewEncoder(w)
+	e.SetIndent("", "  ")
+	e.Encode(s)
 }

@@ -1,0 +1,254 @@
+package collect
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"time"
+
+	"salvage/arch/amd64"
+	"salvage/dump"
+)
+
+// Format names an output container.
+type Format string
+
+// Output formats.
+const (
+	FormatKdump Format = "kdump" // kdump-compressed (makedumpfile's default)
+	FormatELF   Format = "elf"   // ELF64 core (-E)
+)
+
+// Options say what to collect and how.
+type Options struct {
+	Level       int              // dump level, 0–31 (-d)
+	Format      Format           // FormatKdump or FormatELF
+	Compression dump.Compression // kdump-compressed page codec: none, zlib, lzo, snappy, zstd
+	Flatten     bool             // write makedumpfile's flattened stream (-F)
+	Threads     int              // compression workers; 0: one per CPU
+	Force       bool             // overwrite an existing destination
+	// Progress receives the progress line(s); nil for none. Terminal
+	// selects a redrawn line ("\r") over one line per 10%.
+	Progress io.Writer
+	Terminal bool
+}
+
+// Result is what a collection did.
+type Result struct {
+	Selection *Selection
+	Counts    Counts
+	Written   int64  // bytes written
+	Pages     uint64 // pages stored (zero pages included)
+	Dest      string // the file written (DEST, or DEST.incomplete on failure)
+	// Incomplete is set when the collection stopped early: the file at
+	// Dest is readable and marked incomplete.
+	Incomplete bool
+}
+
+// Prepare classifies the pages of src at the level of opt. It is the
+// first half of Collect, separate so that tests and `--mem-usage`-style
+// reports can use it alone.
+func Prepare(src *dump.File, level int) (*Selection, error) {
+	if src.VMCoreInfo == nil && level&^LevelZero != 0 {
+		return nil, fmt.Errorf("%s has no VMCOREINFO: only dump level 0 or 1 is possible (give -d 1)", src.Path)
+	}
+	var rd virtReader
+	if level&^LevelZero != 0 {
+		if src.Arch != dump.ArchX86_64 {
+			return nil, fmt.Errorf("%s: dump levels above 1 need page tables salvage reads for x86_64 only, not %s", src.Path, src.Arch)
+		}
+		tr, err := amd64.NewFromFile(src, nil)
+		if err != nil {
+			return nil, fmt.Errorf("%s: kernel page tables: %w", src.Path, err)
+		}
+		rd = tr
+	}
+	sel, err := Select(src.Memory, src.VMCoreInfo, rd, level)
+	if err != nil {
+		return nil, err
+	}
+	// A filtered source does not hold every RAM page: what it lacks
+	// cannot be dumped again.
+	for pfn := sel.Kept.Next(0); pfn < sel.MaxPFN; pfn = sel.Kept.Next(pfn + 1) {
+		if st := src.Memory.State(pfn); st != dump.PagePresent && st != dump.PageZero {
+			sel.Kept.Remove(pfn)
+		}
+	}
+	sel.Counts.Kept = sel.Kept.Count()
+	return sel, nil
+}
+
+// header gathers what the kdump header records: utsname from the dumped
+// kernel's init_uts_ns, the crash time, CPUs and phys_base.
+func header(src *dump.File, level int) (dump.KdumpHeader, error) {
+	h := dump.KdumpHeader{
+		Sysname: "Linux", Machine: "x86_64", Domainname: "(none)",
+		Timestamp: time.Now(),
+		NrCPUs:    len(src.PRStatus),
+		DumpLevel: level,
+		PageSize:  src.Memory.PageSize(),
+		Notes:     src.Notes,
+	}
+	if src.Arch == dump.ArchARM64 {
+		h.Machine = "aarch64"
+	}
+	vi := src.VMCoreInfo
+	if t, ok := vi.CrashTime(); ok {
+		h.Timestamp = t
+	}
+	h.Release = vi.OSRelease()
+	if pb, _, ok := src.PhysBase(); ok {
+		h.PhysBase = pb
+	}
+	// struct new_utsname is six 65-byte strings (include/uapi/linux/utsname.h).
+	if uts, ok := vi.Symbol("init_uts_ns"); ok && src.Arch == dump.ArchX86_64 {
+		off, _ := vi.Offset("uts_namespace", "name")
+		if tr, err := amd64.NewFromFile(src, nil); err == nil {
+			b := make([]byte, 6*65)
+			if _, err := tr.ReadVirt(b, uts+off); err == nil {
+				f := func(i int) string {
+					s := b[65*i : 65*(i+1)]
+					for j, c := range s {
+						if c == 0 {
+							return string(s[:j])
+						}
+					}
+					return string(s)
+				}
+				h.Sysname, h.Nodename, h.Release, h.Version, h.Machine, h.Domainname = f(0), f(1), f(2), f(3), f(4), f(5)
+			}
+		}
+	}
+	return h, nil
+}
+
+// Collect writes the pages of src that level keeps to dest. The dump is
+// written to dest.incomplete (mode 0600), synced and renamed to dest; an
+// existing dest is an error unless opt.Force. On a read or write error the
+// partial file is left at dest.incomplete, marked incomplete and readable,
+// and the error is returned with the Result.
+func Collect(ctx context.Context, src *dump.File, dest string, opt Options) (*Result, error) {
+	if opt.Format == "" {
+		opt.Format = FormatKdump
+	}
+	if opt.Compression == "" {
+		opt.Compression = "none"
+	}
+	if opt.Format == FormatELF && opt.Compression != "none" {
+		return nil, errors.New("an ELF dump (-E) cannot be compressed: drop -c, -l, -p or -z")
+	}
+	if !opt.Force {
+		if _, err := os.Lstat(dest); err == nil {
+			return nil, fmt.Errorf("%s exists: remove it or give --force", dest)
+		}
+	}
+	sel, err := Prepare(src, opt.Level)
+	if err != nil {
+		return nil, err
+	}
+	tmp := dest + ".incomplete"
+	out, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Selection: sel, Dest: tmp}
+	werr := write(ctx, src, sel, out, opt, res)
+	if werr == nil {
+		if err := out.Sync(); err != nil {
+			werr = fmt.Errorf("%s: sync: %w", tmp, err)
+		}
+	}
+	if err := out.Close(); err != nil && werr == nil {
+		werr = fmt.Errorf("%s: %w", tmp, err)
+	}
+	res.Counts = sel.Counts
+	if werr != nil {
+		res.Incomplete = true
+		return res, fmt.Errorf("%w; the %d bytes written are in %s, marked incomplete", werr, res.Written, tmp)
+	}
+	if err := os.Rename(tmp, dest); err != nil {
+		return res, err
+	}
+	res.Dest = dest
+	syncDir(dest)
+	return res, nil
+}
+
+// write runs the pipeline into out.
+func write(ctx context.Context, src *dump.File, sel *Selection, out *os.File, opt Options, res *Result) error {
+	var w pageSink
+	switch opt.Format {
+	case FormatKdump:
+		h, err := header(src, sel.Plan.Level)
+		if err != nil {
+			return err
+		}
+		dumped := sel.Kept
+		kw, err := dump.NewKdumpWriter(out, h, opt.Compression, sel.RAM, dumped)
+		if err != nil {
+			return fmt.Errorf("%s: %w", out.Name(), err)
+		}
+		w = kw
+	default:
+		return fmt.Errorf("output format %q is not implemented yet", opt.Format)
+	}
+	err := runPipeline(ctx, src.Memory, sel, w, opt, res)
+	if err != nil {
+		w.Abort()
+	} else {
+		err = w.Close()
+	}
+	res.Written = w.Size()
+	if err != nil {
+		return fmt.Errorf("%s: %w", out.Name(), err)
+	}
+	return nil
+}
+
+// pageSink is a dump writer the pipeline feeds in PFN order.
+type pageSink interface {
+	WritePage(pfn uint64, p dump.EncodedPage) error
+	Close() error
+	Abort() error
+	Size() int64
+}
+
+func syncDir(path string) {
+	dir := "."
+	for i := len(path) - 1; i >= 0; i-- {
+		if path[i] == '/' {
+			dir = path[:max(i, 1)]
+			break
+		}
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+func isZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func workers(n int) int {
+	if n > 0 {
+		return n
+	}
+	return runtime.NumCPU()
+}

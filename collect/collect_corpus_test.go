@@ -1,0 +1,231 @@
+package collect
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"salvage/dump"
+	"salvage/lab/corpus"
+)
+
+var codecs = []dump.Compression{"none", "zlib", "lzo", "snappy", "zstd"}
+
+// collectTo collects src at level into a fresh file of dir.
+func collectTo(t testing.TB, src *dump.File, dir, name string, opt Options) (*Result, string) {
+	t.Helper()
+	dest := filepath.Join(dir, name)
+	res, err := Collect(context.Background(), src, dest, opt)
+	if err != nil {
+		t.Fatalf("Collect %s: %v", name, err)
+	}
+	if res.Dest != dest || res.Incomplete {
+		t.Fatalf("Collect %s: dest %s, incomplete %v", name, res.Dest, res.Incomplete)
+	}
+	if st, err := os.Stat(dest); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: %v, mode %v (want 0600)", dest, err, st.Mode())
+	}
+	if _, err := os.Stat(dest + ".incomplete"); err == nil {
+		t.Errorf("%s.incomplete left behind", dest)
+	}
+	return res, dest
+}
+
+// checkAgainst compares, frame by frame, a dump salvage wrote (got) with
+// the source it was collected from and with makedumpfile 1.7.2's dump of
+// the same crash at the same level (ref): the state of every frame (not
+// RAM, excluded, zero page, present) must equal makedumpfile's, and every
+// present page must read byte-identical to the source.
+func checkAgainst(t *testing.T, got, src, ref *dump.File, maxPFN uint64) {
+	t.Helper()
+	ps := uint64(got.Memory.PageSize())
+	a, b := make([]byte, ps), make([]byte, ps)
+	var present, zero, diff uint64
+	for pfn := uint64(0); pfn < maxPFN+8; pfn++ {
+		gs, rs := got.Memory.State(pfn), ref.Memory.State(pfn)
+		if gs != rs {
+			if diff++; diff <= 5 {
+				t.Errorf("frame %#x: salvage's dump says %v, makedumpfile's %v", pfn, gs, rs)
+			}
+			continue
+		}
+		if gs != dump.PagePresent && gs != dump.PageZero {
+			continue
+		}
+		if gs == dump.PageZero {
+			zero++
+		} else {
+			present++
+		}
+		if _, err := got.Memory.ReadPhys(a, pfn*ps); err != nil {
+			t.Fatalf("frame %#x: %v", pfn, err)
+		}
+		if _, err := src.Memory.ReadPhys(b, pfn*ps); err != nil {
+			t.Fatalf("source frame %#x: %v", pfn, err)
+		}
+		if !bytes.Equal(a, b) {
+			t.Fatalf("frame %#x reads differently from the source", pfn)
+		}
+	}
+	if diff > 0 {
+		t.Errorf("%d frames differ in state from makedumpfile's dump", diff)
+	}
+	t.Logf("%d present and %d zero-page frames, each equal to the source; states equal makedumpfile's on all %d frames", present, zero, maxPFN)
+}
+
+// Each codec: the dump salvage writes is read back by salvage's reader,
+// with makedumpfile's frame states and the source's bytes.
+func TestCollectKdumpCodecs(t *testing.T) {
+	m := corpus.Require(t)
+	raw, filt := crashDumps(t, m, "sysrq")
+	src := openDump(t, m, raw)
+	ref := openDump(t, m, filt)
+	dir := t.TempDir()
+	for _, codec := range codecs {
+		t.Run(codec, func(t *testing.T) {
+			res, dest := collectTo(t, src, dir, codec+".kdump", Options{Level: 31, Compression: codec})
+			got, err := dump.Open(dest)
+			if err != nil {
+				t.Fatalf("reading back: %v", err)
+			}
+			defer got.Close()
+			if got.Format != dump.FormatKdump || got.HeaderVersion != 6 || got.DumpLevel != 31 || got.Incomplete {
+				t.Errorf("format %s, header version %d, level %d, incomplete %v", got.Format, got.HeaderVersion, got.DumpLevel, got.Incomplete)
+			}
+			if !slices.Contains(got.Compression, codec) {
+				t.Errorf("Compression = %v, want %s among them", got.Compression, codec)
+			}
+			if got.CPUs != ref.CPUs || len(got.PRStatus) != len(ref.PRStatus) || got.VMCoreInfo == nil || got.VMCoreInfo.Raw != ref.VMCoreInfo.Raw {
+				t.Errorf("CPUs %d (makedumpfile %d), PRSTATUS notes %d (%d), VMCOREINFO equal: %v",
+					got.CPUs, ref.CPUs, len(got.PRStatus), len(ref.PRStatus), got.VMCoreInfo != nil && got.VMCoreInfo.Raw == ref.VMCoreInfo.Raw)
+			}
+			checkAgainst(t, got, src, ref, res.Selection.MaxPFN)
+			st, _ := os.Stat(dest)
+			rst, _ := os.Stat(m.Paths(filt)[0])
+			t.Logf("%s: %d bytes (makedumpfile 1.7.2 lzo: %d)", codec, st.Size(), rst.Size())
+		})
+	}
+}
+
+// crashBinary returns the argv prefix that runs trixie's crash 8.0.6 from
+// the lab cache; the test fails when it is missing.
+func crashBinary(t *testing.T, m *corpus.Manifest) []string {
+	t.Helper()
+	root := filepath.Join(m.Root, "tools", "crash-trixie", "root")
+	ld := filepath.Join(root, "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+	bin := filepath.Join(root, "usr/bin/crash")
+	for _, p := range []string{ld, bin} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("trixie's crash is missing from the lab cache (%v): run `make lab`", err)
+		}
+	}
+	return []string{ld, "--library-path", filepath.Join(root, "usr/lib/x86_64-linux-gnu"), bin}
+}
+
+// runCrash runs crash's commands over a dump, each into its own file,
+// and returns their outputs.
+func runCrash(t *testing.T, argv []string, vmlinux, dumpPath string, cmds map[string]string) map[string]string {
+	t.Helper()
+	dir := t.TempDir()
+	var script strings.Builder
+	for key, c := range cmds {
+		script.WriteString(c + " > " + filepath.Join(dir, key+".txt") + "\n")
+	}
+	script.WriteString("q\n")
+	in := filepath.Join(dir, "session.in")
+	if err := os.WriteFile(in, []byte(script.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := append(append([]string{}, argv[1:]...), "-s", vmlinux, dumpPath, "-i", in)
+	out, err := exec.Command(argv[0], args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("crash: %v\n%s", err, out)
+	}
+	res := map[string]string{}
+	for key := range cmds {
+		b, err := os.ReadFile(filepath.Join(dir, key+".txt"))
+		if err != nil {
+			t.Fatalf("crash left no output for %s: %v\n%s", key, err, out)
+		}
+		res[key] = string(b)
+	}
+	return res
+}
+
+// Trixie's crash 8.0.6 opens the dumps salvage writes, and its sys, ps
+// and log equal its output on makedumpfile's lzo -d 31 dump of the same
+// crash. The one line allowed to differ is sys's DUMPFILE, which names
+// the file.
+func TestCollectCrashReads(t *testing.T) {
+	m := corpus.Require(t)
+	raw, filt := crashDumps(t, m, "sysrq")
+	argv := crashBinary(t, m)
+	k := m.Kernel(raw.Release)
+	if k == nil {
+		t.Fatalf("no kernel %s in the corpus", raw.Release)
+	}
+	vmlinux := m.Path(k.DebugVmlinux)
+	src := openDump(t, m, raw)
+	dir := t.TempDir()
+	cmds := map[string]string{"sys": "sys", "ps": "ps", "log": "log"}
+	want := map[string]string{}
+	for key := range cmds {
+		s, ok, err := m.Ref(filt, key)
+		if err != nil || !ok {
+			t.Fatalf("%s: no crash reference %q: %v", filt.ID, key, err)
+		}
+		want[key] = s
+	}
+	for _, codec := range codecs {
+		t.Run(codec, func(t *testing.T) {
+			_, dest := collectTo(t, src, dir, codec+".kdump", Options{Level: 31, Compression: codec})
+			got := runCrash(t, argv, vmlinux, dest, cmds)
+			for key := range cmds {
+				g, w := got[key], want[key]
+				if key == "sys" {
+					g, w = dropDumpfile(g), dropDumpfile(w)
+				}
+				if g != w {
+					t.Errorf("crash %s differs from its output on makedumpfile's dump:\n%s", key, firstDiff(g, w))
+				} else {
+					t.Logf("crash %s: %d lines, equal", key, strings.Count(g, "\n"))
+				}
+			}
+		})
+	}
+}
+
+func dropDumpfile(s string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "DUMPFILE:") {
+			// The path differs; the [PARTIAL DUMP] mark must not.
+			l = "DUMPFILE:" + strings.Repeat(" [PARTIAL DUMP]", strings.Count(l, "[PARTIAL DUMP]"))
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n")
+}
+
+func firstDiff(got, want string) string {
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	for i := 0; i < max(len(g), len(w)); i++ {
+		var a, b string
+		if i < len(g) {
+			a = g[i]
+		}
+		if i < len(w) {
+			b = w[i]
+		}
+		if a != b {
+			return fmt.Sprintf("line %d:\n salvage:      %s\n makedumpfile: %s", i+1, a, b)
+		}
+	}
+	return "(equal)"
+}
