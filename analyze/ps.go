@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -24,8 +25,9 @@ interruptible, UN uninterruptible, ID idle, ZO zombie, ST stopped, TR
 traced, DE dead, SW swapping, PA parked, WA waking, NE new.
 
 Operands select tasks: a decimal PID, a hexadecimal task_struct address,
-a command name (a leading \ keeps a name that looks like a number or an
-option) or a 'REGEX' in single quotes matched against command names.
+a command name, or a regular expression matched against command names
+(crash's 'REGEX'; as the session removes quotes, any operand holding one
+of ^$*+?()[]{}| is taken as one: ps 'ksoftirq.*').
 
   -k  kernel threads only          -u  user tasks only
   -G  thread group leaders only
@@ -279,10 +281,17 @@ func parsePSSelectors(args []string, tasks []kernel.TaskInfo) ([]psSelector, err
 	var sels []psSelector
 	for _, a := range args {
 		switch {
-		case len(a) >= 2 && a[0] == '\'' && a[len(a)-1] == '\'':
-			re, err := regexp.Compile(a[1 : len(a)-1])
+		case len(a) >= 2 && a[0] == '\'' && a[len(a)-1] == '\'', strings.ContainsAny(a, regexMeta):
+			// crash takes 'REGEX' in single quotes; the session's word
+			// splitter removes quotes, so an operand with a regular
+			// expression's special characters is one too.
+			pat := a
+			if len(a) >= 2 && a[0] == '\'' && a[len(a)-1] == '\'' {
+				pat = a[1 : len(a)-1]
+			}
+			re, err := regexp.Compile(pat)
 			if err != nil {
-				return nil, fmt.Errorf("invalid regular expression: %s", a[1:len(a)-1])
+				return nil, fmt.Errorf("invalid regular expression: %s", pat)
 			}
 			sels = append(sels, psSelector{re: re, kind: 'r'})
 		case isNumberish(a):
@@ -308,6 +317,10 @@ func parsePSSelectors(args []string, tasks []kernel.TaskInfo) ([]psSelector, err
 	}
 	return sels, nil
 }
+
+// regexMeta are the characters that make a ps operand a regular
+// expression rather than a command name.
+const regexMeta = "^$*+?()[]{}|"
 
 // isNumberish is crash's IS_A_NUMBER: decimal digits, or hexadecimal
 // with or without 0x.
@@ -456,9 +469,8 @@ func (pc *psContext) writeArgs(w io.Writer, t *kernel.TaskInfo, j *psTaskJSON) {
 		return
 	}
 	args, env, err := pc.k.TaskArgs(t.MM)
-	if err != nil {
-		j.Error = err.Error()
-		fmt.Fprintf(w, "ps: %v\n\n", err)
+	if err != nil && args == nil {
+		writeArgsError(w, j, err)
 		return
 	}
 	j.Args, j.Env = splitNUL(args), splitNUL(env)
@@ -474,6 +486,12 @@ func (pc *psContext) writeArgs(w io.Writer, t *kernel.TaskInfo, j *psTaskJSON) {
 			w.Write([]byte{b})
 			c++
 		}
+	}
+	if err != nil {
+		// crash reports the environment's failure after the arguments,
+		// on the same line.
+		writeArgsError(w, j, err)
+		return
 	}
 	fmt.Fprint(w, "\nENV: ")
 	c, d := 0, 0
@@ -497,6 +515,18 @@ func (pc *psContext) writeArgs(w io.Writer, t *kernel.TaskInfo, j *psTaskJSON) {
 	} else {
 		fmt.Fprint(w, "\n\n")
 	}
+}
+
+// writeArgsError reports an unreadable argument or environment area as
+// crash's read_arg_string does: the user address where reading stopped.
+func writeArgsError(w io.Writer, j *psTaskJSON, err error) {
+	j.Error = err.Error()
+	var ue *kernel.UserReadError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(w, "ps: cannot access user stack address: %x\n\n", ue.Addr)
+		return
+	}
+	fmt.Fprintf(w, "ps: %v\n\n", err)
 }
 
 func splitNUL(b []byte) []string {

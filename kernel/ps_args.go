@@ -18,6 +18,20 @@ type userTranslator interface {
 // stack limit, and a corrupt mm should not make salvage read gigabytes.
 const maxArgBytes = 1 << 20
 
+// UserReadError is a user address that could not be read: not mapped in
+// the process's page tables, or its page is not in the dump (a filtered
+// dump leaves out user pages).
+type UserReadError struct {
+	Addr uint64 // the user virtual address at which reading stopped
+	Err  error
+}
+
+func (e *UserReadError) Error() string {
+	return fmt.Sprintf("cannot read user address %#x: %v", e.Addr, e.Err)
+}
+
+func (e *UserReadError) Unwrap() error { return e.Err }
+
 // ReadUser reads len(p) bytes of user memory at va in the address space
 // whose top-level page table is at kernel virtual address pgd (an
 // mm_struct's pgd), page by page through that table.
@@ -35,14 +49,14 @@ func (k *Kernel) ReadUser(pgd uint64, p []byte, va uint64) error {
 		a := va + uint64(done)
 		tr, err := ut.VirtToPhysIn(root.Phys, a)
 		if err != nil {
-			return fmt.Errorf("user address %#x: %w", a, err)
+			return &UserReadError{Addr: a, Err: err}
 		}
 		n := int(4096 - a&4095)
 		if n > len(p)-done {
 			n = len(p) - done
 		}
 		if _, err := mem.ReadPhys(p[done:done+n], tr.Phys); err != nil {
-			return fmt.Errorf("user address %#x (physical %#x): %w", a, tr.Phys, err)
+			return &UserReadError{Addr: a, Err: fmt.Errorf("physical %#x: %w", tr.Phys, err)}
 		}
 		done += n
 	}
