@@ -126,6 +126,39 @@ func header(src *dump.File, level int) (dump.KdumpHeader, error) {
 	return h, nil
 }
 
+// CollectStream writes the dump as makedumpfile's flattened stream to w
+// (-F), for a pipe: nothing is renamed or synced, and a stream cut short
+// lacks its end marker, which readers report.
+func CollectStream(ctx context.Context, src *dump.File, w io.Writer, opt Options) (*Result, error) {
+	if opt.Compression == "" {
+		opt.Compression = "none"
+	}
+	if opt.Format == "" {
+		opt.Format = FormatKdump
+	}
+	sel, err := Prepare(src, opt.Level)
+	if err != nil {
+		return nil, err
+	}
+	fw, err := dump.NewFlattenedWriter(w)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Selection: sel, Dest: "(standard output)"}
+	werr := write(ctx, src, sel, fw, opt, res)
+	res.Counts = sel.Counts
+	if werr != nil {
+		res.Incomplete = true
+		return res, werr
+	}
+	if err := fw.Close(); err != nil {
+		res.Incomplete = true
+		return res, err
+	}
+	res.Written = fw.Size()
+	return res, nil
+}
+
 // Collect writes the pages of src that level keeps to dest. The dump is
 // written to dest.incomplete (mode 0600), synced and renamed to dest; an
 // existing dest is an error unless opt.Force. On a read or write error the
@@ -179,7 +212,7 @@ func Collect(ctx context.Context, src *dump.File, dest string, opt Options) (*Re
 }
 
 // write runs the pipeline into out.
-func write(ctx context.Context, src *dump.File, sel *Selection, out *os.File, opt Options, res *Result) error {
+func write(ctx context.Context, src *dump.File, sel *Selection, out destination, opt Options, res *Result) error {
 	var w pageSink
 	switch opt.Format {
 	case FormatKdump:
@@ -187,6 +220,7 @@ func write(ctx context.Context, src *dump.File, sel *Selection, out *os.File, op
 		if err != nil {
 			return err
 		}
+		_, h.Streamed = out.(*dump.FlattenedWriter)
 		dumped := sel.Kept
 		kw, err := dump.NewKdumpWriter(out, h, opt.Compression, sel.RAM, dumped)
 		if err != nil {
@@ -207,6 +241,12 @@ func write(ctx context.Context, src *dump.File, sel *Selection, out *os.File, op
 		return fmt.Errorf("%s: %w", out.Name(), err)
 	}
 	return nil
+}
+
+// destination is where a dump goes: a file, or a flattened stream.
+type destination interface {
+	io.WriterAt
+	Name() string
 }
 
 // pageSink is a dump writer the pipeline feeds in PFN order.

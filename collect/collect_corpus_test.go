@@ -113,6 +113,42 @@ func TestCollectKdumpCodecs(t *testing.T) {
 	}
 }
 
+// streamTo writes src's flattened stream (-F) into a file of dir.
+func streamTo(t testing.TB, src *dump.File, dir, name string, opt Options) string {
+	t.Helper()
+	dest := filepath.Join(dir, name)
+	f, err := os.Create(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	res, err := CollectStream(context.Background(), src, f, opt)
+	if err != nil || res.Incomplete {
+		t.Fatalf("CollectStream: %v (incomplete %v)", err, res != nil && res.Incomplete)
+	}
+	return dest
+}
+
+// The flattened stream (-F) reads back, through salvage's flattened
+// reader, as the same dump: makedumpfile's frame states, the source's bytes.
+func TestCollectFlattened(t *testing.T) {
+	m := corpus.Require(t)
+	raw, filt := crashDumps(t, m, "sysrq")
+	src := openDump(t, m, raw)
+	ref := openDump(t, m, filt)
+	dest := streamTo(t, src, t.TempDir(), "lzo.flat", Options{Level: 31, Compression: "lzo"})
+	got, err := dump.Open(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	if got.Format != dump.FormatFlattened || got.Inner != dump.FormatKdump || got.Incomplete || got.DumpLevel != 31 {
+		t.Errorf("format %s of %s, incomplete %v, level %d", got.Format, got.Inner, got.Incomplete, got.DumpLevel)
+	}
+	sel, _ := Prepare(src, 31)
+	checkAgainst(t, got, src, ref, sel.MaxPFN)
+}
+
 // crashBinary returns the argv prefix that runs trixie's crash 8.0.6 from
 // the lab cache; the test fails when it is missing.
 func crashBinary(t *testing.T, m *corpus.Manifest) []string {
@@ -182,9 +218,14 @@ func TestCollectCrashReads(t *testing.T) {
 		}
 		want[key] = s
 	}
-	for _, codec := range codecs {
+	for _, codec := range append(slices.Clone(codecs), "flat-lzo") {
 		t.Run(codec, func(t *testing.T) {
-			_, dest := collectTo(t, src, dir, codec+".kdump", Options{Level: 31, Compression: codec})
+			var dest string
+			if codec == "flat-lzo" {
+				dest = streamTo(t, src, dir, "lzo.flat", Options{Level: 31, Compression: "lzo"})
+			} else {
+				_, dest = collectTo(t, src, dir, codec+".kdump", Options{Level: 31, Compression: codec})
+			}
 			got := runCrash(t, argv, vmlinux, dest, cmds)
 			for key := range cmds {
 				g, w := got[key], want[key]

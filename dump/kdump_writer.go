@@ -122,6 +122,13 @@ type KdumpHeader struct {
 	PhysBase                                                 uint64    // kdump_sub_header.phys_base
 	DumpLevel                                                int       // the -d level the pages were filtered with
 	PageSize                                                 int       // block_size
+	// Streamed says the file goes to a flattened stream, which readers
+	// such as crash index by the first record of each region: the header
+	// is then written once, final, at the start, and Abort appends a
+	// header marked incomplete (which makedumpfile -R and salvage, that
+	// replay records in order, honour; the missing end marker says it to
+	// the others).
+	Streamed bool
 	// Notes are the ELF notes of the source (/proc/vmcore's PT_NOTE),
 	// copied into the sub-header area; VMCOREINFO is found among them.
 	Notes []Note
@@ -151,6 +158,7 @@ type KdumpWriter struct {
 	pageSize int64
 	dumped   *PFNSet
 	zero     bool // zero pages share one stored page
+	streamed bool // see KdumpHeader.Streamed
 
 	nextPFN  uint64 // every dumped frame below it has been written
 	descOff  int64  // offset of the next descriptor
@@ -210,6 +218,9 @@ func NewKdumpWriter(w io.WriterAt, h KdumpHeader, codec Compression, ram, dumped
 	subHdrBlocks := (kdumpSubHeaderSize + int64(len(notes)) + bs - 1) / bs
 	bitmapBlocks := (int64(maxMapnr+7)/8 + bs - 1) / bs // one bitmap, in blocks
 	status := bits | kdumpIncomplete
+	if h.Streamed {
+		status = bits
+	}
 
 	hdr := make([]byte, bs)
 	copy(hdr, "KDUMP   ")
@@ -241,7 +252,7 @@ func NewKdumpWriter(w io.WriterAt, h KdumpHeader, codec Compression, ram, dumped
 	le.PutUint64(sub[96:], maxMapnr)
 
 	k := &KdumpWriter{w: w, hdr: hdr, status: status, pageSize: bs, dumped: dumped,
-		zero: h.DumpLevel&1 != 0}
+		zero: h.DumpLevel&1 != 0, streamed: h.Streamed}
 	k.writeStatus()
 	k.write(sub, bs)
 	bitmapOff := (1 + subHdrBlocks) * bs
@@ -310,10 +321,25 @@ func (k *KdumpWriter) WritePage(pfn uint64, p EncodedPage) error {
 	return k.err
 }
 
-// flush writes the buffered page data, then the descriptors that point at it.
+// flush writes the buffered page data, then the descriptors that point at
+// it. When the data is written only in part (a disk that fills up), the
+// descriptors of the pages whose data is whole are still written, so
+// they stay readable.
 func (k *KdumpWriter) flush() {
-	k.write(k.dataBuf, k.dataOff)
 	if k.err != nil {
+		return
+	}
+	if n, err := k.w.WriteAt(k.dataBuf, k.dataOff); err != nil {
+		k.err = fmt.Errorf("writing %d bytes at offset %#x: %w", len(k.dataBuf), k.dataOff, err)
+		end := k.dataOff + int64(n)
+		good := 0
+		for ; good+pageDescSize <= len(k.descBuf); good += pageDescSize {
+			d := parsePageDescriptor(k.descBuf[good:])
+			if d.Offset+int64(d.Size) > end && d.Offset >= k.dataOff {
+				break
+			}
+		}
+		k.w.WriteAt(k.descBuf[:good], k.descOff)
 		return
 	}
 	k.dataOff += int64(len(k.dataBuf))
@@ -337,8 +363,10 @@ func (k *KdumpWriter) Close() error {
 	if next := k.dumped.Next(k.nextPFN); next != k.dumped.Len() {
 		return fmt.Errorf("kdump writer: closed before the page of frame %#x; the dump stays marked incomplete", next)
 	}
-	k.status &^= kdumpIncomplete
-	k.writeStatus()
+	if !k.streamed {
+		k.status &^= kdumpIncomplete
+		k.writeStatus()
+	}
 	return k.err
 }
 
@@ -346,6 +374,10 @@ func (k *KdumpWriter) Close() error {
 // what was written stays readable.
 func (k *KdumpWriter) Abort() error {
 	k.flush()
+	if k.streamed && k.err == nil {
+		k.status |= kdumpIncomplete
+		k.writeStatus()
+	}
 	return k.err
 }
 

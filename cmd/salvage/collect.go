@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -141,8 +142,10 @@ func runCollect(cmd *cobra.Command, f collectFlags, args []string) error {
 		return errors.New("--dump-dmesg is not implemented in collect yet: use `salvage dmesg DUMP`")
 	case f.level < 0 || f.level > collect.LevelMax:
 		return fmt.Errorf("-d %d: the dump level is 0–31", f.level)
-	case f.flat:
-		return errors.New("-F (flattened output) is not implemented yet")
+	case f.flat && len(args) != 1:
+		return errors.New("-F writes the dump to standard output: give SOURCE only")
+	case !f.flat && len(args) != 2:
+		return errors.New("give SOURCE and DEST (or -F and SOURCE only)")
 	case f.limit != 0:
 		return errors.New("-L (size limit) is not implemented yet")
 	case f.vmcoreinfo != "":
@@ -173,9 +176,22 @@ func runCollect(cmd *cobra.Command, f collectFlags, args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	res, err := collect.Collect(ctx, src, args[1], opt)
+	var res *collect.Result
+	out := cmd.OutOrStdout()
+	if f.flat {
+		if f.elf {
+			return errors.New("-F with -E is not implemented yet: the flattened stream carries kdump-compressed dumps")
+		}
+		bw := bufio.NewWriterSize(out, 1<<20)
+		res, err = collect.CollectStream(ctx, src, bw, opt)
+		if ferr := bw.Flush(); ferr != nil && err == nil {
+			err = fmt.Errorf("standard output: %w", ferr)
+		}
+		out = stderr // the report must not mix with the stream
+	} else {
+		res, err = collect.Collect(ctx, src, args[1], opt)
+	}
 	if res != nil && !f.jsonOut {
-		out := cmd.OutOrStdout()
 		if f.messageLevel&msgReport != 0 {
 			collect.WriteReport(out, res)
 		} else if f.messageLevel&msgCommon != 0 {
