@@ -27,6 +27,7 @@ func builtinCommands() []*Command {
 		btCommand(),
 		logCommand(),
 		taskCommand(),
+		disCommand(),
 	}
 }
 

@@ -29,6 +29,7 @@ var crashGoldens = []struct{ dir, dump string }{
 	{"testdata/crash/sysrq-vmcore-elf5", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
 	{"testdata/crash/sysrq-vmcore-elf6", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
 	{"testdata/crash/sysrq-vmcore-elf7", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
+	{"testdata/crash/sysrq-dis", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
 }
 
 // knownDifferences are golden files salvage does not match, and why.
@@ -45,6 +46,26 @@ var knownDifferences = map[string]string{
 	// BTF describes few variables; debuginfo's well-known declaration of
 	// __per_cpu_offset is not its array type.
 	"btf:p-__per_cpu_offset.txt": "no BTF type for __per_cpu_offset",
+	// gdb names a jump to common_interrupt_return's address by the
+	// label __irqentry_text_end there; why that alias is not known.
+	"dis-entry_SYSCALL_64.txt": "gdb's choice among the labels at a branch target",
+	// gdb names a target past a symbol's ELF size by that symbol; salvage
+	// names none.
+	"dis-copy_user_generic_unrolled.txt": "no symbol for a target past its symbol's size",
+	// crash disassembles a module function up to the next symbol, salvage
+	// up to its ELF size, leaving out the alignment padding after it.
+	"dis-virtblk_done.txt": "module functions end at their size, not at the next symbol",
+	// Without the vmlinux's sizes (kallsyms has none) the sized alias
+	// gdb prefers at a branch target cannot be told from a label.
+	"btf:dis-default_idle.txt":             "no symbol sizes in kallsyms",
+	"btf:dis-__schedule.txt":               "no symbol sizes in kallsyms",
+	"btf:dis-panic.txt":                    "no symbol sizes in kallsyms",
+	"btf:dis-vfs_write.txt":                "no symbol sizes in kallsyms",
+	"btf:dis-kmem_cache_alloc.txt":         "no symbol sizes in kallsyms",
+	"btf:dis-__x86_indirect_thunk_rax.txt": "no symbol sizes in kallsyms",
+	// An assembly function's size covers the local labels after its
+	// start (entry_SYSCALL_64_safe_stack…); kallsyms ends it at the first.
+	"btf:dis-entry_SYSCALL_64.txt": "kallsyms ends a function at the next label",
 }
 
 // crashErrorOutput reports a golden file that holds crash's error message
@@ -108,6 +129,9 @@ func TestCrashGoldens(t *testing.T) {
 					why, known := knownDifferences[st.file]
 					if !known {
 						why, known = knownDifferences[mode+":"+st.file]
+					}
+					if !known && mode == "btf" && samePaddedFunction(st.cmd, got, want) {
+						known, why = true, "kallsyms has no sizes: the function's end differs in its int3/nop padding"
 					}
 					if known && got != want {
 						t.Logf("%s: differs from crash, as known: %s", st.cmd, why)
@@ -263,4 +287,32 @@ func crashGoldenDir(t *testing.T, m *corpus.Manifest, d corpus.Dump, session str
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// samePaddedFunction reports a whole-function dis whose instructions
+// equal crash's but for int3 and nop padding at the end: without the
+// vmlinux, kallsyms gives no function sizes, and how much of the padding
+// after a ret belongs to the function is not in the code.
+func samePaddedFunction(cmd, got, want string) bool {
+	f := strings.Fields(cmd)
+	if len(f) != 2 || f[0] != "dis" {
+		return false
+	}
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	short, long := g, w
+	if len(short) > len(long) {
+		short, long = long, short
+	}
+	for i := range short[:len(short)-1] {
+		if short[i] != long[i] {
+			return false
+		}
+	}
+	for _, l := range long[len(short)-1:] {
+		_, text, _ := strings.Cut(l, ":\t")
+		if l != "" && !strings.HasPrefix(text, "int3") && !strings.HasPrefix(text, "nop") && !strings.Contains(text, " nop") && text != "xchg   %ax,%ax" {
+			return false
+		}
+	}
+	return true
 }

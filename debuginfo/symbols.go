@@ -30,3 +30,19 @@ type Symbols interface {
 type VirtReader interface {
 	ReadVirt(p []byte, addr uint64) (int, error)
 }
+
+// AliasLister is a symbol table that can list every symbol at one
+// address: tools differ in which alias they show (crash and gdb pick by
+// name), so callers that mimic one need them all.
+type AliasLister interface {
+	At(addr uint64) []Symbol
+}
+
+// AliasesAt lists the symbols of syms at exactly addr; nil when syms
+// cannot list them.
+func AliasesAt(syms Symbols, addr uint64) []Symbol {
+	if a, ok := syms.(AliasLister); ok {
+		return a.At(addr)
+	}
+	return nil
+}

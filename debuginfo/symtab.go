@@ -209,3 +209,13 @@ func (t *Table) All(yield func(Symbol) bool) {
 		}
 	}
 }
+
+// At returns every symbol at exactly addr, in the table's order.
+func (t *Table) At(addr uint64) []Symbol {
+	i, _ := slices.BinarySearchFunc(t.syms, addr, func(s Symbol, a uint64) int { return cmp.Compare(s.Addr, a) })
+	var out []Symbol
+	for ; i < len(t.syms) && t.syms[i].Addr == addr; i++ {
+		out = append(out, t.syms[i])
+	}
+	return out
+}

@@ -114,3 +114,12 @@ func (m merged) Source() string {
 	}
 	return strings.Join(names, " + ")
 }
+
+// At lists the symbols at addr of every table that can list them.
+func (m merged) At(addr uint64) []Symbol {
+	var out []Symbol
+	for _, t := range m {
+		out = append(out, AliasesAt(t, addr)...)
+	}
+	return out
+}

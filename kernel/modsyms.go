@@ -79,3 +79,12 @@ func (s *moduleSymbols) All(yield func(debuginfo.Symbol) bool) { s.all().All(yie
 // Source is the base table's: callers tell vmlinux's sized symbols from
 // kallsyms' by it, and module symbols always carry their ELF sizes.
 func (s *moduleSymbols) Source() string { return s.base.Source() }
+
+// At lists vmlinux's and the modules' symbols at addr.
+func (s *moduleSymbols) At(addr uint64) []debuginfo.Symbol {
+	out := debuginfo.AliasesAt(s.base, addr)
+	if t := s.modules(); t != nil {
+		out = append(out, t.At(addr)...)
+	}
+	return out
+}
