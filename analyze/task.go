@@ -25,7 +25,8 @@ live system, CPU 0's running task).
 -R prints only the named members (comma-separated, or given as
 operands), each found in the printed task_struct and thread_info as
 crash finds them: every top-level line "MEMBER = …", with its nested
-lines. -x prints integers in hexadecimal, -d in decimal.
+lines; a member path (se.on_rq, pids[0]) prints as "se.on_rq = 0,".
+-x prints integers in hexadecimal, -d in decimal.
 
 --json prints, for each task, its header and the selected (or all)
 members of task_struct as text values.
@@ -137,12 +138,16 @@ func runTask(ctx *Context) error {
 		}
 	}
 	for _, r := range refs {
-		base, _, _ := strings.Cut(r, ".")
-		base, _, _ = strings.Cut(base, "[")
-		_, e1 := debuginfo.LookupMember(taskT, base)
+		if strings.ContainsAny(r, ".[") {
+			if _, err := debuginfo.LookupMember(taskT, r); err != nil {
+				return fmt.Errorf("%s: not a task_struct member", r)
+			}
+			continue
+		}
+		_, e1 := debuginfo.LookupMember(taskT, r)
 		e2 := fmt.Errorf("no thread_info")
 		if tiT != nil {
-			_, e2 = debuginfo.LookupMember(tiT, base)
+			_, e2 = debuginfo.LookupMember(tiT, r)
 		}
 		if e1 != nil && e2 != nil {
 			return fmt.Errorf("%s: not a task_struct or thread_info member", r)
@@ -196,6 +201,13 @@ func runTask(ctx *Context) error {
 		writeTaskHeader(ctx.Out, t, 0)
 		if refs != nil {
 			for _, r := range refs {
+				if strings.ContainsAny(r, ".[") {
+					// crash's parse_for_member_extended: "  a.b = value,".
+					if err := writeObject(ctx, p, taskT, []string{r}, t.Task); err != nil {
+						return err
+					}
+					continue
+				}
 				io.WriteString(ctx.Out, findTaskMember(taskText+tiText, r))
 			}
 		} else {
@@ -227,8 +239,7 @@ func splitRefs(s string) []string {
 // findTaskMember picks member's lines out of the printed task_struct and
 // thread_info, as crash's parse_task_thread does: every line
 // "  MEMBER = …" at the top level of either, with the lines of a nested
-// structure up to its closing brace. A dotted or indexed member is found
-// the same way by its first component's lines.
+// structure up to its closing brace.
 func findTaskMember(text, member string) string {
 	var b strings.Builder
 	lines := strings.SplitAfter(text, "\n")
