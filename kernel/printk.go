@@ -105,7 +105,7 @@ func (e *LogError) Error() string {
 	}
 	switch {
 	case len(e.Missing) > 0:
-		fmt.Fprintf(&b, ": cannot locate it: VMCOREINFO has no %s and no type information supplies it", strings.Join(e.Missing, ", "))
+		fmt.Fprintf(&b, ": cannot locate it: VMCOREINFO lacks %s, and no symbols or types supply it", strings.Join(e.Missing, ", "))
 	case e.Skipped > 0:
 		fmt.Fprintf(&b, ": %d of %d records unreadable", e.Skipped, e.Total)
 	}
@@ -148,11 +148,17 @@ func DumpLog(f *dump.File) ([]LogRecord, error) {
 	if f.VMCoreInfo == nil {
 		return nil, &LogError{Err: fmt.Errorf("%s: the dump has no VMCOREINFO to locate the message buffer", f.Path)}
 	}
+	// The layout first: a VMCOREINFO that does not describe the buffer
+	// says so before any page table is looked for.
+	l, err := (&printkLayoutSource{vi: f.VMCoreInfo}).layout()
+	if err != nil {
+		return nil, err
+	}
 	tr, err := newTranslator(f, nil)
 	if err != nil {
 		return nil, err
 	}
-	return ReadLog(f.VMCoreInfo, printkTranslatorMemory{tr.ReadVirt})
+	return l.read(printkTranslatorMemory{tr.ReadVirt})
 }
 
 // printkTranslatorMemory adapts an arch.Translator's ReadVirt.
@@ -167,26 +173,32 @@ func (m printkTranslatorMemory) Read(p []byte, addr uint64) error {
 	return nil
 }
 
-// readPrintk detects the buffer's format and reads it: the lockless ring
-// when prb is known (SYMBOL(prb) in VMCOREINFO since 5.10), the printk_log
-// records when log_first_idx is.
+// readPrintk detects the buffer's format, finds its layout and reads it.
 func readPrintk(src *printkLayoutSource, mem VirtMemory) ([]LogRecord, error) {
-	if _, ok := src.sym("prb"); ok {
-		l, err := src.ringLayout()
-		if err != nil {
-			return nil, err
-		}
-		return l.read(mem)
+	l, err := src.layout()
+	if err != nil {
+		return nil, err
 	}
-	if _, ok := src.sym("log_first_idx"); ok {
-		l, err := src.recordLayout()
-		if err != nil {
-			return nil, err
-		}
-		return l.read(mem)
+	return l.read(mem)
+}
+
+// printkReader is a located message buffer of either format.
+type printkReader interface {
+	read(mem VirtMemory) ([]LogRecord, error)
+}
+
+// layout locates the buffer: the lockless ring when prb is known
+// (SYMBOL(prb) in VMCOREINFO since 5.10), the printk_log records when
+// log_first_idx is.
+func (s *printkLayoutSource) layout() (printkReader, error) {
+	if _, ok := s.sym("prb"); ok {
+		return s.ringLayout()
+	}
+	if _, ok := s.sym("log_first_idx"); ok {
+		return s.recordLayout()
 	}
 	return nil, &LogError{Missing: []string{"SYMBOL(prb)", "SYMBOL(log_first_idx)"},
-		Err: errors.New("neither the lockless ring buffer nor printk_log records are described")}
+		Err: errors.New("it describes neither the lockless ring buffer (Linux 5.10+) nor printk_log records")}
 }
 
 // printkLayoutSource answers layout questions from VMCOREINFO first, then
