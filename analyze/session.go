@@ -60,6 +60,10 @@ func (s *Session) Done() bool { return s.done }
 // failure is reported on s.Err and also returned, so scripts can count
 // them.
 func (s *Session) Exec(line string) error {
+	line, target, err := splitOutput(line)
+	if err != nil {
+		return s.report("salvage", err)
+	}
 	words, err := splitWords(line)
 	if err != nil {
 		return s.report("salvage", err)
@@ -93,10 +97,17 @@ func (s *Session) Exec(line string) error {
 	if err != nil {
 		return s.report(cmd.Name, err)
 	}
-	out := bufio.NewWriter(s.Out)
+	dest, finish, err := target.open(s.Out, s.Err)
+	if err != nil {
+		return s.report(cmd.Name, err)
+	}
+	out := bufio.NewWriter(dest)
 	ctx := &Context{Session: s, Dump: s.Dump, Command: cmd, Args: operands, Opts: opts, Out: out, JSON: jsonOut}
 	err = run(cmd, ctx)
 	if ferr := out.Flush(); err == nil && ferr != nil {
+		err = ferr
+	}
+	if ferr := finish(); err == nil && ferr != nil {
 		err = ferr
 	}
 	if err != nil {

@@ -1,9 +1,12 @@
 package analyze
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -251,5 +254,57 @@ func TestHelp(t *testing.T) {
 	var all []commandJSON
 	if err := json.Unmarshal(out.Bytes(), &all); err != nil || len(all) != len(builtinCommands()) {
 		t.Errorf("help --json: %v %+v", err, all)
+	}
+}
+
+func TestSplitOutput(t *testing.T) {
+	for _, c := range []struct {
+		line, cmd string
+		want      outputTarget
+		bad       bool
+	}{
+		{"ps | grep bash", "ps ", outputTarget{pipe: "grep bash"}, false},
+		{"ps > out.txt", "ps ", outputTarget{file: "out.txt"}, false},
+		{"log >> 'my log'", "log ", outputTarget{file: "my log", append: true}, false},
+		{"p init_task.thread_pid->numbers[0]", "p init_task.thread_pid->numbers[0]", outputTarget{}, false},
+		{"sym -q 'a|b'", "sym -q 'a|b'", outputTarget{}, false},
+		{"ps |", "", outputTarget{}, true},
+		{"ps > a b", "", outputTarget{}, true},
+	} {
+		cmd, got, err := splitOutput(c.line)
+		if (err != nil) != c.bad || (err == nil && (cmd != c.cmd || got != c.want)) {
+			t.Errorf("splitOutput(%q) = %q, %+v, %v; want %q, %+v, error %v", c.line, cmd, got, err, c.cmd, c.want, c.bad)
+		}
+	}
+}
+
+func TestRedirectAndPipe(t *testing.T) {
+	dir := t.TempDir()
+	var out, errw bytes.Buffer
+	s := NewSession(nil, "", &out, &errw)
+	file := filepath.Join(dir, "help.txt")
+	if err := s.Exec("help > " + file); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil || !strings.Contains(string(b), "rd") || out.Len() != 0 {
+		t.Fatalf("redirected help: %q (err %v), terminal got %q", b, err, out.String())
+	}
+	if st, _ := os.Stat(file); st.Mode().Perm() != 0o600 {
+		t.Errorf("%s: mode %v, want 0600", file, st.Mode().Perm())
+	}
+	s.Exec("help >> " + file)
+	b2, _ := os.ReadFile(file)
+	if len(b2) != 2*len(b) {
+		t.Errorf(">> did not append: %d bytes, then %d", len(b), len(b2))
+	}
+	if err := s.Exec("help | grep -c '^  '"); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.TrimSpace(out.String()); n == "" || n == "0" {
+		t.Errorf("help | grep -c: %q", out.String())
+	}
+	if err := s.Exec("help > " + filepath.Join(dir, "no", "such", "dir")); err == nil {
+		t.Error("a redirection to a missing directory did not fail")
 	}
 }
