@@ -275,16 +275,21 @@ func printBacktrace(w io.Writer, k *kernel.Kernel, bt *kernel.Backtrace, fl btFl
 		printRegs(w, fr[0].Exception.Regs)
 		return
 	}
+	// The context an exception interrupted on the same stack is shown by
+	// the exception frame's registers, not as a frame of its own.
+	var shown []int
 	for i, f := range fr {
-		if i > 0 && f.Stack != fr[i-1].Stack && fr[i-1].Stack.Label != "" {
-			fmt.Fprintf(w, "--- <%s> ---\n", fr[i-1].Stack.Label)
-		}
-		// The context an exception interrupted on the same stack is shown
-		// by the exception frame's registers, not as a frame of its own.
 		if f.Exact && i > 0 && fr[i-1].Exception != nil && f.Stack == fr[i-1].Stack {
 			continue
 		}
-		name := f.Symbol
+		shown = append(shown, i)
+	}
+	for n, i := range shown {
+		f := fr[i]
+		if i > 0 && f.Stack != fr[i-1].Stack && fr[i-1].Stack.Label != "" {
+			fmt.Fprintf(w, "--- <%s> ---\n", fr[i-1].Stack.Label)
+		}
+		name := crashSymbolName(f.Symbol)
 		if name == "" {
 			name = "(unknown)"
 		}
@@ -302,10 +307,14 @@ func printBacktrace(w io.Writer, k *kernel.Kernel, bt *kernel.Backtrace, fl btFl
 				fmt.Fprintf(w, "    [exception RIP: %s]\n", exceptionRIP(k, e.Regs[amd64.RegIP]))
 			}
 			printRegs(w, e.Regs)
-			continue
 		}
-		if fl.full && i+1 < len(fr) && fr[i+1].Stack == f.Stack && fr[i+1].SP > f.SP {
-			printFrameWords(w, k, f.SP+8, fr[i+1].SP)
+		// -f: the words from this frame up to the next one's return
+		// address, when the next frame is on the same stack.
+		if fl.full && n+1 < len(shown) {
+			nf := fr[shown[n+1]]
+			if nf.Stack == f.Stack && nf.SP > f.SP {
+				printFrameWords(w, k, f.SP+8, nf.SP)
+			}
 		}
 	}
 	if bt.Err != nil {
@@ -331,9 +340,9 @@ func exceptionRIP(k *kernel.Kernel, pc uint64) string {
 	if k.Symbols != nil {
 		if s, off, ok := k.Symbols.ByAddr(pc); ok {
 			if off == 0 {
-				return s.Name
+				return crashSymbolName(s.Name)
 			}
-			return fmt.Sprintf("%s+%d", s.Name, off)
+			return fmt.Sprintf("%s+%d", crashSymbolName(s.Name), off)
 		}
 	}
 	return "unknown or invalid address"

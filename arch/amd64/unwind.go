@@ -134,13 +134,14 @@ func (u *Unwinder) step(s *walkState, f *arch.Frame, mem arch.UnwindMemory) (*wa
 		// Code objtool was told to leave alone (STACK_FRAME_NON_STANDARD,
 		// as __crash_kexec is) or that no table covers: read the
 		// function's prologue, then try the frame-pointer chain.
-		if next, err := u.prologueStep(s, lookup, mem); err == nil {
+		next, perr := u.prologueStep(s, lookup, mem)
+		if perr == nil {
 			return next, nil
 		}
 		if !ok {
 			return u.framePointerStep(s, mem)
 		}
-		return nil, &arch.UnwindError{PC: s.pc, SP: s.sp, Msg: "the ORC table says this code cannot be unwound, and its prologue could not be read"}
+		return nil, &arch.UnwindError{PC: s.pc, SP: s.sp, Msg: "the ORC table says this code cannot be unwound, and its prologue gives no frame", Err: perr}
 	}
 	if e.Type == ORCEndOfStack {
 		return nil, nil
