@@ -42,11 +42,17 @@ func (k *Kernel) UptimeJiffies(hz int) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("jiffies_64: %w", err)
 	}
-	initial := uint64(uint32(int32(-300 * hz)))
+	return uptimeFromJiffies64(j, hz), nil
+}
+
+// uptimeFromJiffies64 undoes INITIAL_JIFFIES (-300*HZ as 32 bits) the way
+// crash's get_uptime does: once the low word has wrapped, the high word
+// counts one wrap too many and the five minutes come back.
+func uptimeFromJiffies64(j uint64, hz int) uint64 {
 	if wrapped := j & 0xffffffff00000000; wrapped != 0 {
-		return (wrapped - 0x100000000) | (j & 0xffffffff) + uint64(300*hz), nil
+		return ((wrapped - 0x100000000) | (j & 0xffffffff)) + uint64(300*hz)
 	}
-	return j - initial, nil
+	return j - uint64(uint32(int32(-300*hz)))
 }
 
 // Date is the wall-clock time of the dump in seconds since the epoch:
