@@ -214,6 +214,9 @@ func Collect(ctx context.Context, src *dump.File, dest string, opt Options) (*Re
 // write runs the pipeline into out.
 func write(ctx context.Context, src *dump.File, sel *Selection, out destination, opt Options, res *Result) error {
 	var w pageSink
+	var items itemSource
+	var total uint64
+	var codec dump.Compression
 	switch opt.Format {
 	case FormatKdump:
 		h, err := header(src, sel.Plan.Level)
@@ -227,10 +230,17 @@ func write(ctx context.Context, src *dump.File, sel *Selection, out destination,
 			return fmt.Errorf("%s: %w", out.Name(), err)
 		}
 		w = kw
+		items, total, codec = keptPages(sel), sel.Kept.Count(), opt.Compression
+	case FormatELF:
+		ew, src2, n, err := newELFSink(src, sel, out)
+		if err != nil {
+			return fmt.Errorf("%s: %w", out.Name(), err)
+		}
+		w, items, total, codec = ew, src2, n, "none"
 	default:
-		return fmt.Errorf("output format %q is not implemented yet", opt.Format)
+		return fmt.Errorf("output format %q is not implemented", opt.Format)
 	}
-	err := runPipeline(ctx, src.Memory, sel, w, opt, res)
+	err := runPipeline(ctx, src.Memory, sel, items, total, codec, w, opt, res)
 	if err != nil {
 		w.Abort()
 	} else {

@@ -270,3 +270,39 @@ func firstDiff(got, want string) string {
 	}
 	return "(equal)"
 }
+
+// -E -d 31 writes, byte for byte, the file makedumpfile 1.7.2 wrote with
+// -E -d 31 in the capture kernel from the same /proc/vmcore: the same
+// PT_LOAD cuts (runs of 256 excluded frames), notes, data and size.
+func TestCollectELFIdenticalToMakedumpfile(t *testing.T) {
+	m := corpus.Require(t)
+	raw, _ := crashDumps(t, m, "sysrq")
+	var ref corpus.Dump
+	for _, d := range m.Dumps {
+		if d.Crash == raw.Crash && d.Variant == "elf-d31" {
+			ref = d
+		}
+	}
+	if ref.ID == "" {
+		t.Fatalf("the corpus has no elf-d31 dump of crash %s", raw.Crash)
+	}
+	src := openDump(t, m, raw)
+	_, dest := collectTo(t, src, t.TempDir(), "d31.elf", Options{Level: 31, Format: FormatELF})
+	got, err := os.ReadFile(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(m.Paths(ref)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d bytes, makedumpfile wrote %d", len(got), len(want))
+	}
+	for i := 0; i < min(len(got), len(want)); i++ {
+		if got[i] != want[i] {
+			t.Fatalf("first difference at offset %#x: %#02x, makedumpfile %#02x", i, got[i], want[i])
+		}
+	}
+	t.Logf("%s: %d bytes, identical to %s", dest, len(got), ref.ID)
+}

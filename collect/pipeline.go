@@ -16,21 +16,48 @@ import (
 // 2 × workers × batchPages × 2 pages.
 const batchPages = 256
 
+// item is one piece of memory the pipeline copies: a page, or the partial
+// first or last page of an ELF segment.
+type item struct {
+	pfn  uint64
+	addr uint64 // physical address
+	n    int    // bytes
+	// keep: the page is one the dump keeps, so failing to read it is an
+	// error; other pages (written inside an ELF PT_LOAD only to avoid a
+	// new segment) read as zeroes when the source lacks them.
+	keep bool
+}
+
+// itemSource yields the items of a dump in the order the writer stores them.
+type itemSource func(yield func(item) bool)
+
+// keptPages is the item source of a kdump-compressed dump: every kept
+// frame, in PFN order.
+func keptPages(sel *Selection) itemSource {
+	ps := uint64(sel.PageSize)
+	return func(yield func(item) bool) {
+		for pfn := sel.Kept.Next(0); pfn < sel.MaxPFN; pfn = sel.Kept.Next(pfn + 1) {
+			if !yield(item{pfn: pfn, addr: pfn * ps, n: int(ps), keep: true}) {
+				return
+			}
+		}
+	}
+}
+
 type batch struct {
-	pfns  []uint64
+	items []item
 	pages []dump.EncodedPage
 	data  []byte // backing store of the encoded pages
 	err   error
 	done  chan struct{}
 }
 
-func runPipeline(ctx context.Context, mem dump.Memory, sel *Selection, w pageSink, opt Options, res *Result) error {
+func runPipeline(ctx context.Context, mem dump.Memory, sel *Selection, items itemSource, total uint64, codec dump.Compression, w pageSink, opt Options, res *Result) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	nw := workers(opt.Threads)
 	ps := mem.PageSize()
-	zeroes := sel.Plan.Level&LevelZero != 0
-	total := sel.Kept.Count()
+	zeroes := sel.Plan.Level&LevelZero != 0 && opt.Format == FormatKdump
 	prog := newProgress(opt.Progress, opt.Terminal, "Copying data", total)
 
 	jobs := make(chan *batch, nw)
@@ -38,28 +65,36 @@ func runPipeline(ctx context.Context, mem dump.Memory, sel *Selection, w pageSin
 	go func() {
 		defer close(jobs)
 		defer close(order)
-		pfn := sel.Kept.Next(0)
-		for pfn < sel.MaxPFN {
-			b := &batch{done: make(chan struct{})}
-			for len(b.pfns) < batchPages && pfn < sel.MaxPFN {
-				b.pfns = append(b.pfns, pfn)
-				pfn = sel.Kept.Next(pfn + 1)
-			}
+		b := &batch{done: make(chan struct{})}
+		send := func() bool {
 			select {
 			case order <- b:
 			case <-ctx.Done():
-				return
+				return false
 			}
 			select {
 			case jobs <- b:
 			case <-ctx.Done():
-				return
+				return false
 			}
+			b = &batch{done: make(chan struct{})}
+			return true
+		}
+		ok := true
+		items(func(it item) bool {
+			b.items = append(b.items, it)
+			if len(b.items) == batchPages {
+				ok = send()
+			}
+			return ok
+		})
+		if ok && len(b.items) > 0 {
+			send()
 		}
 	}()
 	var wg sync.WaitGroup
 	for i := 0; i < nw; i++ {
-		enc, err := dump.NewPageEncoder(opt.Compression)
+		enc, err := dump.NewPageEncoder(codec)
 		if err != nil {
 			cancel()
 			wg.Wait()
@@ -87,19 +122,19 @@ func runPipeline(ctx context.Context, mem dump.Memory, sel *Selection, w pageSin
 		if err == nil {
 			err = b.err
 		}
-		for i := 0; err == nil && i < len(b.pfns); i++ {
+		for i := 0; err == nil && i < len(b.items); i++ {
 			p := b.pages[i]
 			if p.Zero && zeroes {
 				sel.Counts.Zero++
 			}
-			err = w.WritePage(b.pfns[i], p)
+			err = w.WritePage(b.items[i].pfn, p)
 			res.Pages++
 		}
 		if err != nil {
 			cancel()
 			break
 		}
-		prog.add(uint64(len(b.pfns)))
+		prog.add(uint64(len(b.items)))
 	}
 	cancel()
 	for range order {
@@ -116,12 +151,17 @@ func runPipeline(ctx context.Context, mem dump.Memory, sel *Selection, w pageSin
 // encodeBatch reads and encodes the pages of one batch.
 func encodeBatch(mem dump.Memory, enc *dump.PageEncoder, b *batch, page []byte, zeroes bool) {
 	ps := len(page)
-	b.pages = make([]dump.EncodedPage, len(b.pfns))
-	b.data = make([]byte, 0, len(b.pfns)*ps/2)
-	for i, pfn := range b.pfns {
-		if _, err := mem.ReadPhys(page, pfn*uint64(ps)); err != nil {
-			b.err = fmt.Errorf("reading the page of frame %#x: %w", pfn, err)
-			return
+	b.pages = make([]dump.EncodedPage, len(b.items))
+	b.data = make([]byte, 0, len(b.items)*ps/2)
+	for i, it := range b.items {
+		pfn := it.pfn
+		page := page[:it.n]
+		if n, err := mem.ReadPhys(page, it.addr); err != nil {
+			if it.keep {
+				b.err = fmt.Errorf("reading the page of frame %#x: %w", pfn, err)
+				return
+			}
+			clear(page[n:])
 		}
 		if zeroes && isZero(page) {
 			b.pages[i] = dump.EncodedPage{Zero: true}
@@ -129,7 +169,13 @@ func encodeBatch(mem dump.Memory, enc *dump.PageEncoder, b *batch, page []byte, 
 			b.pages[i].Data, b.pages[i].Codec = nil, "none"
 			continue
 		}
-		e, err := enc.Encode(page)
+		var e dump.EncodedPage
+		var err error
+		if it.n == ps {
+			e, err = enc.Encode(page)
+		} else {
+			e = dump.EncodedPage{Data: page, Codec: "none"}
+		}
 		if err != nil {
 			b.err = fmt.Errorf("compressing the page of frame %#x: %w", pfn, err)
 			return

@@ -195,25 +195,9 @@ func NewKdumpWriter(w io.WriterAt, h KdumpHeader, codec Compression, ram, dumped
 	le := binary.LittleEndian
 	maxMapnr := ram.Len()
 
-	// The notes as in an ELF PT_NOTE: Elf64_Nhdr, name, descriptor, each
-	// padded to 4 bytes; VMCOREINFO's descriptor is pointed at too.
-	var notes []byte
-	var viOff, viSize int
-	for _, n := range h.Notes {
-		name := n.Name + "\x00"
-		var nh [12]byte
-		le.PutUint32(nh[0:], uint32(len(name)))
-		le.PutUint32(nh[4:], uint32(len(n.Desc)))
-		le.PutUint32(nh[8:], n.Type)
-		notes = append(notes, nh[:]...)
-		notes = append(notes, name...)
-		notes = append(notes, make([]byte, align4(uint64(len(name)))-uint64(len(name)))...)
-		if n.Name == "VMCOREINFO" {
-			viOff, viSize = len(notes), len(n.Desc)
-		}
-		notes = append(notes, n.Desc...)
-		notes = append(notes, make([]byte, align4(uint64(len(n.Desc)))-uint64(len(n.Desc)))...)
-	}
+	// The notes as in an ELF PT_NOTE; VMCOREINFO's descriptor is
+	// pointed at too (offset_vmcoreinfo).
+	notes, viOff, viSize := noteBytesVMCoreInfo(h.Notes)
 
 	subHdrBlocks := (kdumpSubHeaderSize + int64(len(notes)) + bs - 1) / bs
 	bitmapBlocks := (int64(maxMapnr+7)/8 + bs - 1) / bs // one bitmap, in blocks
