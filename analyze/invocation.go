@@ -59,7 +59,9 @@ func Run(inv Invocation) (failed int, err error) {
 	if len(inv.Steps) == 0 {
 		if inv.Terminal {
 			io.WriteString(inv.Out, Banner(s, inv.Version))
-			return 0, s.Interact(NewPlainReader(inv.In, inv.Out), "salvage> ")
+			r := NewEditReader(s)
+			defer r.Close()
+			return 0, s.Interact(r, "salvage> ")
 		}
 		if lines, err = ReadScript(inv.In); err != nil {
 			return 0, fmt.Errorf("standard input: %w", err)
