@@ -120,7 +120,9 @@ func (e *LogError) Unwrap() error { return e.Err }
 // Log reads every record of the kernel's message buffer, oldest first.
 // The buffer's layout comes from VMCOREINFO, with the kernel's types (and
 // symbols) filling in what VMCOREINFO lacks. A partly unreadable buffer
-// returns the records read and a *LogError naming what is missing.
+// returns the records read and a *LogError naming what is missing. A
+// committed descriptor without text is returned too, with empty Text
+// (see Dataless), because crash shows it.
 func (k *Kernel) Log() ([]LogRecord, error) {
 	src := &printkLayoutSource{vi: k.VMCoreInfo(), types: k.Types}
 	if k.Symbols != nil {
