@@ -214,6 +214,11 @@ func TestLogFromTypes(t *testing.T) {
 		t.Fatal("the corpus has no sysrq/vmcore-elf dump")
 	}
 	want, _, refName := logReference(t, m, d[0])
+	levelText, ok, err := m.Ref(d[0], "log-m")
+	if err != nil || !ok {
+		t.Fatalf("no log -m reference: %v", err)
+	}
+	levels := parseRefLog(t, levelText)
 	for _, mode := range []string{"dwarf", "btf"} {
 		t.Run(mode, func(t *testing.T) {
 			var k *Kernel
@@ -244,6 +249,11 @@ func TestLogFromTypes(t *testing.T) {
 			for i, r := range recs {
 				if got := fmt.Sprintf("[%5d.%06d]", r.TimeNS/1e9, r.TimeNS%1e9/1000); got != want[i].stamp || refText(r.Text, true) != want[i].text {
 					t.Errorf("record %d: %s %q, %s has %s %q", i, got, r.Text, refName, want[i].stamp, want[i].text)
+				}
+				// The level is a bitfield (u8 flags:5, level:3) found
+				// through the types' bit offsets here.
+				if i < len(levels) && r.Level != levels[i].level {
+					t.Errorf("record %d: level %d, crash's log -m says %d", i, r.Level, levels[i].level)
 				}
 			}
 			// Without VMCOREINFO's entries or types, nothing locates the ring.
