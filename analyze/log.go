@@ -214,6 +214,10 @@ func writeCrashLogRecord(w io.Writer, r kernel.LogRecord, f *logFlags) {
 		}
 	}
 	if f.dict {
+		// A known difference on pre-5.10 kernels: crash's
+		// dump_log_entry tests "dict_len & (msg_flags & SHOW_LOG_DICT)",
+		// a bitwise AND with 2, so it shows the dictionary only of
+		// records whose dict_len has bit 1 set; salvage shows every one.
 		for _, kv := range r.Dictionary() {
 			b.WriteByte('\n')
 			b.WriteString(indent)
