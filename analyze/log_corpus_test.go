@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"salvage/kernel"
 	"salvage/lab/corpus"
 )
 
@@ -189,5 +190,25 @@ func TestLogErrors(t *testing.T) {
 		if errs == "" || !strings.Contains(errs, want) || strings.Contains(errs, "panic") {
 			t.Errorf("%s: output %.80q, error %q; want an error mentioning %q", cmd, out, errs, want)
 		}
+	}
+}
+
+// TestWriteCrashLogRecord covers what the lab's logs lack: unprintable
+// bytes (crash's '.'), and the indentation of continuation and
+// dictionary lines under every prefix. (Data-less records, which crash
+// shows as a bare newline, are made by the kernel package's synthetic
+// ring tests.)
+func TestWriteCrashLogRecord(t *testing.T) {
+	var b strings.Builder
+	f := logFlags{caller: true, level: true, dict: true, callerWidth: 6}
+	writeCrashLogRecord(&b, kernel.LogRecord{TimeNS: 12_345_678_901, Level: 3, CallerID: 0x80000001, Text: "a\x01b\xe2\tc\nnext", Subsystem: "pci", Device: "+pci:0000:00:01.0"}, &f)
+	writeCrashLogRecord(&b, kernel.LogRecord{TimeNS: 100_000_000_000_000, CallerID: 4321, Text: "x"}, &logFlags{caller: true, callerWidth: 8})
+	want := "[   12.345678] [    C1] <3>a.b.\tc\n" +
+		"                           next\n" +
+		"                           SUBSYSTEM=pci\n" +
+		"                           DEVICE=+pci:0000:00:01.0\n" +
+		"[100000.000000] [   T4321] x\n"
+	if b.String() != want {
+		t.Errorf("got\n%q\nwant\n%q", b.String(), want)
 	}
 }
