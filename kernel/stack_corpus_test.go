@@ -1,0 +1,313 @@
+package kernel
+
+import (
+	"bufio"
+	"debug/elf"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"salvage/arch/amd64"
+	"salvage/debuginfo"
+	"salvage/dump"
+	"salvage/lab/corpus"
+)
+
+// stackModes opens a corpus dump's kernel with the debug vmlinux (ELF
+// symbols, DWARF types) or without it (kallsyms and BTF from the dump).
+var stackModes = []struct {
+	name string
+	open func(t testing.TB, m *corpus.Manifest, d corpus.Dump) *Kernel
+}{
+	{"vmlinux", openTypedKernel},
+	{"btf", openBTFKernel},
+}
+
+func openBTFKernel(t testing.TB, m *corpus.Manifest, d corpus.Dump) *Kernel {
+	t.Helper()
+	f, err := dump.Open(m.Paths(d)...)
+	if err != nil {
+		t.Fatalf("%s: %v", d.ID, err)
+	}
+	t.Cleanup(func() { f.Close() })
+	k, err := Open(f, Options{})
+	if err != nil {
+		t.Fatalf("%s: %v", d.ID, err)
+	}
+	return k
+}
+
+// oneDumpPerCrash is the unfiltered dump of each crash: the ones whose
+// every page is there.
+func oneDumpPerCrash(m *corpus.Manifest) []corpus.Dump {
+	return m.Select(func(d corpus.Dump) bool { return d.Variant == "vmcore-elf" || d.Variant == "qemu-elf" })
+}
+
+// TestORCTableMatchesVmlinux checks the ORC table the unwinder reads from
+// the dump's memory against the debug vmlinux's .orc_unwind_ip and
+// .orc_unwind sections, relocated by the dump's KASLR offset: every
+// address and every decoded entry, in both modes.
+func TestORCTableMatchesVmlinux(t *testing.T) {
+	m := corpus.Require(t)
+	for _, d := range oneDumpPerCrash(m) {
+		for _, mode := range stackModes {
+			t.Run(mode.name+"/"+d.ID, func(t *testing.T) {
+				k := mode.open(t, m, d)
+				st, err := k.stacks()
+				if err != nil {
+					t.Fatal(err)
+				}
+				mem := st.unw.(*amd64.Unwinder).Tables[0]
+				file := vmlinuxORCSections(t, m.Path(m.Kernel(d.Release).DebugVmlinux))
+				kaslr, err := debuginfo.KASLROffset(k.Dump.VMCoreInfo, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(mem.IPs) != len(file.IPs) {
+					t.Fatalf("memory's table has %d entries, the vmlinux's %d", len(mem.IPs), len(file.IPs))
+				}
+				bad := 0
+				for i := range mem.IPs {
+					if mem.IPs[i] != file.IPs[i]+kaslr.Offset || mem.Entries[i] != file.Entries[i] {
+						if bad++; bad < 5 {
+							t.Errorf("entry %d: memory %#x %+v, vmlinux %#x %+v", i, mem.IPs[i], mem.Entries[i], file.IPs[i]+kaslr.Offset, file.Entries[i])
+						}
+					}
+				}
+				if bad > 0 {
+					t.Errorf("%d of %d entries differ", bad, len(mem.IPs))
+				}
+				t.Logf("%d ORC entries identical to the vmlinux's; %d module tables", len(mem.IPs), len(st.unw.(*amd64.Unwinder).Tables)-1)
+			})
+		}
+	}
+}
+
+func vmlinuxORCSections(t *testing.T, path string) *amd64.ORCTable {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ipSec, orcSec := f.Section(".orc_unwind_ip"), f.Section(".orc_unwind")
+	if ipSec == nil || orcSec == nil {
+		t.Fatalf("%s has no ORC sections", path)
+	}
+	ip, err := ipSec.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	orc, err := orcSec.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab, err := amd64.ParseORC("vmlinux", ip, ipSec.Addr, orc, amd64.DefaultORCLayout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tab
+}
+
+// TestORCLayoutFromTypes reads struct orc_entry from DWARF and from BTF:
+// both must give 6.1's layout.
+func TestORCLayoutFromTypes(t *testing.T) {
+	m := corpus.Require(t)
+	d := oneDumpPerCrash(m)[0]
+	for _, mode := range stackModes {
+		k := mode.open(t, m, d)
+		l, err := k.orcLayout()
+		if err != nil {
+			t.Fatalf("%s: %v", mode.name, err)
+		}
+		if l != amd64.DefaultORCLayout {
+			t.Errorf("%s: layout %+v, want 6.1's %+v", mode.name, l, amd64.DefaultORCLayout)
+		}
+	}
+}
+
+// outermost are the functions a complete walk of a 6.1 x86_64 kernel
+// stack ends in: a kernel thread's ret_from_fork, a user task's system
+// call entry, an idle task's boot entry; and the interrupt or exception
+// entries that stopped a user task in user mode.
+var outermost = map[string]bool{
+	"ret_from_fork":                   true,
+	"entry_SYSCALL_64_after_hwframe":  true,
+	"secondary_startup_64_no_verify":  true,
+	"asm_sysvec_apic_timer_interrupt": true,
+	"asm_exc_page_fault":              true,
+	"asm_common_interrupt":            true,
+	"asm_sysvec_reschedule_ipi":       true,
+}
+
+// TestBacktraceEveryTask unwinds every task of every dump in both modes:
+// each walk must reach the outermost frame without error; the running
+// tasks are one per CPU and exactly one panicked (none in a dump of a
+// live machine); and every task the guest's own ps saw sleeping (S, D, I)
+// starts in __schedule.
+func TestBacktraceEveryTask(t *testing.T) {
+	m := corpus.Require(t)
+	for _, d := range m.Dumps {
+		for _, mode := range stackModes {
+			t.Run(mode.name+"/"+d.ID, func(t *testing.T) {
+				k := mode.open(t, m, d)
+				sleeping := guestSleepers(t, m, d)
+				n, active, panics, checked := 0, 0, 0, 0
+				for task, err := range k.Tasks() {
+					if err != nil {
+						t.Fatal(err)
+					}
+					n++
+					bt, err := k.Backtrace(task)
+					if err != nil {
+						t.Errorf("task %#x: %v", task.Address(), err)
+						continue
+					}
+					if bt.Err != nil {
+						t.Errorf("PID %d (%s): %v", bt.PID, bt.Comm, bt.Err)
+					}
+					if len(bt.Frames) == 0 {
+						t.Errorf("PID %d: no frames", bt.PID)
+						continue
+					}
+					last := bt.Frames[len(bt.Frames)-1]
+					if !outermost[last.Symbol] && !(last.Exception != nil && last.Exception.User) {
+						t.Errorf("PID %d (%s): the walk ends in %s at %#x", bt.PID, bt.Comm, last.Symbol, last.PC)
+					}
+					if bt.Active {
+						active++
+					}
+					if bt.Panic {
+						panics++
+					}
+					if sleeping[bt.PID] && !bt.Active {
+						checked++
+						if bt.Frames[0].Symbol != "__schedule" {
+							t.Errorf("PID %d (%s) slept in the guest but its walk starts in %s", bt.PID, bt.Comm, bt.Frames[0].Symbol)
+						}
+					}
+				}
+				ncpu, err := k.NrCPUIDs()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if active != ncpu {
+					t.Errorf("%d running tasks on %d CPUs", active, ncpu)
+				}
+				wantPanics := 1
+				if d.Scenario == "live" {
+					wantPanics = 0
+				}
+				if panics != wantPanics {
+					t.Errorf("%d panic tasks, want %d", panics, wantPanics)
+				}
+				if checked == 0 {
+					t.Errorf("no task was checked against the guest's ps")
+				}
+				t.Logf("%d tasks unwound to the end; %d checked sleeping against the guest's ps", n, checked)
+			})
+		}
+	}
+}
+
+// guestSleepers reads the guest's ps (PID PPID STAT COMMAND) from the
+// truth directory: the PIDs whose state was S, D or I.
+func guestSleepers(t *testing.T, m *corpus.Manifest, d corpus.Dump) map[int64]bool {
+	t.Helper()
+	out := map[int64]bool{}
+	sc := bufio.NewScanner(strings.NewReader(truthFile(t, m, d, "ps")))
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) < 4 {
+			continue
+		}
+		pid, err := strconv.ParseInt(fs[0], 10, 64)
+		if err != nil {
+			continue
+		}
+		// The ps that wrote the file, and the shell around it, were
+		// running; the others sleep unless ps says R.
+		if strings.ContainsAny(fs[2][:1], "SDI") && !strings.Contains(sc.Text(), " ps") {
+			out[pid] = true
+		}
+	}
+	return out
+}
+
+// TestBacktraceOfWorkload checks bt of the guest's workload process (its
+// PID from the guest's truth) in the kernel API: the task found by PID,
+// blocked in a system call.
+func TestBacktraceOfWorkload(t *testing.T) {
+	m := corpus.Require(t)
+	for _, d := range oneDumpPerCrash(m) {
+		for _, mode := range stackModes {
+			t.Run(mode.name+"/"+d.ID, func(t *testing.T) {
+				k := mode.open(t, m, d)
+				pid, err := strconv.ParseInt(strings.TrimSpace(truthFile(t, m, d, "workload.pid")), 10, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var found bool
+				for task, err := range k.Tasks() {
+					if err != nil {
+						t.Fatal(err)
+					}
+					v, _ := task.Member("pid")
+					if p, _ := v.Int(); p != pid {
+						continue
+					}
+					found = true
+					bt, err := k.Backtrace(task)
+					if err != nil || bt.Err != nil {
+						t.Fatalf("workload %d: %v %v", pid, err, bt.Err)
+					}
+					var names []string
+					for _, f := range bt.Frames {
+						names = append(names, f.Symbol)
+					}
+					s := strings.Join(names, " ")
+					if !strings.HasPrefix(s, "__schedule schedule") || !strings.Contains(s, "do_syscall_64 entry_SYSCALL_64_after_hwframe") {
+						t.Errorf("workload %d: %s", pid, s)
+					}
+					last := bt.Frames[len(bt.Frames)-1].Exception
+					if last == nil || !last.User || last.Regs[amd64.RegCS] != 0x33 {
+						t.Errorf("workload %d: the walk does not end in the user registers: %+v", pid, last)
+					}
+				}
+				if !found {
+					t.Errorf("no task has the workload's PID %d", pid)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkBacktraceAllTasks unwinds every task of the sysrq crash's
+// unfiltered dump, with the stack state already read.
+func BenchmarkBacktraceAllTasks(b *testing.B) {
+	m := corpus.Require(b)
+	ds := m.Select(func(d corpus.Dump) bool { return d.Scenario == "sysrq" && d.Variant == "vmcore-elf" })
+	if len(ds) == 0 {
+		b.Fatal("no sysrq vmcore-elf dump")
+	}
+	k := openBTFKernel(b, m, ds[0])
+	var tasks []Value
+	for t, err := range k.Tasks() {
+		if err != nil {
+			b.Fatal(err)
+		}
+		tasks = append(tasks, t)
+	}
+	if _, err := k.stacks(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, t := range tasks {
+			if _, err := k.Backtrace(t); err != nil {
+				b.Fatal(fmt.Sprint(err))
+			}
+		}
+	}
+}
