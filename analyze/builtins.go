@@ -28,6 +28,8 @@ func builtinCommands() []*Command {
 		logCommand(),
 		taskCommand(),
 		disCommand(),
+		setCommand(),
+		aliasCommand(),
 	}
 }
 

@@ -23,6 +23,9 @@ type Command struct {
 	// what the command does, then its examples.
 	Help    string
 	Options []Option
+	// RawArgs hands every word after the name to Run as an operand,
+	// options included (alias and foreach pass them on to a command).
+	RawArgs bool
 	// MinArgs and MaxArgs bound the number of operands; MaxArgs < 0 means
 	// no limit. Outside them the session reports a usage error.
 	MinArgs, MaxArgs int

@@ -30,6 +30,8 @@ var crashGoldens = []struct{ dir, dump string }{
 	{"testdata/crash/sysrq-vmcore-elf6", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
 	{"testdata/crash/sysrq-vmcore-elf7", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
 	{"testdata/crash/sysrq-dis", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
+	{"testdata/crash/sysrq-context", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
+	{"testdata/crash/oops-context", "6.1.0-56-cloud-amd64/oops/vmcore-elf"},
 }
 
 // knownDifferences are golden files salvage does not match, and why.
@@ -71,7 +73,7 @@ var knownDifferences = map[string]string{
 // crashErrorOutput reports a golden file that holds crash's error message
 // rather than a command's output.
 func crashErrorOutput(s string) bool {
-	for _, p := range []string{"gdb: ", "rd: ", "union: ", "struct: ", "whatis: ", "symbol not found: "} {
+	for _, p := range []string{"gdb: ", "rd: ", "union: ", "struct: ", "whatis: ", "symbol not found: ", "set: "} {
 		if strings.HasPrefix(s, p) {
 			return true
 		}

@@ -37,6 +37,8 @@ type Session struct {
 	// pageHeaderDone: a vtop has printed the page table's header, which
 	// crash prints once a session.
 	pageHeaderDone bool
+	context        taskContext       // the current task (set)
+	aliases        map[string]string // alias NAME → command line
 }
 
 // NewSession starts a session on d with the built-in commands.
@@ -71,6 +73,17 @@ func (s *Session) Exec(line string) error {
 	if len(words) == 0 || strings.HasPrefix(words[0], "#") {
 		return nil
 	}
+	if s.commands.Lookup(words[0]) == nil {
+		// An alias stands for its command line, the rest appended; one
+		// level only, so an alias cannot loop.
+		if a := s.aliasFor(words[0]); a != "" {
+			aw, err := splitWords(a)
+			if err != nil {
+				return s.report(words[0], err)
+			}
+			words = append(aw, words[1:]...)
+		}
+	}
 	cmd := s.commands.Lookup(words[0])
 	if name, format, ok := strings.Cut(words[0], "/"); cmd == nil && ok && format != "" {
 		// gdb's print format: "p/x jiffies" is "p -x jiffies".
@@ -85,7 +98,11 @@ func (s *Session) Exec(line string) error {
 	if help {
 		return s.Exec("help " + cmd.Name)
 	}
-	opts, operands, err := parseOptions(cmd.Options, args)
+	var opts Options
+	operands := args
+	if !cmd.RawArgs {
+		opts, operands, err = parseOptions(cmd.Options, args)
+	}
 	if err == nil {
 		switch {
 		case len(operands) < cmd.MinArgs:
