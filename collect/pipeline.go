@@ -104,9 +104,8 @@ func runPipeline(ctx context.Context, mem dump.Memory, sel *Selection, items ite
 		go func() {
 			defer wg.Done()
 			defer enc.Close()
-			page := make([]byte, ps)
 			for b := range jobs {
-				encodeBatch(mem, enc, b, page, zeroes)
+				encodeBatch(mem, enc, b, ps, zeroes)
 				close(b.done)
 			}
 		}()
@@ -148,41 +147,69 @@ func runPipeline(ctx context.Context, mem dump.Memory, sel *Selection, items ite
 	return err
 }
 
-// encodeBatch reads and encodes the pages of one batch.
-func encodeBatch(mem dump.Memory, enc *dump.PageEncoder, b *batch, page []byte, zeroes bool) {
-	ps := len(page)
+// encodeBatch reads and encodes the pages of one batch. Consecutive whole
+// pages are read with one ReadPhys (one pread on an ELF source).
+func encodeBatch(mem dump.Memory, enc *dump.PageEncoder, b *batch, ps int, zeroes bool) {
 	b.pages = make([]dump.EncodedPage, len(b.items))
 	b.data = make([]byte, 0, len(b.items)*ps/2)
-	for i, it := range b.items {
-		pfn := it.pfn
-		page := page[:it.n]
-		if n, err := mem.ReadPhys(page, it.addr); err != nil {
-			if it.keep {
-				b.err = fmt.Errorf("reading the page of frame %#x: %w", pfn, err)
+	raw := make([]byte, len(b.items)*ps)
+	for i := 0; i < len(b.items); {
+		// A run of whole, kept, consecutive pages.
+		j := i + 1
+		if b.items[i].n == ps && b.items[i].keep {
+			for j < len(b.items) && b.items[j].n == ps && b.items[j].keep && b.items[j].addr == b.items[j-1].addr+uint64(ps) {
+				j++
+			}
+		}
+		it := b.items[i]
+		span := raw[i*ps : (i*ps)+(j-i-1)*ps+it.n]
+		if n, err := mem.ReadPhys(span, it.addr); err != nil {
+			if j-i > 1 || it.keep {
+				// Read page by page to name the page that fails.
+				for k := i; k < j; k++ {
+					p := raw[k*ps : k*ps+b.items[k].n]
+					if _, err := mem.ReadPhys(p, b.items[k].addr); err != nil {
+						b.err = fmt.Errorf("reading the page of frame %#x: %w", b.items[k].pfn, err)
+						return
+					}
+				}
+			} else {
+				clear(span[n:])
+			}
+		}
+		for k := i; k < j; k++ {
+			if err := encodeOne(enc, b, k, raw[k*ps:k*ps+b.items[k].n], zeroes, b.items[k].n == ps); err != nil {
+				b.err = err
 				return
 			}
-			clear(page[n:])
 		}
-		if zeroes && isZero(page) {
-			b.pages[i] = dump.EncodedPage{Zero: true}
-			// Without a shared zero page (ELF), the writer needs the bytes.
-			b.pages[i].Data, b.pages[i].Codec = nil, "none"
-			continue
-		}
-		var e dump.EncodedPage
-		var err error
-		if it.n == ps {
-			e, err = enc.Encode(page)
-		} else {
-			e = dump.EncodedPage{Data: page, Codec: "none"}
-		}
-		if err != nil {
-			b.err = fmt.Errorf("compressing the page of frame %#x: %w", pfn, err)
-			return
-		}
-		start := len(b.data)
-		b.data = append(b.data, e.Data...)
-		e.Data = b.data[start:len(b.data):len(b.data)]
-		b.pages[i] = e
+		i = j
 	}
+}
+
+// encodeOne encodes item i of b, whose bytes are page.
+func encodeOne(enc *dump.PageEncoder, b *batch, i int, page []byte, zeroes, whole bool) error {
+	if zeroes && whole && isZero(page) {
+		b.pages[i] = dump.EncodedPage{Zero: true, Codec: "none"}
+		return nil
+	}
+	if !whole {
+		// A partial page (ELF segment ends) is stored as it is.
+		b.pages[i] = dump.EncodedPage{Data: page, Codec: "none"}
+		return nil
+	}
+	e, err := enc.Encode(page)
+	if err != nil {
+		return fmt.Errorf("compressing the page of frame %#x: %w", b.items[i].pfn, err)
+	}
+	if e.Codec == "none" {
+		// The raw page stays in the batch's read buffer.
+		b.pages[i] = dump.EncodedPage{Data: page, Codec: "none"}
+		return nil
+	}
+	start := len(b.data)
+	b.data = append(b.data, e.Data...)
+	e.Data = b.data[start:len(b.data):len(b.data)]
+	b.pages[i] = e
+	return nil
 }

@@ -105,3 +105,5 @@ func TestSelectMatchesMakedumpfile(t *testing.T) {
 		})
 	}
 }
+
+func openPath(p string) (*dump.File, error) { return dump.Open(p) }

@@ -377,6 +377,7 @@ type PageEncoder struct {
 	buf   bytes.Buffer
 	zw    *zlib.Writer
 	zst   *zstd.Encoder
+	lzo   lzo.Compressor
 	out   []byte
 }
 
@@ -422,7 +423,7 @@ func (e *PageEncoder) Encode(page []byte) (EncodedPage, error) {
 		}
 		out = e.buf.Bytes()
 	case "lzo":
-		out = lzo.Compress(e.out[:0], page)
+		out = e.lzo.Compress(e.out[:0], page)
 	case "snappy":
 		out = s2.EncodeSnappy(e.out[:cap(e.out)], page)
 	case "zstd":

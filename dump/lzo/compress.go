@@ -7,6 +7,11 @@ package lzo
 // (liblzo2's lzo1x_decompress_safe, which crash uses, the kernel's, or
 // Decompress) reads the output.
 
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
 const (
 	minMatch  = 4
 	m2MaxOff  = 0x0800 // 01LDDDSS / 1LLDDDSS: length 3–8, distance ≤ 2048
@@ -15,7 +20,7 @@ const (
 	m2MaxLen  = 8
 	m3MaxLen  = 33 // longest M3 length without extension bytes
 	m4MaxLen  = 9  // longest M4 length without extension bytes
-	hashBits  = 13
+	hashBits  = 12
 	hashShift = 32 - hashBits
 )
 
@@ -23,36 +28,59 @@ const (
 // bytes (liblzo2's bound: n + n/16 + 64 + 3).
 func MaxCompressedLen(n int) int { return n + n/16 + 64 + 3 }
 
+// Compressor compresses with a match table of its own, reused from call
+// to call (a goroutine should have its own). The zero value is ready.
+type Compressor struct {
+	// table[h] is one plus the last position whose next four bytes hash
+	// to h (zero: none), so that the cleared table needs no filling.
+	table [1 << hashBits]int32
+}
+
 // Compress appends the LZO1X compression of src to dst and returns the
 // extended slice. The output ends with the end-of-stream marker.
 func Compress(dst, src []byte) []byte {
-	var table [1 << hashBits]int32
-	for i := range table {
-		table[i] = -1
-	}
+	return new(Compressor).Compress(dst, src)
+}
+
+// Compress is the package's Compress, with c's table.
+func (c *Compressor) Compress(dst, src []byte) []byte {
+	table := &c.table
+	clear(table[:])
 	out := dst
 	start := len(dst) // where this stream's output begins
 	lit := 0          // first byte not yet emitted
 	ip := 0
 	n := len(src)
+	le := binary.LittleEndian
 	for ip+minMatch <= n {
-		h := hash4(src[ip:])
-		cand := int(table[h])
-		table[h] = int32(ip)
-		if cand < 0 || ip-cand > m4MaxOff || !equal4(src[cand:], src[ip:]) {
-			ip++
+		v := le.Uint32(src[ip:])
+		h := (v * 0x9E3779B1) >> hashShift
+		cand := int(table[h]) - 1
+		table[h] = int32(ip + 1)
+		if cand < 0 || ip-cand > m4MaxOff || le.Uint32(src[cand:]) != v {
+			// No match: step further the longer the literal run, as
+			// lzo1x_1 does, so that incompressible data goes fast.
+			ip += 1 + (ip-lit)>>5
 			continue
 		}
 		mlen := minMatch
+		for ip+mlen+8 <= n {
+			if x := le.Uint64(src[cand+mlen:]) ^ le.Uint64(src[ip+mlen:]); x != 0 {
+				mlen += bits.TrailingZeros64(x) / 8
+				goto matched
+			}
+			mlen += 8
+		}
 		for ip+mlen < n && src[cand+mlen] == src[ip+mlen] {
 			mlen++
 		}
+	matched:
 		out = emitLiterals(out, start, src[lit:ip])
 		out = emitMatch(out, ip-cand, mlen)
 		// Index the positions inside the match sparsely: enough to find
 		// the next repeat, cheap for long runs of one byte.
 		for j := ip + 1; j < ip+mlen && j+minMatch <= n; j += 2 {
-			table[hash4(src[j:])] = int32(j)
+			table[hash4(src[j:])] = int32(j + 1)
 		}
 		ip += mlen
 		lit = ip
@@ -62,12 +90,7 @@ func Compress(dst, src []byte) []byte {
 }
 
 func hash4(b []byte) uint32 {
-	v := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
-	return (v * 0x9E3779B1) >> hashShift
-}
-
-func equal4(a, b []byte) bool {
-	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3]
+	return (binary.LittleEndian.Uint32(b) * 0x9E3779B1) >> hashShift
 }
 
 // emitLiterals writes a literal run. One to three literals after a match
