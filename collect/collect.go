@@ -31,6 +31,9 @@ type Options struct {
 	Flatten     bool             // write makedumpfile's flattened stream (-F)
 	Threads     int              // compression workers; 0: one per CPU
 	Force       bool             // overwrite an existing destination
+	// Limit, when above zero, caps the destination's size (-L): the dump
+	// stops there, incomplete, as on a full disk.
+	Limit int64
 	// Progress receives the progress line(s); nil for none. Terminal
 	// selects a redrawn line ("\r") over one line per 10%.
 	Progress io.Writer
@@ -189,7 +192,11 @@ func Collect(ctx context.Context, src *dump.File, dest string, opt Options) (*Re
 		return nil, err
 	}
 	res := &Result{Selection: sel, Dest: tmp}
-	werr := write(ctx, src, sel, out, opt, res)
+	var dst destination = out
+	if opt.Limit > 0 {
+		dst = limitedFile{out, opt.Limit}
+	}
+	werr := write(ctx, src, sel, dst, opt, res)
 	if werr == nil {
 		if err := out.Sync(); err != nil {
 			werr = fmt.Errorf("%s: sync: %w", tmp, err)
@@ -201,7 +208,7 @@ func Collect(ctx context.Context, src *dump.File, dest string, opt Options) (*Re
 	res.Counts = sel.Counts
 	if werr != nil {
 		res.Incomplete = true
-		return res, fmt.Errorf("%w; the %d bytes written are in %s, marked incomplete", werr, res.Written, tmp)
+		return res, fmt.Errorf("%w; what was written is in %s, marked incomplete", werr, tmp)
 	}
 	if err := os.Rename(tmp, dest); err != nil {
 		return res, err
@@ -257,6 +264,26 @@ func write(ctx context.Context, src *dump.File, sel *Selection, out destination,
 type destination interface {
 	io.WriterAt
 	Name() string
+}
+
+// ErrLimit is the error of a write past Options.Limit.
+var ErrLimit = errors.New("the size limit (-L) is reached")
+
+// limitedFile fails writes past limit, writing what fits, as a full disk does.
+type limitedFile struct {
+	*os.File
+	limit int64
+}
+
+func (f limitedFile) WriteAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) <= f.limit {
+		return f.File.WriteAt(p, off)
+	}
+	n := 0
+	if off < f.limit {
+		n, _ = f.File.WriteAt(p[:f.limit-off], off)
+	}
+	return n, ErrLimit
 }
 
 // pageSink is a dump writer the pipeline feeds in PFN order.

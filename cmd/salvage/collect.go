@@ -91,8 +91,8 @@ Examples:
 	fl.BoolVar(&f.dumpDmesg, "dump-dmesg", false, "write the kernel log instead of a dump (not yet: use salvage dmesg)")
 	fl.IntVar(&f.threads, "num-threads", 0, "compression threads (default: one per CPU)")
 	fl.StringVarP(&f.vmlinux, "vmlinux", "x", "", "vmlinux with debug information (accepted; VMCOREINFO suffices)")
-	fl.StringVarP(&f.vmcoreinfo, "vmcoreinfo", "i", "", "VMCOREINFO file to use instead of the dump's")
-	fl.Int64VarP(&f.limit, "limit", "L", 0, "stop when DEST reaches SIZE bytes, leaving an incomplete dump")
+	fl.StringVarP(&f.vmcoreinfo, "vmcoreinfo", "i", "", "VMCOREINFO file (KEY=VALUE lines) to use instead of the dump's")
+	fl.Int64VarP(&f.limit, "limit", "L", 0, "stop when DEST reaches SIZE bytes, leaving an incomplete dump (exit status 1)")
 	fl.BoolVarP(&f.force, "force", "f", false, "overwrite DEST if it exists")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the summary as JSON")
 	return cmd
@@ -146,17 +146,15 @@ func runCollect(cmd *cobra.Command, f collectFlags, args []string) error {
 		return errors.New("-F writes the dump to standard output: give SOURCE only")
 	case !f.flat && len(args) != 2:
 		return errors.New("give SOURCE and DEST (or -F and SOURCE only)")
-	case f.limit != 0:
-		return errors.New("-L (size limit) is not implemented yet")
-	case f.vmcoreinfo != "":
-		return errors.New("-i VMCOREINFO is not implemented yet; the dump's own VMCOREINFO is used")
+	case f.limit < 0:
+		return fmt.Errorf("-L %d: the size limit must be positive", f.limit)
 	}
 	codec, err := f.codec()
 	if err != nil {
 		return err
 	}
 	opt := collect.Options{Level: f.level, Format: collect.FormatKdump, Compression: codec,
-		Threads: f.threads, Force: f.force}
+		Threads: f.threads, Force: f.force, Limit: f.limit}
 	if f.elf {
 		opt.Format = collect.FormatELF
 	}
@@ -173,6 +171,19 @@ func runCollect(cmd *cobra.Command, f collectFlags, args []string) error {
 		return err
 	}
 	defer src.Close()
+	if f.vmcoreinfo != "" {
+		// makedumpfile -i: VMCOREINFO from a file (makedumpfile -g
+		// writes one), for a dump whose own is missing or wrong.
+		b, err := os.ReadFile(f.vmcoreinfo)
+		if err != nil {
+			return err
+		}
+		vi, err := dump.ParseVMCoreInfo(b)
+		if vi == nil {
+			return fmt.Errorf("%s: not VMCOREINFO: %v", f.vmcoreinfo, err)
+		}
+		src.VMCoreInfo = vi
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
