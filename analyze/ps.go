@@ -16,7 +16,7 @@ func psCommand() *Command {
 	return &Command{
 		Name:    "ps",
 		Summary: "list the tasks",
-		Usage:   "[-k|-u] [-G] [-t|-p|-c|-a] [PID | TASK | COMMAND | 'REGEX'] ...",
+		Usage:   "[-k|-u] [-G] [-H] [-t|-p|-c|-a|-g|-l|-m|-S|-A] [PID | TASK | COMMAND | 'REGEX'] ...",
 		Help: `Lists the tasks as crash's ps does: PID, parent PID, CPU, task_struct
 address, state, share of physical memory, virtual size and resident size
 (KiB) and command, ">" marking the task each CPU was running and kernel
@@ -37,6 +37,14 @@ of ^$*+?()[]{}| is taken as one: ps 'ksoftirq.*').
   -c  each task's children
   -a  each task's command-line arguments and environment, read from its
       user stack through its own page tables
+  -g  each thread group: its leader, then its other threads
+  -l  each task's last-run timestamp (sched_info.last_arrival, ns),
+      most recent first
+  -m  the time since each task last ran, as days hh:mm:ss.ms of its
+      CPU's run queue clock, most recent first
+  -S  the number of tasks in each state
+  -A  only the task each CPU was running
+  -H  no header line
 
 --json prints the selected tasks as objects (pid, ppid, cpu, task, state,
 pct_mem, vsz_kib, rss_kib, comm, kernel_thread, active; with -t the
@@ -59,6 +67,12 @@ Examples:
 			{Name: "p", Help: "parental hierarchy"},
 			{Name: "c", Help: "children"},
 			{Name: "a", Help: "arguments and environment"},
+			{Name: "g", Help: "thread groups: each leader and its threads"},
+			{Name: "l", Help: "last-run timestamps, most recent first"},
+			{Name: "m", Help: "time since each task last ran, most recent first"},
+			{Name: "S", Help: "number of tasks in each state"},
+			{Name: "A", Help: "only the task each CPU was running"},
+			{Name: "H", Help: "no header line"},
 		},
 		MaxArgs: -1,
 		Run:     runPS,
@@ -87,6 +101,10 @@ type psTaskJSON struct {
 	Parents []int64 `json:"parents,omitempty"`
 	// -c: the children's PIDs.
 	Children []int64 `json:"children,omitempty"`
+	// -g: the PIDs of the other threads of the group.
+	Threads []int64 `json:"threads,omitempty"`
+	// -l, -m: sched_info.last_arrival, nanoseconds of run queue clock.
+	LastRun uint64 `json:"last_run_ns,omitempty"`
 	// -a
 	Args []string `json:"args,omitempty"`
 	Env  []string `json:"env,omitempty"`
@@ -117,7 +135,7 @@ func runPS(ctx *Context) error {
 		return usagef("-u and -k are mutually exclusive")
 	}
 	mode := ""
-	for _, m := range []string{"t", "p", "c", "a"} {
+	for _, m := range []string{"t", "p", "c", "a", "g", "l", "m", "S", "A"} {
 		if o.Has(m) {
 			if mode != "" {
 				return usagef("-%s and -%s are mutually exclusive", mode, m)
@@ -125,9 +143,23 @@ func runPS(ctx *Context) error {
 			mode = m
 		}
 	}
+	if mode == "S" {
+		if o.Has("k") || o.Has("u") || o.Has("G") {
+			return usagef("-S option cannot be used with other options")
+		}
+		if len(ctx.Args) > 0 {
+			return usagef("-S option takes no arguments")
+		}
+	}
+	if o.Has("G") && (mode == "l" || mode == "m") {
+		return usagef("-G not supported with -%s option", mode)
+	}
 	k, err := ctx.Session.Kernel()
 	if err != nil {
 		return err
+	}
+	if (mode == "l" || mode == "m") && !k.HasLastRun() {
+		return errors.New("last-run timestamps do not exist in this kernel")
 	}
 	tasks, err := k.TaskTable()
 	if err != nil {
@@ -145,6 +177,16 @@ func runPS(ctx *Context) error {
 	sels, err := parsePSSelectors(ctx.Args, tasks)
 	if err != nil {
 		return err
+	}
+	// crash sorts its task table by last run, most recent first, for -l
+	// and -m (sort_context_array_by_last_run), and walks it in that
+	// order for listed tasks too.
+	order := make([]int, len(tasks))
+	for i := range order {
+		order[i] = i
+	}
+	if mode == "l" || mode == "m" {
+		sort.SliceStable(order, func(a, b int) bool { return tasks[order[a]].LastRun > tasks[order[b]].LastRun })
 	}
 	// The tasks to show, in table order (each operand in turn for each
 	// task, as crash's show_ps loops).
@@ -186,6 +228,15 @@ func runPS(ctx *Context) error {
 		if !keep(i) {
 			return
 		}
+		if mode == "g" && tasks[i].PID != tasks[i].TGID {
+			// show_tgid_list: a listed thread stands for its leader.
+			for n := range tasks {
+				if tasks[n].PID == tasks[i].TGID {
+					i = n
+					break
+				}
+			}
+		}
 		if o.Has("G") {
 			var ok bool
 			if i, ok = group(i); !ok {
@@ -194,14 +245,21 @@ func runPS(ctx *Context) error {
 		}
 		picked = append(picked, i)
 	}
+	leaderOnly := o.Has("G") || mode == "g"
 	if len(sels) == 0 {
-		for i := range tasks {
+		for _, i := range order {
+			if mode == "g" && tasks[i].PID != tasks[i].TGID {
+				continue // -g lists each thread group under its leader
+			}
+			if mode == "A" && !tasks[i].Active {
+				continue
+			}
 			add(i)
 		}
 	} else {
-		for i := range tasks {
+		for _, i := range order {
 			for _, s := range sels {
-				if s.match(&tasks[i], o.Has("G")) {
+				if s.match(&tasks[i], leaderOnly) {
 					add(i)
 				}
 			}
@@ -225,15 +283,63 @@ func runPS(ctx *Context) error {
 	if ctx.JSON {
 		w = io.Discard
 	}
-	if mode == "" {
+	if (mode == "" || mode == "A") && !o.Has("H") {
 		fmt.Fprintf(w, "      PID    PPID  CPU %s  ST  %%MEM      VSZ      RSS  COMM\n", center(16, "TASK", false))
 	}
+	if mode == "S" {
+		return writePSSummary(ctx, w, tasks, picked)
+	}
+	lastRunWidth := 0
+	if mode == "l" && len(order) > 0 {
+		lastRunWidth = len(strconv.FormatUint(tasks[order[0]].LastRun, 10))
+	}
+	idleShown := false
 	for _, i := range picked {
 		t := &tasks[i]
 		j := pc.row(t)
 		switch mode {
-		case "":
+		case "", "A":
 			writePSRow(w, j)
+		case "l":
+			j.LastRun = t.LastRun
+			fmt.Fprintf(w, "[%*d] [%s]  ", lastRunWidth, t.LastRun, j.State)
+			writeTaskHeader(w, t, 0)
+		case "m":
+			j.LastRun = t.LastRun
+			clock, err := k.RunQueueClock(t.CPU)
+			if err != nil {
+				return fmt.Errorf("ps -m: run queue clock of CPU %d: %w", t.CPU, err)
+			}
+			delta := uint64(0)
+			if clock > t.LastRun {
+				delta = clock - t.LastRun
+			}
+			d := msecs(delta)
+			if len(sels) > 0 {
+				// Listed tasks line their days up with the run queue's.
+				d = strings.Repeat(" ", max(0, strings.IndexByte(msecs(clock), ' ')-strings.IndexByte(d, ' '))) + d
+			}
+			fmt.Fprintf(w, "[%s] [%s]  ", d, j.State)
+			writeTaskHeader(w, t, 0)
+		case "g":
+			if t.PID == 0 && idleShown {
+				continue
+			}
+			writeTaskHeader(w, t, 0)
+			for n := range tasks {
+				if n == i || tasks[n].TGID != t.TGID {
+					continue
+				}
+				writeTaskHeader(w, &tasks[n], 2)
+				j.Threads = append(j.Threads, tasks[n].PID)
+				if tasks[n].PID == 0 {
+					idleShown = true
+				}
+			}
+			if len(j.Threads) == 0 {
+				fmt.Fprintln(w, "  (no threads)")
+			}
+			fmt.Fprintln(w)
 		case "t":
 			writeTaskHeader(w, t, 0)
 			rt := runTime(t.StartTime, upJiffies, hz)
@@ -381,6 +487,33 @@ func (pc *psContext) row(t *kernel.TaskInfo) psTaskJSON {
 		j.PctMem = float64(t.RSS*100) / float64(pc.totalPages)
 	}
 	return j
+}
+
+// writePSSummary prints ps -S: how many tasks are in each state, in the
+// order the states first appear (crash's show_ps_summary).
+func writePSSummary(ctx *Context, w io.Writer, tasks []kernel.TaskInfo, picked []int) error {
+	var states []string
+	counts := map[string]int{}
+	for _, i := range picked {
+		st := kernel.StateCode(tasks[i].State)
+		if counts[st] == 0 {
+			states = append(states, st)
+		}
+		counts[st]++
+	}
+	for _, st := range states {
+		fmt.Fprintf(w, "  %s: %d\n", st, counts[st])
+	}
+	if ctx.JSON {
+		return writeJSON(ctx, map[string]any{"states": counts})
+	}
+	return nil
+}
+
+// msecs is crash's translate_nanoseconds: "D HH:MM:SS.mmm".
+func msecs(ns uint64) string {
+	ms := ns / 1e6
+	return fmt.Sprintf("%d %02d:%02d:%02d.%03d", ms/86400000, ms/3600000%24, ms/60000%60, ms/1000%60, ms%1000)
 }
 
 // writePSRow prints one line of crash's ps (show_ps_data in crash's

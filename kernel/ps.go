@@ -35,6 +35,9 @@ type TaskInfo struct {
 	StartTime uint64
 	// UTime and STime are task_struct.utime and .stime, in nanoseconds.
 	UTime, STime uint64
+	// LastRun is sched_info.last_arrival (CONFIG_SCHED_INFO): the run
+	// queue clock, in nanoseconds, when the task last went on a CPU.
+	LastRun uint64
 	// TotalVM and RSS are in pages: mm_struct.total_vm and the resident
 	// file, anonymous and shmem pages (see rss).
 	TotalVM, RSS uint64
@@ -115,6 +118,7 @@ type taskLayout struct {
 	state, exitState              field
 	parent, cpu                   field
 	startTime, utime, stime       field
+	lastRun                       field // sched_info.last_arrival
 	taskRSS                       field // task_struct.rss_stat.count (SPLIT_RSS_COUNTING, before 6.2); absent later
 	mmTotalVM, mmRSS              field // mm_struct.total_vm, .rss_stat
 	mmRSSPercpu                   bool  // rss_stat is struct percpu_counter[] (6.2+), not mm_rss_stat
@@ -214,6 +218,7 @@ func (k *Kernel) taskLayout() (*taskLayout, error) {
 	l.utime = memberField(task, "utime")
 	l.stime = memberField(task, "stime")
 	l.haveTime = l.startTime.ok
+	l.lastRun = memberField(task, "sched_info.last_arrival")
 	// MM_FILEPAGES, MM_ANONPAGES, MM_SHMEMPAGES: an anonymous enum in
 	// include/linux/mm_types_task.h, unchanged since 4.5.
 	l.fileIdx, l.anonIdx, l.shmemIdx = 0, 1, 3
@@ -292,6 +297,7 @@ func (k *Kernel) TaskTable() ([]TaskInfo, error) {
 			StartTime: l.startTime.uint(buf),
 			UTime:     l.utime.uint(buf),
 			STime:     l.stime.uint(buf),
+			LastRun:   l.lastRun.uint(buf),
 		}
 		comm := buf[l.comm.off : l.comm.off+l.comm.size]
 		if i := indexByte(comm, 0); i >= 0 {
@@ -372,6 +378,27 @@ func (k *Kernel) runningTasks() []uint64 {
 		}
 	}
 	return out
+}
+
+// HasLastRun reports whether tasks record when they last ran
+// (task_struct.sched_info.last_arrival, CONFIG_SCHED_INFO).
+func (k *Kernel) HasLastRun() bool {
+	l, err := k.taskLayout()
+	return err == nil && l.lastRun.ok
+}
+
+// RunQueueClock is runqueues.clock of cpu: the run queue's time in
+// nanoseconds, against which LastRun is measured.
+func (k *Kernel) RunQueueClock(cpu int) (uint64, error) {
+	rq, err := k.PerCPU("runqueues", cpu)
+	if err != nil {
+		return 0, err
+	}
+	c, err := rq.Member("clock")
+	if err != nil {
+		return 0, err
+	}
+	return c.Uint()
 }
 
 // fillMemory sets TotalVM and RSS the way crash's get_task_mem_usage
