@@ -30,6 +30,7 @@ func builtinCommands() []*Command {
 		disCommand(),
 		setCommand(),
 		aliasCommand(),
+		foreachCommand(),
 	}
 }
 

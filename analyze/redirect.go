@@ -15,6 +15,9 @@ type outputTarget struct {
 	pipe   string // a shell pipeline that reads the output
 	file   string
 	append bool
+	// writer, when set, takes the output (a command run by another, such
+	// as foreach, writes into the caller's output).
+	writer io.Writer
 }
 
 // splitOutput separates a command line from its pipe or redirection: the

@@ -84,6 +84,12 @@ func (s *Session) Exec(line string) error {
 			words = append(aw, words[1:]...)
 		}
 	}
+	return s.execWords(words, target)
+}
+
+// execWords runs one command, given as words, sending its output to
+// target (the terminal when target is empty).
+func (s *Session) execWords(words []string, target outputTarget) error {
 	cmd := s.commands.Lookup(words[0])
 	if name, format, ok := strings.Cut(words[0], "/"); cmd == nil && ok && format != "" {
 		// gdb's print format: "p/x jiffies" is "p -x jiffies".
@@ -100,6 +106,7 @@ func (s *Session) Exec(line string) error {
 	}
 	var opts Options
 	operands := args
+	var err error
 	if !cmd.RawArgs {
 		opts, operands, err = parseOptions(cmd.Options, args)
 	}
@@ -117,6 +124,9 @@ func (s *Session) Exec(line string) error {
 	dest, finish, err := target.open(s.Out, s.Err)
 	if err != nil {
 		return s.report(cmd.Name, err)
+	}
+	if target.writer != nil {
+		dest = target.writer
 	}
 	out := bufio.NewWriter(dest)
 	ctx := &Context{Session: s, Dump: s.Dump, Command: cmd, Args: operands, Opts: opts, Out: out, JSON: jsonOut}
