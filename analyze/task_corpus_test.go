@@ -3,6 +3,8 @@ package analyze
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -113,4 +115,120 @@ func TestTaskSelection(t *testing.T) {
 			t.Errorf("task 99999999: %q", out)
 		}
 	}
+}
+
+// taskGoldenSession holds the task forms the lab's references lack, run
+// by the reference crash once per dump and cached in the lab (see
+// crashGoldenDir).
+const taskGoldenSession = `task > GOLDEN/task.txt
+task -x 1 > GOLDEN/task-x-1.txt
+task 2 1 > GOLDEN/task-2-1.txt
+task 0 > GOLDEN/task-0.txt
+task -R flags,mm 1 > GOLDEN/task-R-flags-mm.txt
+task -R se.on_rq 1 > GOLDEN/task-R-se-on_rq.txt
+task -R thread_info,cpu 1 > GOLDEN/task-R-thread_info.txt
+task -R sched_info 1 > GOLDEN/task-R-sched_info.txt
+task -d -R pid,tgid 2 > GOLDEN/task-d-R.txt
+task comm 1 > GOLDEN/task-comm.txt
+q
+`
+
+// TestTaskGoldens runs taskGoldenSession in salvage, with the debug
+// vmlinux and without one, and compares every output with crash's.
+func TestTaskGoldens(t *testing.T) {
+	m := corpus.Require(t)
+	for _, dv := range [][2]string{{"sysrq", "vmcore-elf"}, {"oops", "lzo-d31"}} {
+		d := pickDump(t, m, dv[0], dv[1])
+		dir := crashGoldenDir(t, m, d, taskGoldenSession)
+		steps := readGoldenSession(taskGoldenSession)
+		for _, mode := range modes {
+			t.Run(mode+"/"+d.ID, func(t *testing.T) {
+				s := taskSession(t, m, d, mode)
+				same, known := 0, 0
+				for _, st := range steps {
+					b, err := os.ReadFile(filepath.Join(dir, st.file))
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, errs := execCapture(s, st.cmd)
+					if errs != "" {
+						t.Errorf("%s: %s", st.cmd, errs)
+						continue
+					}
+					if got != string(b) {
+						if why, ok := valuePrintingDifference(got, string(b)); ok {
+							known++
+							t.Logf("%s: known difference: %s", st.cmd, why)
+							continue
+						}
+						t.Errorf("%s differs from crash:\n%s", st.cmd, lineDiff(got, string(b)))
+						continue
+					}
+					same++
+				}
+				t.Logf("%d of %d task commands identical to crash, %d with known value-printing differences", same, len(steps), known)
+			})
+		}
+	}
+}
+
+// valuePrintingDifference accepts the differences of task output that
+// come from the shared gdb-style value printer (analyze/gdbvalue.go), not
+// from task, and says which; every other line must be identical:
+//   - gdb's 200-element limit on a char array counts a run of repeated
+//     characters as one element, so crash prints more of the FPU state's
+//     __padding before "...";
+//   - gdb names a pointer into a data object <init_task+6208>;
+//   - with -x, gdb prints a char as 0x0 without its character literal,
+//     and an enum by its enumerator's name, not in hexadecimal.
+func valuePrintingDifference(got, want string) (string, bool) {
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	if len(g) != len(w) {
+		return "", false
+	}
+	var whys []string
+	add := func(s string) {
+		for _, x := range whys {
+			if x == s {
+				return
+			}
+		}
+		whys = append(whys, s)
+	}
+	for i := range g {
+		switch {
+		case g[i] == w[i]:
+		case strings.Contains(g[i], "__padding = \"") && strings.Contains(w[i], "__padding = \"") && strings.HasSuffix(g[i], "\"...") && strings.HasPrefix(strings.TrimSuffix(w[i], "\"..."), strings.TrimSuffix(g[i], "\"...")):
+			add("gdb's element limit counts repeated characters once")
+		case strings.Contains(w[i], " <") && strings.Replace(w[i], w[i][strings.Index(w[i], " <"):strings.Index(w[i], ">")+1], "", 1) == g[i]:
+			add("gdb names pointers into data objects")
+		case strings.Contains(g[i], " '") && strings.TrimSuffix(w[i], ",") == g[i][:strings.Index(g[i], " '")]:
+			add("gdb prints chars in hexadecimal without their literal")
+		case hexForEnum(g[i], w[i]):
+			add("gdb prints enums by name even in hexadecimal")
+		default:
+			return "", false
+		}
+	}
+	return strings.Join(whys, "; "), true
+}
+
+// hexForEnum reports a line "name = 0x0," where gdb printed "name =
+// ENUMERATOR,".
+func hexForEnum(got, want string) bool {
+	gn, gv, ok1 := strings.Cut(got, " = ")
+	wn, wv, ok2 := strings.Cut(want, " = ")
+	if !ok1 || !ok2 || gn != wn || strings.HasSuffix(gv, ",") != strings.HasSuffix(wv, ",") {
+		return false
+	}
+	gv, wv = strings.TrimSuffix(gv, ","), strings.TrimSuffix(wv, ",")
+	if !strings.HasPrefix(gv, "0x") || wv == "" || !(wv[0] >= 'A' && wv[0] <= 'Z' || wv[0] == '_') {
+		return false
+	}
+	for _, c := range wv {
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
