@@ -194,51 +194,69 @@ func runCrash(t *testing.T, argv []string, vmlinux, dumpPath string, cmds map[st
 	return res
 }
 
-// Trixie's crash 8.0.6 opens the dumps salvage writes, and its sys, ps
-// and log equal its output on makedumpfile's lzo -d 31 dump of the same
-// crash. The one line allowed to differ is sys's DUMPFILE, which names
-// the file.
+// Trixie's crash 8.0.6 opens the dumps salvage writes, and its output
+// equals its output on makedumpfile's lzo -d 31 dump of the same crash:
+// sys, ps and log for every codec and the flattened stream of the sysrq
+// crash; with lzo, on all three crashes, also bt -a, kmem -i and foreach
+// bt. The one line allowed to differ is sys's DUMPFILE, which names the
+// file.
 func TestCollectCrashReads(t *testing.T) {
 	m := corpus.Require(t)
-	raw, filt := crashDumps(t, m, "sysrq")
 	argv := crashBinary(t, m)
-	k := m.Kernel(raw.Release)
-	if k == nil {
-		t.Fatalf("no kernel %s in the corpus", raw.Release)
-	}
-	vmlinux := m.Path(k.DebugVmlinux)
-	src := openDump(t, m, raw)
 	dir := t.TempDir()
-	cmds := map[string]string{"sys": "sys", "ps": "ps", "log": "log"}
-	want := map[string]string{}
-	for key := range cmds {
-		s, ok, err := m.Ref(filt, key)
-		if err != nil || !ok {
-			t.Fatalf("%s: no crash reference %q: %v", filt.ID, key, err)
+	for _, sc := range []string{"sysrq", "oops", "hung"} {
+		raw, filt := crashDumps(t, m, sc)
+		k := m.Kernel(raw.Release)
+		if k == nil {
+			t.Fatalf("no kernel %s in the corpus", raw.Release)
 		}
-		want[key] = s
-	}
-	for _, codec := range append(slices.Clone(codecs), "flat-lzo") {
-		t.Run(codec, func(t *testing.T) {
-			var dest string
-			if codec == "flat-lzo" {
-				dest = streamTo(t, src, dir, "lzo.flat", Options{Level: 31, Compression: "lzo"})
-			} else {
-				_, dest = collectTo(t, src, dir, codec+".kdump", Options{Level: 31, Compression: codec})
-			}
-			got := runCrash(t, argv, vmlinux, dest, cmds)
-			for key := range cmds {
-				g, w := got[key], want[key]
-				if key == "sys" {
-					g, w = dropDumpfile(g), dropDumpfile(w)
+		vmlinux := m.Path(k.DebugVmlinux)
+		src := openDump(t, m, raw)
+		variants := []string{"lzo"}
+		if sc == "sysrq" {
+			variants = append(slices.Clone(codecs), "flat-lzo")
+		}
+		for _, v := range variants {
+			t.Run(sc+"/"+v, func(t *testing.T) {
+				keys := []string{"sys", "ps", "log"}
+				if v == "lzo" {
+					keys = append(keys, "bt-a", "kmem-i", "foreach-bt")
 				}
-				if g != w {
-					t.Errorf("crash %s differs from its output on makedumpfile's dump:\n%s", key, firstDiff(g, w))
+				cmds := map[string]string{}
+				want := map[string]string{}
+				for _, key := range keys {
+					s, ok, err := m.Ref(filt, key)
+					if err != nil || !ok {
+						t.Fatalf("%s: no crash reference %q: %v", filt.ID, key, err)
+					}
+					cmds[key] = filt.RefCommands[key]
+					if cmds[key] == "" {
+						cmds[key] = key
+					}
+					want[key] = s
+				}
+				var dest string
+				name := sc + "-" + v
+				if v == "flat-lzo" {
+					dest = streamTo(t, src, dir, name, Options{Level: 31, Compression: "lzo"})
 				} else {
-					t.Logf("crash %s: %d lines, equal", key, strings.Count(g, "\n"))
+					_, dest = collectTo(t, src, dir, name, Options{Level: 31, Compression: v})
 				}
-			}
-		})
+				got := runCrash(t, argv, vmlinux, dest, cmds)
+				for _, key := range keys {
+					g, w := got[key], want[key]
+					if key == "sys" {
+						g, w = dropDumpfile(g), dropDumpfile(w)
+					}
+					if g != w {
+						t.Errorf("crash %s differs from its output on makedumpfile's dump:\n%s", cmds[key], firstDiff(g, w))
+					} else {
+						t.Logf("crash %s: %d lines, equal", cmds[key], strings.Count(g, "\n"))
+					}
+				}
+				os.Remove(dest)
+			})
+		}
 	}
 }
 
@@ -305,4 +323,20 @@ func TestCollectELFIdenticalToMakedumpfile(t *testing.T) {
 		}
 	}
 	t.Logf("%s: %d bytes, identical to %s", dest, len(got), ref.ID)
+}
+
+// Collecting from a filtered dump (makedumpfile's lzo -d 31) again at
+// -d 31 keeps the same frames: a page the source lacks is never asked
+// for, and every page kept reads as in the source.
+func TestCollectRefilter(t *testing.T) {
+	m := corpus.Require(t)
+	_, filt := crashDumps(t, m, "oops")
+	src := openDump(t, m, filt)
+	res, dest := collectTo(t, src, t.TempDir(), "again.kdump", Options{Level: 31, Compression: "zstd"})
+	got, err := dump.Open(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	checkAgainst(t, got, src, src, res.Selection.MaxPFN)
 }
