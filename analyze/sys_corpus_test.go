@@ -162,3 +162,81 @@ func TestSysGuestTruth(t *testing.T) {
 		}
 	}
 }
+
+// TestSysFormats checks crash's formatting of sys's numbers at their
+// edges (get_memory_size and pages_to_size, get_loadavg, convert_time,
+// ctime_tz, translate_nanoseconds), where the corpus's one machine
+// cannot reach.
+func TestSysFormats(t *testing.T) {
+	const gb, mb = 1 << 30, 1 << 20
+	for _, c := range []struct {
+		bytes uint64
+		want  string
+	}{
+		{0, "0"},
+		{512 << 10, "512 KB"},
+		{1023 * mb, "1 GB"},    // within 64 MiB of a GiB: rounded up
+		{gb - 64*mb, "1 GB"},   // exactly 64 MiB short
+		{gb - 65*mb, "959 MB"}, // more than 64 MiB short
+		{gb + gb/2, "1.5 GB"},  // never rounded down
+		{4 * gb, "4 GB"},       // ".0" dropped
+		{100 * mb, "100 MB"},   // MB without decimals when whole
+		{100*mb + mb/2, "100.5 MB"},
+	} {
+		if got := memorySize(c.bytes); got != c.want {
+			t.Errorf("memorySize(%d) = %q, want %q", c.bytes, got, c.want)
+		}
+	}
+	// avenrun is fixed point with 11 fractional bits; crash adds 1/200
+	// before truncating to hundredths.
+	if got := loadAverage([3]uint64{0, 2048, 2048*3 + 1023}); got != "0.00, 1.00, 3.50" {
+		t.Errorf("loadAverage: %q", got)
+	}
+	for _, c := range []struct {
+		j    uint64
+		hz   int
+		want string
+	}{
+		{0, 250, "00:00:00"},
+		{23*250 + 249, 250, "00:00:23"},
+		{86399 * 100, 100, "23:59:59"},
+		{86400 * 1000, 1000, "1 days, 00:00:00"},
+		{(3*86400 + 3661) * 250, 250, "3 days, 01:01:01"},
+	} {
+		if got := formatJiffies(c.j, c.hz); got != c.want {
+			t.Errorf("formatJiffies(%d, %d) = %q, want %q", c.j, c.hz, got, c.want)
+		}
+	}
+	if got := crashDate(1795361711); got != "Sun Nov 22 15:35:11 UTC 2026" {
+		t.Errorf("crashDate: %q", got)
+	}
+	if got := crashDate(0); got != "Thu Jan  1 00:00:00 UTC 1970" {
+		t.Errorf("crashDate(0): %q (day of month space-padded, as %%e)", got)
+	}
+	if got := msecs(90061001000000); got != "1 01:01:01.001" {
+		t.Errorf("msecs: %q", got)
+	}
+	if got := runTime(5e9, 23*250, 250); got != "00:00:18" {
+		t.Errorf("runTime: %q", got)
+	}
+	if got := runTime(30e9, 23*250, 250); got != "00:00:00" {
+		t.Errorf("runTime of a task started after the uptime: %q", got)
+	}
+}
+
+// TestSysBadInput checks that sys, ps and task refuse bad operands with
+// one line naming what is wrong, and never panic.
+func TestSysBadInput(t *testing.T) {
+	m := corpus.Require(t)
+	s := taskSession(t, m, pickDump(t, m, "oops", "lzo-d31"), "btf")
+	for _, cmd := range []string{
+		"sys extra", "sys -q", "ps -z", "ps -S 1", "ps -S -k", "ps -G -l", "ps -a -t",
+		"ps 12345678", "ps '('", "task -R", "task -R nosuch 1", "task nosuch",
+		"task -R a.b.c 1",
+	} {
+		out, errs := execCapture(s, cmd)
+		if errs == "" || strings.Contains(errs, "\n") || strings.Contains(errs, "internal error") || strings.Contains(errs, "goroutine") {
+			t.Errorf("%s: want a one-line error, got %q (output %q)", cmd, errs, out)
+		}
+	}
+}
