@@ -31,6 +31,7 @@ func builtinCommands() []*Command {
 		setCommand(),
 		aliasCommand(),
 		foreachCommand(),
+		summaryCommand(),
 	}
 }
 

@@ -36,6 +36,7 @@ func (f stepFlag) Set(v string) error {
 
 func newAnalyzeCmd() *cobra.Command {
 	var steps []analyze.Step
+	var summary, summaryJSON bool
 	cmd := &cobra.Command{
 		Use:   "analyze [flags] [VMLINUX] DUMP",
 		Short: "Open a dump in a crash-compatible session (rd, sym, struct, p, vtop, …)",
@@ -55,10 +56,18 @@ with a "salvage> " prompt on a terminal, as a script otherwise.`,
   salvage analyze -c 'rd -8 -p 1000 32' -c 'rd -a -p 3d91ffe0' vmlinux vmcore
   salvage analyze -c 'sym linux_banner' -c 'struct task_struct.comm,pid ffff8884bf59b000' vmcore
   salvage analyze -c 'p jiffies' -c 'vtop ffffffff89f1ffe0' vmlinux vmcore
-  salvage analyze -i commands.txt vmlinux vmcore`,
+  salvage analyze -i commands.txt vmlinux vmcore
+  salvage analyze --summary vmcore`,
 		Args: cobra.RangeArgs(1, 64),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in := cmd.InOrStdin()
+			if summary || summaryJSON {
+				line := "summary"
+				if summaryJSON {
+					line += " --json"
+				}
+				steps = append([]analyze.Step{{Command: line}}, steps...)
+			}
 			failed, err := analyze.Run(analyze.Invocation{
 				Files:    args,
 				Steps:    steps,
@@ -79,6 +88,8 @@ with a "salvage> " prompt on a terminal, as a script otherwise.`,
 	}
 	cmd.Flags().VarP(stepFlag{steps: &steps}, "command", "c", "run `CMD` (repeatable; in order with -i)")
 	cmd.Flags().VarP(stepFlag{steps: &steps, file: true}, "input", "i", "run the commands in `FILE`, one a line (# starts a comment)")
+	cmd.Flags().BoolVar(&summary, "summary", false, "print what crashed, where and what the kernel said (the summary command), then the -c/-i commands")
+	cmd.Flags().BoolVar(&summaryJSON, "summary-json", false, "the summary as JSON")
 	return cmd
 }
 
