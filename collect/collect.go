@@ -139,6 +139,9 @@ func CollectStream(ctx context.Context, src *dump.File, w io.Writer, opt Options
 	if opt.Format == "" {
 		opt.Format = FormatKdump
 	}
+	if opt.Format == FormatELF && opt.Compression != "none" {
+		return nil, errors.New("an ELF dump (-E) cannot be compressed: drop -c, -l, -p or -z")
+	}
 	sel, err := Prepare(src, opt.Level)
 	if err != nil {
 		return nil, err

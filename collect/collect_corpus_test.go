@@ -323,6 +323,35 @@ func TestCollectELFIdenticalToMakedumpfile(t *testing.T) {
 		}
 	}
 	t.Logf("%s: %d bytes, identical to %s", dest, len(got), ref.ID)
+
+	// -E -F: the flattened stream reassembles to the same file.
+	dir := t.TempDir()
+	flat := streamTo(t, src, dir, "d31.elf.flat", Options{Level: 31, Format: FormatELF})
+	ff, err := os.Open(flat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ff.Close()
+	st, _ := ff.Stat()
+	idx, err := dump.IndexFlattened(ff, st.Size(), flat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.Create(filepath.Join(dir, "reassembled.elf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	if _, err := idx.WriteTo(out); err != nil {
+		t.Fatal(err)
+	}
+	re, err := os.ReadFile(out.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(re, want) {
+		t.Errorf("the -E -F stream reassembles to %d bytes that differ from makedumpfile's %d", len(re), len(want))
+	}
 }
 
 // Collecting from a filtered dump (makedumpfile's lzo -d 31) again at

@@ -77,7 +77,8 @@ func newELFSink(src *dump.File, sel *Selection, out destination) (pageSink, item
 	}
 	sel.Counts.Kept = dumpable.Count()
 	loads := dump.PlanELFLoads(segs, dumpable, int(ps))
-	ew, err := dump.NewELFWriter(out, src.Arch, src.Notes, loads)
+	_, streamed := out.(*dump.FlattenedWriter)
+	ew, err := dump.NewELFWriter(out, src.Arch, src.Notes, loads, streamed)
 	if err != nil {
 		return nil, nil, 0, err
 	}

@@ -80,19 +80,21 @@ func PlanELFLoads(segs []ELFSegment, dumpable *PFNSet, pageSize int) []ELFLoad {
 // layout of makedumpfile -E). e_flags carries makedumpfile's
 // DUMP_ELF_INCOMPLETE until Close, so a cut dump says so.
 type ELFWriter struct {
-	w     io.WriterAt
-	ehdr  []byte
-	off   int64 // where the next data goes
-	end   int64 // where the data ends
-	buf   []byte
-	start int64 // file offset of buf[0]
-	err   error
+	w        io.WriterAt
+	ehdr     []byte
+	off      int64 // where the next data goes
+	end      int64 // where the data ends
+	buf      []byte
+	streamed bool
+	err      error
 }
 
 // NewELFWriter writes the headers and notes. The loads' offsets are
 // filled in; their data is then given to Write in order, Filesz bytes
-// per load.
-func NewELFWriter(w io.WriterAt, arch Arch, notes []Note, loads []ELFLoad) (*ELFWriter, error) {
+// per load. streamed says w is a flattened stream (-E -F), read by the
+// first record of each region: the header is then written final at once,
+// and Abort appends one marked incomplete (see KdumpHeader.Streamed).
+func NewELFWriter(w io.WriterAt, arch Arch, notes []Note, loads []ELFLoad, streamed bool) (*ELFWriter, error) {
 	var machine uint16
 	switch arch {
 	case ArchX86_64:
@@ -118,7 +120,9 @@ func NewELFWriter(w io.WriterAt, arch Arch, notes []Note, loads []ELFLoad) (*ELF
 	le.PutUint16(head[18:], machine)
 	le.PutUint32(head[20:], 1)
 	le.PutUint64(head[32:], ehdrSize)
-	le.PutUint32(head[48:], dumpELFIncomplete)
+	if !streamed {
+		le.PutUint32(head[48:], dumpELFIncomplete)
+	}
 	le.PutUint16(head[52:], ehdrSize)
 	le.PutUint16(head[54:], phdrSize)
 	le.PutUint16(head[56:], uint16(phnum))
@@ -144,7 +148,7 @@ func NewELFWriter(w io.WriterAt, arch Arch, notes []Note, loads []ELFLoad) (*ELF
 		off += l.Filesz
 	}
 	copy(head[noteOff:], nb)
-	e := &ELFWriter{w: w, ehdr: head[:ehdrSize:ehdrSize], off: dataOff, start: dataOff, end: int64(off)}
+	e := &ELFWriter{w: w, ehdr: head[:ehdrSize:ehdrSize], off: dataOff, end: int64(off), streamed: streamed}
 	if _, err := w.WriteAt(head, 0); err != nil {
 		return nil, fmt.Errorf("writing the ELF headers: %w", err)
 	}
@@ -216,16 +220,26 @@ func (e *ELFWriter) Close() error {
 	if e.off != e.end {
 		return fmt.Errorf("ELF writer: closed %d bytes short of the PT_LOADs' data; the dump stays marked incomplete", e.end-e.off)
 	}
-	binary.LittleEndian.PutUint32(e.ehdr[48:], 0)
-	if _, err := e.w.WriteAt(e.ehdr, 0); err != nil {
-		e.err = fmt.Errorf("rewriting the ELF header: %w", err)
+	if !e.streamed {
+		binary.LittleEndian.PutUint32(e.ehdr[48:], 0)
+		e.writeHeader()
 	}
 	return e.err
+}
+
+func (e *ELFWriter) writeHeader() {
+	if _, err := e.w.WriteAt(e.ehdr, 0); err != nil && e.err == nil {
+		e.err = fmt.Errorf("rewriting the ELF header: %w", err)
+	}
 }
 
 // Abort writes what is buffered and leaves the dump marked incomplete.
 func (e *ELFWriter) Abort() error {
 	e.flush()
+	if e.streamed && e.err == nil {
+		binary.LittleEndian.PutUint32(e.ehdr[48:], dumpELFIncomplete)
+		e.writeHeader()
+	}
 	return e.err
 }
 

@@ -190,9 +190,6 @@ func runCollect(cmd *cobra.Command, f collectFlags, args []string) error {
 	var res *collect.Result
 	out := cmd.OutOrStdout()
 	if f.flat {
-		if f.elf {
-			return errors.New("-F with -E is not implemented yet: the flattened stream carries kdump-compressed dumps")
-		}
 		bw := bufio.NewWriterSize(out, 1<<20)
 		res, err = collect.CollectStream(ctx, src, bw, opt)
 		if ferr := bw.Flush(); ferr != nil && err == nil {
