@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"salvage/debuginfo"
+	"salvage/kernel"
 	"strings"
 )
 
@@ -59,6 +60,7 @@ func Run(inv Invocation) (failed int, err error) {
 	if len(inv.Steps) == 0 {
 		if inv.Terminal {
 			io.WriteString(inv.Out, Banner(s, inv.Version))
+			s.startupSys()
 			r := NewEditReader(s)
 			defer r.Close()
 			return 0, s.Interact(r, "salvage> ")
@@ -109,6 +111,29 @@ func Banner(s *Session, version string) string {
 	}
 	b.WriteString("\"help\" lists the commands, \"q\" quits.\n\n")
 	return b.String()
+}
+
+// startupSys prints what crash prints when a session starts: the sys
+// block and the current (panic) task, aligned with it. A kernel that
+// cannot be modelled gets its error, and the session goes on.
+func (s *Session) startupSys() {
+	if s.Exec("sys") != nil {
+		fmt.Fprintln(s.Out)
+		return
+	}
+	if t, err := s.CurrentTask(); err == nil {
+		k, _ := s.Kernel()
+		state := longStateName(kernel.StateCode(t.State))
+		switch {
+		case k.PanickedTask() == t.Task:
+			state += " (PANIC)"
+		case t.Active:
+			state += " (ACTIVE)"
+		}
+		fmt.Fprintf(s.Out, "         PID: %d\n     COMMAND: %q\n        TASK: %x  [THREAD_INFO: %x]\n         CPU: %d\n       STATE: %s\n",
+			t.PID, t.Comm, t.Task, t.Task, t.CPU, state)
+	}
+	fmt.Fprintln(s.Out)
 }
 
 // checkVmlinux refuses, before any command runs, a vmlinux whose build ID
