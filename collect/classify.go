@@ -97,7 +97,11 @@ func planLevel(vi *dump.VMCoreInfo, level int) *Plan {
 	l.flags, okFlags = vi.Offset("page", "flags")
 	l.mapping, okMap = vi.Offset("page", "mapping")
 	l.refcount, _ = vi.Offset("page", "_refcount")
-	if _, ok = vi.Symbol("mem_section"); !ok || !okSize || !okFlags || !okMap || l.size == 0 || l.size > 1024 {
+	// An offset that would read past struct page is as good as missing:
+	// VMCOREINFO is data from a crashed kernel and is checked like input.
+	fits := func(off uint64, ok bool, width uint64) bool { return ok && off+width <= l.size }
+	if _, ok = vi.Symbol("mem_section"); !ok || !okSize || l.size == 0 || l.size > 1024 ||
+		!fits(l.flags, okFlags, 8) || !fits(l.mapping, okMap, 8) {
 		drop(LevelCache|LevelCachePrivate|LevelUser|LevelFree, "VMCOREINFO lacks SYMBOL(mem_section), SIZE(page), OFFSET(page.flags) or OFFSET(page.mapping): struct page cannot be read")
 		return p
 	}
@@ -106,6 +110,11 @@ func planLevel(vi *dump.VMCoreInfo, level int) *Plan {
 	l.compoundHead, l.compoundHeadOk = vi.Offset("page", "compound_head")
 	l.compoundOrder, l.compoundOrderOk = vi.Offset("page", "compound_order")
 	l.compoundDtor, l.compoundDtorOk = vi.Offset("page", "compound_dtor")
+	l.mapcountOk = fits(l.mapcount, l.mapcountOk, 4)
+	l.privateOk = fits(l.private, l.privateOk, 8)
+	l.compoundHeadOk = fits(l.compoundHead, l.compoundHeadOk, 8)
+	l.compoundOrderOk = fits(l.compoundOrder, l.compoundOrderOk, 1)
+	l.compoundDtorOk = fits(l.compoundDtor, l.compoundDtorOk, 1)
 	l.pgSwapbacked, l.swapbackedOk = num("PG_swapbacked")
 	l.pgHWPoison, l.hwpoisonOk = num("PG_hwpoison")
 	l.pgHugetlb, l.hugetlbFlag = num("PG_hugetlb")
@@ -286,11 +295,11 @@ func (p *Plan) classifyOne(pfn uint64, s pageState, next []byte) (Class, uint64)
 		// A tail page: excluded with its head, if at all.
 		return ClassKept, 1
 	case level&LevelFree != 0 && l.isBuddy(s):
-		if l.maxOrderOk && s.private >= l.maxOrder {
+		if (l.maxOrderOk && s.private >= l.maxOrder) || s.private >= 32 {
 			return ClassKept, 1 // makedumpfile: "Invalid free page order"
 		}
 		return ClassFree, 1 << s.private
-	case level&LevelFree != 0 && l.unacceptedOk && s.mapcount == l.unacceptedValue && l.maxOrderOk:
+	case level&LevelFree != 0 && l.unacceptedOk && s.mapcount == l.unacceptedValue && l.maxOrderOk && l.maxOrder >= 1 && l.maxOrder <= 32:
 		return ClassFree, 1 << (l.maxOrder - 1)
 	case level&LevelCache != 0 && l.isCache(s) && !l.bit(s.flags, l.pgPrivate) && !l.isAnon(s):
 		return ClassCache, n

@@ -69,8 +69,8 @@ func readSparseMem(vi *dump.VMCoreInfo, rd virtReader, pageShift uint, maxPFN ui
 	if err := need(ok, "SIZE(page)"); err != nil {
 		return nil, err
 	}
-	if secSize == 0 || secSize > 4096 || secBits <= int64(pageShift) || secBits > 40 || physBits <= secBits || physBits > 64 {
-		return nil, fmt.Errorf("VMCOREINFO: implausible SPARSEMEM geometry (SIZE(mem_section) %d, SECTION_SIZE_BITS %d, MAX_PHYSMEM_BITS %d)", secSize, secBits, physBits)
+	if secSize == 0 || secSize > 4096 || mapOff+8 > secSize || secBits <= int64(pageShift) || secBits > 40 || physBits <= secBits || physBits > 64 {
+		return nil, fmt.Errorf("VMCOREINFO: implausible SPARSEMEM geometry (SIZE(mem_section) %d, OFFSET(mem_section.section_mem_map) %d, SECTION_SIZE_BITS %d, MAX_PHYSMEM_BITS %d)", secSize, mapOff, secBits, physBits)
 	}
 	sm := &sparseMem{sectionBits: uint(secBits), pageShift: pageShift, pagesPerSect: 1 << (uint(secBits) - pageShift)}
 	nrSections := uint64(1) << uint(physBits-secBits)

@@ -128,7 +128,7 @@ func (sel *Selection) walk(sm *sparseMem, rd virtReader) {
 					next = chunk[(i+1)*psz : (i+2)*psz]
 				}
 				cl, cnt := sel.Plan.classifyOne(pfn, s, next)
-				if cl == ClassKept {
+				if cl == ClassKept || cnt == 0 {
 					continue
 				}
 				end := pfn + cnt
