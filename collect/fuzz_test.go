@@ -22,7 +22,9 @@ func (m flatMemory) ReadPhys(p []byte, addr uint64) (int, error) {
 }
 func (m flatMemory) State(pfn uint64) dump.PageState { return dump.PagePresent }
 func (m flatMemory) PageSize() int                   { return 4096 }
-func (m flatMemory) Ranges() []dump.Range            { return []dump.Range{{Start: 0x1000, End: uint64(len(m.b))}} }
+func (m flatMemory) Ranges() []dump.Range {
+	return []dump.Range{{Start: 0x1000, End: uint64(len(m.b))}}
+}
 func (m flatMemory) ReadVirt(p []byte, va uint64) (int, error) {
 	return m.ReadPhys(p, va)
 }
