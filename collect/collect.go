@@ -56,23 +56,30 @@ type Result struct {
 // first half of Collect, separate so that tests and `--mem-usage`-style
 // reports can use it alone.
 func Prepare(src *dump.File, level int) (*Selection, error) {
-	if src.VMCoreInfo == nil && level&^LevelZero != 0 {
-		return nil, fmt.Errorf("%s has no VMCOREINFO: only dump level 0 or 1 is possible (give -d 1)", src.Path)
-	}
 	var rd virtReader
-	if level&^LevelZero != 0 {
-		if src.Arch != dump.ArchX86_64 {
-			return nil, fmt.Errorf("%s: dump levels above 1 need page tables salvage reads for x86_64 only, not %s", src.Path, src.Arch)
-		}
+	var why string
+	switch {
+	case level&^LevelZero == 0:
+	case src.VMCoreInfo == nil:
+		why = "the source has no VMCOREINFO"
+	case src.Arch != dump.ArchX86_64:
+		why = fmt.Sprintf("salvage reads the page tables of x86_64 kernels only, not %s", src.Arch)
+	default:
 		tr, err := amd64.NewFromFile(src, nil)
 		if err != nil {
-			return nil, fmt.Errorf("%s: kernel page tables: %w", src.Path, err)
+			why = fmt.Sprintf("the kernel page tables cannot be read: %v", err)
+		} else {
+			rd = tr
 		}
-		rd = tr
 	}
 	sel, err := Select(src.Memory, src.VMCoreInfo, rd, level)
 	if err != nil {
 		return nil, err
+	}
+	if why != "" && sel.Plan.Level&^LevelZero != 0 {
+		// Select had no reader: what it needs struct pages for is dropped.
+		sel.Plan.Notes = append(sel.Plan.Notes, fmt.Sprintf("dump level %d dropped: %s", sel.Plan.Level&^LevelZero, why))
+		sel.Plan.Level &= LevelZero
 	}
 	// A filtered source does not hold every RAM page: what it lacks
 	// cannot be dumped again.

@@ -141,3 +141,18 @@ func compoundTail(order, dtor byte) []byte {
 	b[16], b[17] = dtor, order
 	return b
 }
+
+// A source without VMCOREINFO is collected at the level that needs none
+// (zero pages only), saying why, rather than refused or guessed at.
+func TestPrepareWithoutVMCoreInfo(t *testing.T) {
+	m := flatMemory{make([]byte, 64*4096)}
+	f := &dump.File{Path: "synthetic", Format: dump.FormatELF, Arch: dump.ArchX86_64, Memory: m}
+	sel, err := Prepare(f, 31)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sel.Plan.Level != 1 || len(sel.Plan.Notes) == 0 || sel.Counts.Kept != sel.Counts.RAM {
+		t.Errorf("level %d, notes %q, kept %d of %d", sel.Plan.Level, sel.Plan.Notes, sel.Counts.Kept, sel.Counts.RAM)
+	}
+	t.Logf("notes: %q", sel.Plan.Notes)
+}

@@ -47,8 +47,9 @@ func ramSet(mem dump.Memory) (*dump.PFNSet, uint64, uint) {
 const memMapChunk = 512
 
 // Select classifies every RAM frame of mem at the given dump level.
-// rd reads kernel virtual memory (the mem_map lives in vmemmap); it may be
-// nil when the level needs no struct page (level 0 or 1).
+// rd reads kernel virtual memory (the mem_map lives in vmemmap); when it
+// is nil nothing is excluded but by the caller's zero-page test, and the
+// plan's Level still shows the bits asked for: the caller drops them.
 func Select(mem dump.Memory, vi *dump.VMCoreInfo, rd virtReader, level int) (*Selection, error) {
 	if level < 0 || level > LevelMax {
 		return nil, fmt.Errorf("dump level %d: must be 0–31", level)
@@ -57,10 +58,9 @@ func Select(mem dump.Memory, vi *dump.VMCoreInfo, rd virtReader, level int) (*Se
 	sel := &Selection{PageSize: mem.PageSize(), MaxPFN: maxPFN, RAM: ram, Plan: planLevel(vi, level)}
 	sel.Kept = ram.Clone()
 	sel.Counts.RAM = ram.Count()
-	if sel.Plan.Level&^LevelZero != 0 {
-		if rd == nil {
-			return nil, fmt.Errorf("dump level %d needs the kernel's page tables to read struct pages", level)
-		}
+	// Without a reader of kernel memory no struct page can be read: the
+	// pages are kept (the caller says why).
+	if sel.Plan.Level&^LevelZero != 0 && rd != nil {
 		sm, err := readSparseMem(vi, rd, shift, maxPFN)
 		if err != nil {
 			// Nothing above zero pages can be excluded without mem_map.
