@@ -16,7 +16,7 @@ func psCommand() *Command {
 	return &Command{
 		Name:    "ps",
 		Summary: "list the tasks",
-		Usage:   "[-k|-u] [-G] [-H] [-t|-p|-c|-a|-g|-l|-m|-S|-A] [PID | TASK | COMMAND | 'REGEX'] ...",
+		Usage:   "[-k|-u] [-G] [-H] [-y POLICY] [-t|-p|-c|-a|-g|-l|-m|-S|-A|-Y] [PID | TASK | COMMAND | 'REGEX'] ...",
 		Help: `Lists the tasks as crash's ps does: PID, parent PID, CPU, task_struct
 address, state, share of physical memory, virtual size and resident size
 (KiB) and command, ">" marking the task each CPU was running and kernel
@@ -45,6 +45,10 @@ of ^$*+?()[]{}| is taken as one: ps 'ksoftirq.*').
   -S  the number of tasks in each state
   -A  only the task each CPU was running
   -H  no header line
+  -Y  each task's scheduling policy and priority (crash 9's -Y; crash
+      8.0.6, the lab's reference, lacks it)
+  -y POLICY[,POLICY...]  only tasks of these policies: NORMAL, FIFO, RR,
+      BATCH, ISO, IDLE, DEADLINE, or their numbers
 
 --json prints the selected tasks as objects (pid, ppid, cpu, task, state,
 pct_mem, vsz_kib, rss_kib, comm, kernel_thread, active; with -t the
@@ -73,6 +77,8 @@ Examples:
 			{Name: "S", Help: "number of tasks in each state"},
 			{Name: "A", Help: "only the task each CPU was running"},
 			{Name: "H", Help: "no header line"},
+			{Name: "Y", Help: "scheduling policy and priority"},
+			{Name: "y", Arg: "POLICY", Help: "only tasks of these scheduling policies (comma-separated names or numbers)"},
 		},
 		MaxArgs: -1,
 		Run:     runPS,
@@ -103,6 +109,9 @@ type psTaskJSON struct {
 	Children []int64 `json:"children,omitempty"`
 	// -g: the PIDs of the other threads of the group.
 	Threads []int64 `json:"threads,omitempty"`
+	// -Y: scheduling policy and priority.
+	Policy string `json:"policy,omitempty"`
+	Prio   int64  `json:"prio,omitempty"`
 	// -l, -m: sched_info.last_arrival, nanoseconds of run queue clock.
 	LastRun uint64 `json:"last_run_ns,omitempty"`
 	// -a
@@ -135,7 +144,7 @@ func runPS(ctx *Context) error {
 		return usagef("-u and -k are mutually exclusive")
 	}
 	mode := ""
-	for _, m := range []string{"t", "p", "c", "a", "g", "l", "m", "S", "A"} {
+	for _, m := range []string{"t", "p", "c", "a", "g", "l", "m", "S", "A", "Y"} {
 		if o.Has(m) {
 			if mode != "" {
 				return usagef("-%s and -%s are mutually exclusive", mode, m)
@@ -153,6 +162,14 @@ func runPS(ctx *Context) error {
 	}
 	if o.Has("G") && (mode == "l" || mode == "m") {
 		return usagef("-G not supported with -%s option", mode)
+	}
+	var policies uint64
+	if v, ok := o.Value("y"); ok {
+		p, err := parsePolicies(v)
+		if err != nil {
+			return err
+		}
+		policies = p
 	}
 	k, err := ctx.Session.Kernel()
 	if err != nil {
@@ -195,6 +212,9 @@ func runPS(ctx *Context) error {
 	keep := func(i int) bool {
 		t := &tasks[i]
 		if o.Has("u") && t.KernelThread || o.Has("k") && !t.KernelThread {
+			return false
+		}
+		if policies != 0 && (t.Policy >= 64 || policies&(1<<t.Policy) == 0) {
 			return false
 		}
 		return true
@@ -286,6 +306,9 @@ func runPS(ctx *Context) error {
 	if (mode == "" || mode == "A") && !o.Has("H") {
 		fmt.Fprintf(w, "      PID    PPID  CPU %s  ST  %%MEM      VSZ      RSS  COMM\n", center(16, "TASK", false))
 	}
+	if mode == "Y" && !o.Has("H") {
+		fmt.Fprintf(w, "      PID    PPID  CPU %s  POLICY       PRIO  COMM\n", center(16, "TASK", false))
+	}
 	if mode == "S" {
 		return writePSSummary(ctx, w, tasks, picked)
 	}
@@ -300,6 +323,13 @@ func runPS(ctx *Context) error {
 		switch mode {
 		case "", "A":
 			writePSRow(w, j)
+		case "Y":
+			j.Policy, j.Prio = policyName(t.Policy), t.Prio
+			mark := "  "
+			if t.Active {
+				mark = "> "
+			}
+			fmt.Fprintf(w, "%s%7d %7d %3d  %-16x  %-12s %4d  %s\n", mark, t.PID, t.PPID, t.CPU, t.Task, j.Policy, t.Prio, bracketComm(t.Comm, t.KernelThread))
 		case "l":
 			j.LastRun = t.LastRun
 			fmt.Fprintf(w, "[%*d] [%s]  ", lastRunWidth, t.LastRun, j.State)
@@ -487,6 +517,38 @@ func (pc *psContext) row(t *kernel.TaskInfo) psTaskJSON {
 		j.PctMem = float64(t.RSS*100) / float64(pc.totalPages)
 	}
 	return j
+}
+
+// schedPolicies are crash's names of the scheduling policies
+// (include/uapi/linux/sched.h: SCHED_NORMAL 0 … SCHED_DEADLINE 6).
+var schedPolicies = []string{"NORMAL", "FIFO", "RR", "BATCH", "ISO", "IDLE", "DEADLINE"}
+
+func policyName(p uint64) string {
+	if p < uint64(len(schedPolicies)) {
+		return schedPolicies[p]
+	}
+	return "UNKNOWN"
+}
+
+// parsePolicies reads -y's comma-separated policies, by name (a prefix
+// of the name is enough, as in crash) or number, into a bit mask.
+func parsePolicies(spec string) (uint64, error) {
+	var mask uint64
+	for _, p := range strings.Split(spec, ",") {
+		u := strings.ToUpper(strings.TrimSpace(p))
+		found := false
+		for v, name := range schedPolicies {
+			if strings.HasPrefix(u, name) || u == strconv.Itoa(v) || u == fmt.Sprintf("0X%X", v) {
+				mask |= 1 << uint(v)
+				found = true
+				break
+			}
+		}
+		if !found {
+			return 0, fmt.Errorf("%s: invalid scheduling policy", p)
+		}
+	}
+	return mask, nil
 }
 
 // writePSSummary prints ps -S: how many tasks are in each state, in the

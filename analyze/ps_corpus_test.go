@@ -412,6 +412,8 @@ ps -u 1 2 > GOLDEN/ps-u.txt
 ps -G > GOLDEN/ps-G.txt
 ps -G workload > GOLDEN/ps-G-workload.txt
 ps sleep > GOLDEN/ps-sleep.txt
+ps -y FIFO > GOLDEN/ps-y-fifo.txt
+ps -y 0,fifo -k > GOLDEN/ps-y-0-fifo-k.txt
 ps -g workload > GOLDEN/ps-g-workload.txt
 ps -g 1 > GOLDEN/ps-g-1.txt
 ps -t 2 1 > GOLDEN/ps-t-21.txt
@@ -458,5 +460,38 @@ func TestPSGoldens(t *testing.T) {
 				t.Logf("%d of %d ps commands identical to crash", same, len(steps))
 			})
 		}
+	}
+}
+
+// TestPSPolicy checks ps -Y against ps and task: crash 8.0.6 lacks -Y,
+// so its rows are checked against the task_struct's policy and prio as
+// crash's own task prints them, and its selection against ps.
+func TestPSPolicy(t *testing.T) {
+	m := corpus.Require(t)
+	s := taskSession(t, m, pickDump(t, m, "sysrq", "vmcore-elf"), "btf")
+	ps := parsePSRows(t, runCmd(t, s, "ps 1 2"))
+	out := strings.Split(strings.TrimRight(runCmd(t, s, "ps -Y 1 2"), "\n"), "\n")
+	if len(out) != 3 || !strings.HasPrefix(out[0], "      PID    PPID  CPU       TASK        POLICY       PRIO  COMM") {
+		t.Fatalf("ps -Y 1 2:\n%s", strings.Join(out, "\n"))
+	}
+	for i, r := range ps {
+		task := runCmd(t, s, "task -R policy,prio "+r.PID)
+		var policy, prio string
+		for _, l := range strings.Split(task, "\n") {
+			if v, ok := strings.CutPrefix(l, "  policy = "); ok {
+				policy = strings.TrimSuffix(v, ",")
+			}
+			if v, ok := strings.CutPrefix(l, "  prio = "); ok {
+				prio = strings.TrimSuffix(v, ",")
+			}
+		}
+		n, _ := strconv.Atoi(policy)
+		want := fmt.Sprintf("  %7s %7s %3s  %-16s  %-12s %4s  %s", r.PID, r.PPID, r.CPU, r.Task, schedPolicies[n], prio, r.Comm)
+		if out[i+1] != want {
+			t.Errorf("ps -Y row %d:\n  got  %q\n  want %q", i, out[i+1], want)
+		}
+	}
+	if _, errs := execCapture(s, "ps -y nosuch"); !strings.Contains(errs, "invalid scheduling policy") {
+		t.Errorf("ps -y nosuch: %q", errs)
 	}
 }

@@ -35,6 +35,10 @@ type TaskInfo struct {
 	StartTime uint64
 	// UTime and STime are task_struct.utime and .stime, in nanoseconds.
 	UTime, STime uint64
+	// Policy is task_struct.policy (SCHED_NORMAL 0, FIFO 1, RR 2,
+	// BATCH 3, IDLE 5, DEADLINE 6); Prio is task_struct.prio.
+	Policy uint64
+	Prio   int64
 	// LastRun is sched_info.last_arrival (CONFIG_SCHED_INFO): the run
 	// queue clock, in nanoseconds, when the task last went on a CPU.
 	LastRun uint64
@@ -119,6 +123,7 @@ type taskLayout struct {
 	parent, cpu                   field
 	startTime, utime, stime       field
 	lastRun                       field // sched_info.last_arrival
+	policy, prio                  field
 	taskRSS                       field // task_struct.rss_stat.count (SPLIT_RSS_COUNTING, before 6.2); absent later
 	mmTotalVM, mmRSS              field // mm_struct.total_vm, .rss_stat
 	mmRSSPercpu                   bool  // rss_stat is struct percpu_counter[] (6.2+), not mm_rss_stat
@@ -219,6 +224,8 @@ func (k *Kernel) taskLayout() (*taskLayout, error) {
 	l.stime = memberField(task, "stime")
 	l.haveTime = l.startTime.ok
 	l.lastRun = memberField(task, "sched_info.last_arrival")
+	l.policy = memberField(task, "policy")
+	l.prio = memberField(task, "prio")
 	// MM_FILEPAGES, MM_ANONPAGES, MM_SHMEMPAGES: an anonymous enum in
 	// include/linux/mm_types_task.h, unchanged since 4.5.
 	l.fileIdx, l.anonIdx, l.shmemIdx = 0, 1, 3
@@ -298,6 +305,8 @@ func (k *Kernel) TaskTable() ([]TaskInfo, error) {
 			UTime:     l.utime.uint(buf),
 			STime:     l.stime.uint(buf),
 			LastRun:   l.lastRun.uint(buf),
+			Policy:    l.policy.uint(buf),
+			Prio:      l.prio.int(buf),
 		}
 		comm := buf[l.comm.off : l.comm.off+l.comm.size]
 		if i := indexByte(comm, 0); i >= 0 {
