@@ -212,7 +212,7 @@ func runCollect(cmd *cobra.Command, f collectFlags, args []string) error {
 		}
 	}
 	if res != nil && f.jsonOut {
-		writeCollectJSON(cmd.OutOrStdout(), res, err)
+		writeCollectJSON(out, res, err) // standard error under -F
 	}
 	return err
 }

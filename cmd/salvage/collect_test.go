@@ -116,9 +116,14 @@ func TestMakedumpfileCommandLine(t *testing.T) {
 // -F writes the flattened stream to standard output.
 func TestCollectCommandFlattened(t *testing.T) {
 	src := sysrqVmcore(t)
-	out, _, err := runSalvage(t, "collect", "-F", "-l", "-d", "31", "--message-level", "0", src)
+	out, errOut, err := runSalvage(t, "collect", "-F", "-l", "-d", "31", "--json", src)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The summary goes to standard error, the stream alone to standard output.
+	var s collectSummary
+	if err := json.Unmarshal([]byte(errOut), &s); err != nil || s.Kept != 28478 {
+		t.Errorf("--json on standard error: %v, %+v\n%s", err, s, errOut)
 	}
 	f, err := dump.NewFile(bytes.NewReader([]byte(out)), int64(len(out)), "stdout")
 	if err != nil {
