@@ -16,7 +16,7 @@ func btCommand() *Command {
 	return &Command{
 		Name:    "bt",
 		Summary: "show a task's stack backtrace",
-		Usage:   "[-a|-c CPU[,CPU…]] [-f] [-s] [-x|-d] [PID | TASK] ...",
+		Usage:   "[-a|-c CPUS|-g|-p|-t|-T|-v] [-f] [-s [-x|-d]] [-R REF] [PID | TASK] ...",
 		Help: `Prints the kernel stack backtrace of the panic task (or, in a dump of a
 live machine, of CPU 0's running task), of each PID (decimal) or TASK
 (task_struct address, hexadecimal), or of every CPU's running task (-a),
@@ -35,13 +35,21 @@ that cannot go on (a page the dump lacks) prints the frames found and
 then why it stopped.
 
   -a        the running task of every CPU
-  -c CPU    the running task of the given CPUs (a comma-separated list)
+  -c CPUS   the running task of the given CPUs: "3", "1,8,9", "1-23", "1,8,9-14"
+  -p        the panic task only
+  -g        every thread of the task's thread group, the leader first
   -f        print the stack words of each frame
   -s        print symbol+offset
   -x        offsets in hexadecimal (with -s)
   -d        offsets in decimal (with -s; the default)
+  -t        every text address on the stack from where the walk starts
+  -T        every text address on the task's stack, from its bottom
+  -R REF    only the backtraces that reference REF: a function name, a
+            text address, or a value in a saved register frame
+  -v        check every task's stack for an overflow (STACK_END_MAGIC)
 
-Not yet: -l (file and line), -t/-T (text-symbol scans), -e, -v, -o, -g.
+Not yet: -l (file and line), -e/-E (exception frame search), -F, -o/-O,
+-I/-S, -n, -r.
 
 --json prints each task's frames: stack pointer, pc, symbol, offset,
 module and any saved registers.
@@ -60,6 +68,12 @@ Examples:
 			{Name: "s", Help: "symbol+offset"},
 			{Name: "x", Help: "hexadecimal offsets"},
 			{Name: "d", Help: "decimal offsets"},
+			{Name: "p", Help: "the panic task only"},
+			{Name: "g", Help: "every thread of the thread group"},
+			{Name: "t", Help: "text symbols from the starting frame"},
+			{Name: "T", Help: "text symbols from the stack's bottom"},
+			{Name: "R", Arg: "REF", Help: "only backtraces that reference REF"},
+			{Name: "v", Help: "check stacks for overflows"},
 		},
 		MaxArgs: -1,
 		Run:     runBt,
@@ -98,6 +112,8 @@ type btExceptionJSON struct {
 
 type btFlags struct {
 	full, symOff, hex bool
+	// text is 't' or 'T' for the text-symbol listings, 0 otherwise.
+	text byte
 }
 
 func runBt(ctx *Context) error {
@@ -105,30 +121,56 @@ func runBt(ctx *Context) error {
 	if err != nil {
 		return err
 	}
+	if ctx.Opts.Has("v") {
+		return runBtOverflow(ctx, k)
+	}
 	tasks, err := btTasks(k, ctx)
 	if err != nil {
 		return err
 	}
 	fl := btFlags{full: ctx.Opts.Has("f"), symOff: ctx.Opts.Has("s"), hex: ctx.Opts.Last("x", "d") == "x"}
+	switch ctx.Opts.Last("t", "T") {
+	case "t":
+		fl.text = 't'
+	case "T":
+		fl.text = 'T'
+	}
+	ref, hasRef := ctx.Opts.Value("R")
 	var all []btJSON
-	for i, t := range tasks {
+	first := true
+	for _, t := range tasks {
 		bt, err := k.Backtrace(t)
+		if hasRef && (err != nil || !btReferences(k, bt, ref)) {
+			continue
+		}
 		if ctx.JSON {
 			all = append(all, btToJSON(t, bt, err))
 			continue
 		}
-		if i > 0 {
+		if !first {
 			fmt.Fprintln(ctx.Out)
 		}
+		first = false
 		if err != nil {
 			printBtHeader(ctx.Out, t, nil)
 			fmt.Fprintf(ctx.Out, "bt: %v\n", err)
 			continue
 		}
-		printBacktrace(ctx.Out, k, bt, fl)
+		if fl.text != 0 {
+			printTextSymbols(ctx.Out, k, bt, fl)
+		} else {
+			printBacktrace(ctx.Out, k, bt, fl)
+		}
 	}
 	if ctx.JSON {
+		if all == nil {
+			all = []btJSON{}
+		}
 		return writeJSON(ctx, all)
+	}
+	// crash ends each backtrace that -R selects with an empty line.
+	if hasRef && !first {
+		fmt.Fprintln(ctx.Out)
 	}
 	return nil
 }
@@ -147,15 +189,13 @@ func btTasks(k *kernel.Kernel, ctx *Context) ([]kernel.Value, error) {
 		}
 		var cpus []int
 		if hasC && !ctx.Opts.Has("a") {
-			for _, f := range strings.Split(cpuList, ",") {
-				c, err := strconv.Atoi(strings.TrimSpace(f))
-				if err != nil || c < 0 {
-					return nil, usagef("invalid CPU %q in -c %s", f, cpuList)
-				}
+			if cpus, err = parseCPUList(cpuList); err != nil {
+				return nil, err
+			}
+			for _, c := range cpus {
 				if _, ok := act[c]; !ok {
 					return nil, fmt.Errorf("CPU %d has no running task (not online, or beyond nr_cpu_ids)", c)
 				}
-				cpus = append(cpus, c)
 			}
 		} else {
 			for c := range act {
@@ -169,24 +209,49 @@ func btTasks(k *kernel.Kernel, ctx *Context) ([]kernel.Value, error) {
 		}
 		return out, nil
 	}
-	if len(ctx.Args) == 0 {
+	if ctx.Opts.Has("p") {
+		if len(ctx.Args) > 0 {
+			return nil, usagef("-p takes no PID or TASK")
+		}
 		t, _, ok, err := k.PanicTask()
 		if err != nil {
 			return nil, err
 		}
-		if ok {
-			return []kernel.Value{t}, nil
+		if !ok {
+			return nil, fmt.Errorf("no panic task: the dump was taken of a running machine")
 		}
-		act, err := k.ActiveTasks()
+		return []kernel.Value{t}, nil
+	}
+	if ctx.Opts.Has("g") {
+		var out []kernel.Value
+		args := ctx.Args
+		if len(args) == 0 {
+			t, err := defaultTask(k)
+			if err != nil {
+				return nil, err
+			}
+			out, err := threadGroup(k, t)
+			return out, err
+		}
+		for _, a := range args {
+			t, err := findTask(k, a)
+			if err != nil {
+				return nil, err
+			}
+			g, err := threadGroup(k, t)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, g...)
+		}
+		return out, nil
+	}
+	if len(ctx.Args) == 0 {
+		t, err := defaultTask(k)
 		if err != nil {
 			return nil, err
 		}
-		cpus := make([]int, 0, len(act))
-		for c := range act {
-			cpus = append(cpus, c)
-		}
-		sort.Ints(cpus)
-		return []kernel.Value{act[cpus[0]]}, nil
+		return []kernel.Value{t}, nil
 	}
 	var out []kernel.Value
 	for _, a := range ctx.Args {

@@ -349,3 +349,19 @@ func (k *Kernel) structType(name string) (*debuginfo.Type, error) {
 	}
 	return ts.Struct(name)
 }
+
+// StackEndMagic is the word the kernel keeps at the far end of every
+// task's stack (include/uapi/linux/magic.h): a stack overflow overwrites it.
+const StackEndMagic = 0x57AC6E9D
+
+// StackEndMagic reads the word at the end of task's stack (its lowest
+// address, end_of_stack() with the thread_info in the task) and returns
+// where it is and its value.
+func (k *Kernel) StackEndMagic(task Value) (loc, val uint64, err error) {
+	s, err := k.TaskStack(task)
+	if err != nil {
+		return 0, 0, err
+	}
+	v, err := k.ReadUint(s.Base, 8)
+	return s.Base, v, err
+}

@@ -1,0 +1,187 @@
+package analyze
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"salvage/lab/corpus"
+)
+
+// btGoldenCommands are bt's options beyond the lab's references, asked of
+// crash 8.0.6 on each crash's unfiltered dump and kept in the corpus
+// beside the dumps (refs/bt-golden/CRASH/), made on first use. PID stands
+// for the guest's workload process.
+var btGoldenCommands = []string{
+	"bt -s",
+	"bt -sx",
+	"bt -sd",
+	"bt -a -s",
+	"bt -a -sx",
+	"bt -c 0",
+	"bt -c 1",
+	"bt -c 0-1",
+	"bt -c 0,1",
+	"bt -p",
+	"bt -g PID",
+	"bt -s -x PID",
+	"bt -f PID",
+	"bt -R pipe_read PID",
+	"bt -R vfs_write PID",
+	"bt -R do_syscall_64",
+	"bt -v",
+	"bt -t",
+	"bt -T",
+	"bt -t PID",
+	"bt -T PID",
+	"bt -t 1",
+	"bt -c 0 -t",
+	"bt -a -t",
+	"bt -c 1 -T",
+	"bt 1 2 PID",
+}
+
+// btGoldenKnown are outputs that legitimately differ from crash's, by
+// crash scenario and command, with why. The test checks that they still
+// differ, so that a fixed difference is noticed.
+var btGoldenKnown = map[string]string{
+	// On the CPUs the crash NMI stopped, crash's text scan prints the
+	// interrupted function (native_safe_halt) with the address of the
+	// exception stack's guard page instead of the stack pointer the NMI
+	// saved; salvage prints the saved stack pointer.
+	"sysrq/bt -c 0 -t": "crash shows the NMI's interrupted frame at the exception stack's guard page",
+	"sysrq/bt -a -t":   "crash shows the NMI's interrupted frame at the exception stack's guard page",
+	"oops/bt -a -t":    "crash shows the NMI's interrupted frame at the exception stack's guard page",
+	"hung/bt -a -t":    "crash shows the NMI's interrupted frame at the exception stack's guard page",
+}
+
+// TestBtOptionsMatchCrash compares bt's other options with crash 8.0.6's
+// output on every dump of each crash, with and without the vmlinux.
+func TestBtOptionsMatchCrash(t *testing.T) {
+	m := corpus.Require(t)
+	byCrash := map[string][]corpus.Dump{}
+	for _, d := range m.Dumps {
+		if d.Scenario == "live" {
+			continue // crash 8.0.6 cannot unwind these (see TestBtCorpus)
+		}
+		byCrash[d.Crash] = append(byCrash[d.Crash], d)
+	}
+	var crashes []string
+	for c := range byCrash {
+		crashes = append(crashes, c)
+	}
+	sort.Strings(crashes)
+	if len(crashes) == 0 {
+		t.Fatal("the corpus has no crash dumps")
+	}
+	same := map[string]int{}
+	for _, c := range crashes {
+		ds := byCrash[c]
+		var ref corpus.Dump
+		for _, d := range ds {
+			if d.Variant == "vmcore-elf" {
+				ref = d
+			}
+		}
+		if ref.ID == "" {
+			t.Fatalf("crash %s has no vmcore-elf dump", c)
+		}
+		goldens := ensureBtGoldens(t, m, ref)
+		for _, mode := range btModes {
+			for _, d := range ds {
+				t.Run(mode+"/"+d.ID, func(t *testing.T) {
+					s := corpusSession(t, m, d, mode == "vmlinux")
+					k, err := s.Kernel()
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, g := range goldens {
+						got, errs := execCapture(s, g.cmd)
+						if errs != "" {
+							got += errs + "\n"
+						}
+						key := d.Scenario + "/" + g.generic
+						if why, ok := btGoldenKnown[key]; ok {
+							if got == g.want {
+								t.Errorf("%s: now identical to crash; drop the known difference (%s)", g.cmd, why)
+							}
+							continue
+						}
+						if got != g.want && aliasOnly(k, got, g.want) {
+							same[mode+" "+g.generic+" (aliases)"]++
+							continue
+						}
+						if got != g.want {
+							t.Errorf("%s (%s) differs from crash:\n%s", g.cmd, mode, lineDiff(got, g.want))
+							continue
+						}
+						same[mode+" "+g.generic]++
+					}
+				})
+			}
+		}
+	}
+	logCounts(t, same, "dumps identical to crash")
+}
+
+type btGolden struct {
+	generic, cmd, want string
+}
+
+// ensureBtGoldens returns crash's answers to btGoldenCommands for d's
+// crash, running crash once for those the corpus does not have yet.
+func ensureBtGoldens(t *testing.T, m *corpus.Manifest, d corpus.Dump) []btGolden {
+	t.Helper()
+	pidCmd, ok := d.RefCommands["bt-pid"]
+	if !ok {
+		t.Fatalf("%s: no bt-pid reference to take the workload's PID from", d.ID)
+	}
+	pid := strings.TrimPrefix(pidCmd, "bt ")
+	dir := filepath.Join(m.Root, "refs", "bt-golden", d.Crash)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out []btGolden
+	var missing []string
+	for _, g := range btGoldenCommands {
+		cmd := strings.ReplaceAll(g, "PID", pid)
+		path := filepath.Join(dir, goldenFileName(g))
+		out = append(out, btGolden{generic: g, cmd: cmd})
+		if _, err := os.Stat(path); err != nil {
+			missing = append(missing, fmt.Sprintf("%s > %s", cmd, path))
+		}
+	}
+	if len(missing) > 0 {
+		in := filepath.Join(dir, "session.in")
+		if err := os.WriteFile(in, []byte(strings.Join(missing, "\n")+"\nq\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		c, err := m.Crash(ctx, d, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("crash on %s: %v\n%s", d.ID, err, b)
+		}
+	}
+	for i := range out {
+		b, err := os.ReadFile(filepath.Join(dir, goldenFileName(out[i].generic)))
+		if err != nil {
+			t.Fatalf("crash wrote no answer to %q: %v", out[i].cmd, err)
+		}
+		out[i].want = string(b)
+	}
+	return out
+}
+
+func goldenFileName(cmd string) string {
+	r := strings.NewReplacer(" ", "_", "-", "", ",", "+")
+	return r.Replace(cmd) + ".txt"
+}

@@ -1,0 +1,139 @@
+package analyze
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+
+	"salvage/arch/amd64"
+	"salvage/kernel"
+)
+
+// printTextSymbols is bt -t and -T: instead of the unwound frames, every
+// word on the stack that is a kernel text address, with its function —
+// what is left to read when a walk fails. -t scans from where the walk
+// starts, -T from the bottom of the task's own stack; both to the top, or to
+// the register frame of an exception that came from another stack (an
+// NMI's), whose registers are printed as bt prints them before the scan
+// goes on on the interrupted stack.
+func printTextSymbols(w io.Writer, k *kernel.Kernel, bt *kernel.Backtrace, fl btFlags) {
+	if t, err := k.ObjectOf(bt.Task, "struct task_struct"); err == nil {
+		printBtHeader(w, t, bt)
+	}
+	fr := bt.Frames
+	if len(fr) == 0 {
+		return
+	}
+	if fl.text == 'T' {
+		// -T is the task's own stack only, bottom to top.
+		if t, err := k.ObjectOf(bt.Task, "struct task_struct"); err == nil {
+			if ts, err := k.TaskStack(t); err == nil {
+				scanText(w, k, ts.Base, ts.Top)
+			}
+		}
+		if e := fr[len(fr)-1].Exception; e != nil && e.User {
+			printRegs(w, e.Regs)
+		}
+		return
+	}
+	if fl.text == 't' {
+		fmt.Fprintf(w, "%sSTART: %s at %x\n", "              ", crashSymbolName(fr[0].Symbol), fr[0].PC)
+	}
+	start := 0
+	for i := 0; i <= len(fr); i++ {
+		end := i == len(fr)
+		// A register frame on the way up the same stack is scanned as
+		// words like any other; one that leads to another stack ends
+		// this stretch.
+		if !end && (fr[i].Exception == nil || fr[i].Exception.User || i+1 >= len(fr) || fr[i+1].Stack == fr[i].Stack) {
+			continue
+		}
+		// Frames start..i (i excluded at the end) are one stretch of stack.
+		last := i
+		if end {
+			last = len(fr) - 1
+		}
+		seg := fr[start]
+		from, to := seg.SP, seg.Stack.Top
+		if start > 0 {
+			// Where an exception frame led: the interrupted context first.
+			fmt.Fprintf(w, "  [%x] %s at %x%s\n", seg.SP, textName(k, seg.PC, true), seg.PC, moduleSuffix(k, seg.PC))
+			from += 8
+		}
+		if e := fr[last].Exception; e != nil && !e.User && e.Addr > from && e.Addr <= to {
+			to = e.Addr
+		}
+		if to > from && seg.Stack.Top != 0 {
+			scanText(w, k, from, to)
+		}
+		if e := fr[last].Exception; e != nil {
+			if !e.User {
+				fmt.Fprintf(w, "    [exception RIP: %s]\n", exceptionRIP(k, e.Regs[amd64.RegIP]))
+			}
+			printRegs(w, e.Regs)
+		}
+		if !end && i+1 < len(fr) && fr[i+1].Stack != fr[i].Stack && fr[i].Stack.Label != "" {
+			fmt.Fprintf(w, "--- <%s> ---\n", fr[i].Stack.Label)
+		}
+		start = i + 1
+		if end || start >= len(fr) {
+			break
+		}
+	}
+	if bt.Err != nil {
+		fmt.Fprintf(w, "bt: %v\n", bt.Err)
+	}
+}
+
+// scanText prints the text addresses among the words in [from, to).
+func scanText(w io.Writer, k *kernel.Kernel, from, to uint64) {
+	buf := make([]byte, to-from)
+	for off := uint64(0); off < uint64(len(buf)); {
+		n := 4096 - (from+off)&4095
+		if off+n > uint64(len(buf)) {
+			n = uint64(len(buf)) - off
+		}
+		if err := k.Read(buf[off:off+n], from+off); err != nil {
+			fmt.Fprintf(w, "bt: %v\n", err)
+		}
+		off += n
+	}
+	for i := 0; i+8 <= len(buf); i += 8 {
+		v := binary.LittleEndian.Uint64(buf[i:])
+		if !isText(k, v) {
+			continue
+		}
+		fmt.Fprintf(w, "  [%x] %s at %x%s\n", from+uint64(i), textName(k, v, false), v, moduleSuffix(k, v))
+	}
+}
+
+func isText(k *kernel.Kernel, v uint64) bool {
+	if k.Symbols == nil || v < 0xffff800000000000 {
+		return false
+	}
+	s, _, ok := k.Symbols.ByAddr(v)
+	return ok && (s.Type == 'T' || s.Type == 't' || s.Type == 'W' || s.Type == 'w')
+}
+
+// textName names the function of a text address found on the stack: a
+// function's own start (a function pointer) is that function; any other
+// address is taken as a return address, which belongs to the function of
+// the call before it.
+func textName(k *kernel.Kernel, v uint64, exact bool) string {
+	s, off, ok := k.Symbols.ByAddr(v)
+	if ok && (off == 0 || exact) {
+		return crashSymbolName(s.Name)
+	}
+	if p, _, ok := k.Symbols.ByAddr(v - 1); ok {
+		return crashSymbolName(p.Name)
+	}
+	return crashSymbolName(s.Name)
+}
+
+func moduleSuffix(k *kernel.Kernel, v uint64) string {
+	if s, _, ok := k.Symbols.ByAddr(v); ok && s.Module != "" {
+		return " [" + s.Module + "]"
+	}
+	return ""
+}
+
