@@ -136,4 +136,3 @@ func moduleSuffix(k *kernel.Kernel, v uint64) string {
 	}
 	return ""
 }
-

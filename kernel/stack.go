@@ -3,7 +3,9 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
+	"weak"
 
 	"salvage/arch"
 	"salvage/debuginfo"
@@ -71,12 +73,17 @@ type stackState struct {
 // startFinder finds where the walk of an active task begins.
 type startFinder func(k *Kernel, st *stackState, task Value, cpu int, task0 arch.Stack) (arch.Start, error)
 
-// stackStates keeps each kernel's stackState. The Kernel type belongs to
-// another file; a field there would be the better home.
-var stackStates sync.Map // *Kernel → *stackState
+// stackStates keeps each kernel's stackState, weakly: an entry goes when
+// its Kernel is collected. (A field of Kernel would be the better home;
+// that type lives in a file of its own.)
+var stackStates sync.Map // weak.Pointer[Kernel] → *stackState
 
 func (k *Kernel) stacks() (*stackState, error) {
-	v, _ := stackStates.LoadOrStore(k, &stackState{})
+	key := weak.Make(k)
+	v, loaded := stackStates.LoadOrStore(key, &stackState{})
+	if !loaded {
+		runtime.AddCleanup(k, func(key weak.Pointer[Kernel]) { stackStates.Delete(key) }, key)
+	}
 	st := v.(*stackState)
 	st.once.Do(func() { st.err = k.initStacks(st) })
 	return st, st.err

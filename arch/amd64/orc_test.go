@@ -263,3 +263,62 @@ func TestUnwindSynthetic(t *testing.T) {
 		t.Errorf("a frame that does not move up the stack was accepted")
 	}
 }
+
+// TestUnwindIRQStackSwitch walks off an IRQ stack the way 6.1's
+// call_on_irqstack leaves it: the task's stack pointer saved in the top
+// word of the IRQ stack, and the caller's CFA found through it
+// (ORC_REG_SP_INDIRECT); then an iret-only frame (regs partial).
+func TestUnwindIRQStackSwitch(t *testing.T) {
+	const (
+		fH   = 0xffffffff81001000 // handler on the IRQ stack: CFA = sp+8
+		fX   = 0xffffffff81002000 // switched stacks: CFA = *(sp)+16
+		fY   = 0xffffffff81003000 // entry code: iret frame at sp+0
+		fZ   = 0xffffffff81004000 // interrupted function: CFA = sp+8
+		fEnd = 0xffffffff81005000 // no unwinding beyond
+	)
+	tab := &ORCTable{IPs: []uint64{fH, fX, fY, fZ, fEnd}, Entries: []ORCEntry{
+		{SPReg: orcRegSP, SPOffset: 8, Type: ORCCall},
+		{SPReg: orcRegSPIndirect, SPOffset: 16, Type: ORCCall},
+		{SPReg: orcRegSP, SPOffset: 0, Type: ORCRegsPartial},
+		{SPReg: orcRegSP, SPOffset: 8, Type: ORCCall},
+		{Type: ORCEndOfStack},
+	}}
+	irq := arch.Stack{Base: 0xffff88807fc00000, Top: 0xffff88807fc04000, Label: "IRQ stack"}
+	task := arch.Stack{Base: 0xffffc90000010000, Top: 0xffffc90000014000}
+	m := &fakeStackMemory{words: map[uint64]uint64{}, stacks: []arch.Stack{irq, task}}
+	hSP := irq.Top - 0x20
+	m.words[hSP] = fX + 4              // H's return address into X
+	m.words[hSP+8] = task.Base + 0x800 // the saved task stack pointer
+	m.words[task.Base+0x808] = fY + 4  // X's return address into Y, at CFA-8
+	iret := task.Base + 0x810          // Y: iret frame at its sp
+	m.words[iret] = fZ + 0x10          // ip
+	m.words[iret+8] = 0x10             // cs: kernel
+	m.words[iret+16] = 0x246
+	m.words[iret+24] = task.Base + 0x900 // sp
+	m.words[iret+32] = 0x18
+	m.words[task.Base+0x900] = 0 // Z's caller: none (a zero return address ends the walk)
+
+	u := &Unwinder{Tables: []*ORCTable{tab}}
+	frames, err := u.Unwind(arch.Start{PC: fH + 2, SP: hSP}, m)
+	if err != nil || len(frames) != 4 {
+		t.Fatalf("%d frames: %+v (%v)", len(frames), frames, err)
+	}
+	want := []struct {
+		pc, sp uint64
+		stack  arch.Stack
+	}{
+		{fH + 2, hSP, irq},
+		{fX + 4, hSP, irq},
+		{fY + 4, task.Base + 0x808, task},
+		{fZ + 0x10, task.Base + 0x900, task},
+	}
+	for i, w := range want {
+		f := frames[i]
+		if f.PC != w.pc || f.SP != w.sp || f.Stack != w.stack {
+			t.Errorf("frame %d: pc %#x sp %#x stack %q, want pc %#x sp %#x stack %q", i, f.PC, f.SP, f.Stack.Label, w.pc, w.sp, w.stack.Label)
+		}
+	}
+	if e := frames[2].Exception; e == nil || !e.Partial || e.Addr != iret-iretFrameOffset || e.Regs[RegFlags] != 0x246 {
+		t.Errorf("iret frame: %+v", e)
+	}
+}
