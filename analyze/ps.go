@@ -16,7 +16,7 @@ func psCommand() *Command {
 	return &Command{
 		Name:    "ps",
 		Summary: "list the tasks",
-		Usage:   "[-k|-u] [-G] [-H] [-y POLICY] [-t|-p|-c|-a|-g|-l|-m|-S|-A|-Y] [PID | TASK | COMMAND | 'REGEX'] ...",
+		Usage:   "[-k|-u] [-G] [-H] [-y POLICY] [-t|-p|-c|-a|-g|-l|-m|-r|-S|-A|-Y] [PID | TASK | COMMAND | 'REGEX'] ...",
 		Help: `Lists the tasks as crash's ps does: PID, parent PID, CPU, task_struct
 address, state, share of physical memory, virtual size and resident size
 (KiB) and command, ">" marking the task each CPU was running and kernel
@@ -45,6 +45,7 @@ of ^$*+?()[]{}| is taken as one: ps 'ksoftirq.*').
   -S  the number of tasks in each state
   -A  only the task each CPU was running
   -H  no header line
+  -r  each task's resource limits, current and maximum
   -Y  each task's scheduling policy and priority (crash 9's -Y; crash
       8.0.6, the lab's reference, lacks it)
   -y POLICY[,POLICY...]  only tasks of these policies: NORMAL, FIFO, RR,
@@ -78,6 +79,7 @@ Examples:
 			{Name: "A", Help: "only the task each CPU was running"},
 			{Name: "H", Help: "no header line"},
 			{Name: "Y", Help: "scheduling policy and priority"},
+			{Name: "r", Help: "resource limits"},
 			{Name: "y", Arg: "POLICY", Help: "only tasks of these scheduling policies (comma-separated names or numbers)"},
 		},
 		MaxArgs: -1,
@@ -109,6 +111,8 @@ type psTaskJSON struct {
 	Children []int64 `json:"children,omitempty"`
 	// -g: the PIDs of the other threads of the group.
 	Threads []int64 `json:"threads,omitempty"`
+	// -r: resource limits (RLIM_INFINITY is 18446744073709551615).
+	Rlimits []psRlimitJSON `json:"rlimits,omitempty"`
 	// -Y: scheduling policy and priority.
 	Policy string `json:"policy,omitempty"`
 	Prio   int64  `json:"prio,omitempty"`
@@ -144,7 +148,7 @@ func runPS(ctx *Context) error {
 		return usagef("-u and -k are mutually exclusive")
 	}
 	mode := ""
-	for _, m := range []string{"t", "p", "c", "a", "g", "l", "m", "S", "A", "Y"} {
+	for _, m := range []string{"t", "p", "c", "a", "g", "l", "m", "S", "A", "Y", "r"} {
 		if o.Has(m) {
 			if mode != "" {
 				return usagef("-%s and -%s are mutually exclusive", mode, m)
@@ -398,6 +402,16 @@ func runPS(ctx *Context) error {
 		case "a":
 			writeTaskHeader(w, t, 0)
 			pc.writeArgs(w, t, &j)
+		case "r":
+			lims, err := k.TaskRlimits(t.Task)
+			if err != nil {
+				return err
+			}
+			writeTaskHeader(w, t, 0)
+			writeRlimits(w, lims)
+			for n, l := range lims {
+				j.Rlimits = append(j.Rlimits, psRlimitJSON{Name: rlimitName(n), Cur: l.Cur, Max: l.Max})
+			}
 		}
 		res = append(res, j)
 	}
@@ -517,6 +531,41 @@ func (pc *psContext) row(t *kernel.TaskInfo) psTaskJSON {
 		j.PctMem = float64(t.RSS*100) / float64(pc.totalPages)
 	}
 	return j
+}
+
+// psRlimitJSON is one resource limit of ps -r --json.
+type psRlimitJSON struct {
+	Name string `json:"name"`
+	Cur  uint64 `json:"cur"`
+	Max  uint64 `json:"max"`
+}
+
+// rlimitNames are RLIMIT_CPU … RLIMIT_RTTIME (include/uapi/asm-generic/
+// resource.h), as crash's rlim_names spells them.
+var rlimitNames = []string{"CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE",
+	"MEMLOCK", "AS", "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME"}
+
+func rlimitName(i int) string {
+	if i < len(rlimitNames) {
+		return rlimitNames[i]
+	}
+	return "(unknown)"
+}
+
+// writeRlimits prints crash's show_task_rlimit table.
+func writeRlimits(w io.Writer, lims []kernel.Rlimit) {
+	const w1, w2 = 10, len("(unlimited)") // the longest name, SIGPENDING
+	val := func(v uint64) string {
+		if v == ^uint64(0) {
+			return "(unlimited)"
+		}
+		return center(w2, strconv.FormatUint(v, 10), false)
+	}
+	fmt.Fprintf(w, "  %*s   %s   %s\n", w1, "RLIMIT", center(w2, "CURRENT", true), center(w2, "MAXIMUM", true))
+	for i, l := range lims {
+		fmt.Fprintf(w, "  %*s   %s   %s\n", w1, rlimitName(i), val(l.Cur), val(l.Max))
+	}
+	fmt.Fprintln(w)
 }
 
 // schedPolicies are crash's names of the scheduling policies

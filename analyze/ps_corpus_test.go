@@ -421,6 +421,8 @@ ps -p 2 > GOLDEN/ps-p-2.txt
 ps -c 2 > GOLDEN/ps-c-2.txt
 ps -a 1 > GOLDEN/ps-a-1.txt
 ps -a 2 > GOLDEN/ps-a-2.txt
+ps -r 1 2 > GOLDEN/ps-r-12.txt
+ps -r workload > GOLDEN/ps-r-workload.txt
 ps -l 1 2 > GOLDEN/ps-l-12.txt
 ps -m 1 2 > GOLDEN/ps-m-12.txt
 ps -l > GOLDEN/ps-l.txt

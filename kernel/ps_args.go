@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -102,4 +103,32 @@ func (k *Kernel) TaskArgs(mm uint64) (args, env []byte, err error) {
 		return args, nil, err
 	}
 	return args, env, nil
+}
+
+// Rlimit is one struct rlimit (include/uapi/linux/resource.h).
+type Rlimit struct{ Cur, Max uint64 }
+
+// TaskRlimits reads the task's resource limits: signal->rlim[] (shared
+// by the thread group since 2.6.10), or task_struct.rlim[] on kernels
+// that keep them there, every element of the array its type declares.
+func (k *Kernel) TaskRlimits(task uint64) ([]Rlimit, error) {
+	t, err := k.ObjectOf(task, "struct task_struct")
+	if err != nil {
+		return nil, err
+	}
+	arr, err := t.Member("signal->rlim")
+	if err != nil {
+		if arr, err = t.Member("rlim"); err != nil {
+			return nil, fmt.Errorf("task_struct at %#x: no rlimit array in signal_struct or task_struct", task)
+		}
+	}
+	b, err := arr.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Rlimit, len(b)/16)
+	for i := range out {
+		out[i] = Rlimit{binary.LittleEndian.Uint64(b[16*i:]), binary.LittleEndian.Uint64(b[16*i+8:])}
+	}
+	return out, nil
 }
