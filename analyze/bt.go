@@ -17,8 +17,8 @@ func btCommand() *Command {
 		Name:    "bt",
 		Summary: "show a task's stack backtrace",
 		Usage:   "[-a|-c CPUS|-g|-p|-t|-T|-v] [-f] [-s [-x|-d]] [-R REF] [PID | TASK] ...",
-		Help: `Prints the kernel stack backtrace of the panic task (or, in a dump of a
-live machine, of CPU 0's running task), of each PID (decimal) or TASK
+		Help: `Prints the kernel stack backtrace of the current task (see set: the panic
+task, or in a dump of a live machine CPU 0's running task), of each PID (decimal) or TASK
 (task_struct address, hexadecimal), or of every CPU's running task (-a),
 in crash's format: one line per frame giving the stack address where the
 frame's return address was found, the function and the address. Where
@@ -226,7 +226,7 @@ func btTasks(k *kernel.Kernel, ctx *Context) ([]kernel.Value, error) {
 		var out []kernel.Value
 		args := ctx.Args
 		if len(args) == 0 {
-			t, err := defaultTask(k)
+			t, err := defaultTask(ctx.Session, k)
 			if err != nil {
 				return nil, err
 			}
@@ -247,7 +247,7 @@ func btTasks(k *kernel.Kernel, ctx *Context) ([]kernel.Value, error) {
 		return out, nil
 	}
 	if len(ctx.Args) == 0 {
-		t, err := defaultTask(k)
+		t, err := defaultTask(ctx.Session, k)
 		if err != nil {
 			return nil, err
 		}

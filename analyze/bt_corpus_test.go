@@ -429,3 +429,29 @@ func corpusSessionB(b *testing.B, m *corpus.Manifest, d corpus.Dump) *Session {
 	}
 	return s
 }
+
+// TestBtFollowsSet checks that bt without a task shows the session's
+// current task: the panic task, then whichever task set chose.
+func TestBtFollowsSet(t *testing.T) {
+	m := corpus.Require(t)
+	ds := m.Select(func(d corpus.Dump) bool { return d.ID == "6.1.0-56-cloud-amd64/sysrq/vmcore-elf" })
+	if len(ds) == 0 {
+		t.Fatal("corpus has no sysrq vmcore-elf dump")
+	}
+	s := corpusSession(t, m, ds[0], false)
+	panicBt, _ := execCapture(s, "bt -p")
+	if got, _ := execCapture(s, "bt"); got != panicBt {
+		t.Errorf("bt is not the panic task's backtrace:\n%s", lineDiff(got, panicBt))
+	}
+	one, _ := execCapture(s, "bt 1")
+	if _, errs := execCapture(s, "set 1"); errs != "" {
+		t.Fatalf("set 1: %s", errs)
+	}
+	if got, _ := execCapture(s, "bt"); got != one {
+		t.Errorf("after set 1, bt differs from bt 1:\n%s", lineDiff(got, one))
+	}
+	execCapture(s, "set -p")
+	if got, _ := execCapture(s, "bt"); got != panicBt {
+		t.Errorf("after set -p, bt is not the panic task's")
+	}
+}

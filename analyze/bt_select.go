@@ -9,10 +9,14 @@ import (
 	"salvage/kernel"
 )
 
-// defaultTask is crash's current context when a session starts: the
-// panic task, or, in a dump of a running machine, the lowest CPU's
-// running task.
-func defaultTask(k *kernel.Kernel) (kernel.Value, error) {
+// defaultTask is the task bt shows when given none: the session's
+// current task (see set), which is the panic task unless set chose
+// another; without the task table, the kernel's own view of the panic
+// task or the lowest CPU's running task.
+func defaultTask(s *Session, k *kernel.Kernel) (kernel.Value, error) {
+	if cur, err := s.CurrentTask(); err == nil && cur.Task != 0 {
+		return k.ObjectOf(cur.Task, "struct task_struct")
+	}
 	t, _, ok, err := k.PanicTask()
 	if err != nil {
 		return kernel.Value{}, err
