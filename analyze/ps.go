@@ -16,7 +16,7 @@ func psCommand() *Command {
 	return &Command{
 		Name:    "ps",
 		Summary: "list the tasks",
-		Usage:   "[-k|-u] [-G] [-H] [-y POLICY] [-t|-p|-c|-a|-g|-l|-m|-r|-S|-A|-Y] [PID | TASK | COMMAND | 'REGEX'] ...",
+		Usage:   "[-k|-u] [-G] [-H] [-s] [-y POLICY] [-t|-p|-c|-a|-g|-l|-m|-r|-S|-A|-Y] [PID | TASK | COMMAND | 'REGEX'] ...",
 		Help: `Lists the tasks as crash's ps does: PID, parent PID, CPU, task_struct
 address, state, share of physical memory, virtual size and resident size
 (KiB) and command, ">" marking the task each CPU was running and kernel
@@ -46,6 +46,8 @@ of ^$*+?()[]{}| is taken as one: ps 'ksoftirq.*').
   -A  only the task each CPU was running
   -H  no header line
   -r  each task's resource limits, current and maximum
+  -s  the kernel stack pointer each task saved when it last left its
+      CPU (thread.sp) instead of its task address; "--" for running tasks
   -Y  each task's scheduling policy and priority (crash 9's -Y; crash
       8.0.6, the lab's reference, lacks it)
   -y POLICY[,POLICY...]  only tasks of these policies: NORMAL, FIFO, RR,
@@ -80,6 +82,7 @@ Examples:
 			{Name: "H", Help: "no header line"},
 			{Name: "Y", Help: "scheduling policy and priority"},
 			{Name: "r", Help: "resource limits"},
+			{Name: "s", Help: "the saved kernel stack pointer instead of the task address"},
 			{Name: "y", Arg: "POLICY", Help: "only tasks of these scheduling policies (comma-separated names or numbers)"},
 		},
 		MaxArgs: -1,
@@ -111,6 +114,8 @@ type psTaskJSON struct {
 	Children []int64 `json:"children,omitempty"`
 	// -g: the PIDs of the other threads of the group.
 	Threads []int64 `json:"threads,omitempty"`
+	// -s: the saved kernel stack pointer instead of the task address.
+	KStackP string `json:"kstackp,omitempty"`
 	// -r: resource limits (RLIM_INFINITY is 18446744073709551615).
 	Rlimits []psRlimitJSON `json:"rlimits,omitempty"`
 	// -Y: scheduling policy and priority.
@@ -307,11 +312,15 @@ func runPS(ctx *Context) error {
 	if ctx.JSON {
 		w = io.Discard
 	}
+	taskCol := center(16, "TASK", false)
+	if o.Has("s") {
+		taskCol = center(16, "KSTACKP", true)
+	}
 	if (mode == "" || mode == "A") && !o.Has("H") {
-		fmt.Fprintf(w, "      PID    PPID  CPU %s  ST  %%MEM      VSZ      RSS  COMM\n", center(16, "TASK", false))
+		fmt.Fprintf(w, "      PID    PPID  CPU %s  ST  %%MEM      VSZ      RSS  COMM\n", taskCol)
 	}
 	if mode == "Y" && !o.Has("H") {
-		fmt.Fprintf(w, "      PID    PPID  CPU %s  POLICY       PRIO  COMM\n", center(16, "TASK", false))
+		fmt.Fprintf(w, "      PID    PPID  CPU %s  POLICY       PRIO  COMM\n", taskCol)
 	}
 	if mode == "S" {
 		return writePSSummary(ctx, w, tasks, picked)
@@ -324,6 +333,14 @@ func runPS(ctx *Context) error {
 	for _, i := range picked {
 		t := &tasks[i]
 		j := pc.row(t)
+		if o.Has("s") {
+			// crash's task_pointer_string: the saved kernel stack
+			// pointer, "--" for a task on a CPU.
+			j.KStackP = center(16, "--", true)
+			if !t.Active {
+				j.KStackP = center(16, fmt.Sprintf("%x", t.KernelSP), true)
+			}
+		}
 		switch mode {
 		case "", "A":
 			writePSRow(w, j)
@@ -333,7 +350,11 @@ func runPS(ctx *Context) error {
 			if t.Active {
 				mark = "> "
 			}
-			fmt.Fprintf(w, "%s%7d %7d %3d  %-16x  %-12s %4d  %s\n", mark, t.PID, t.PPID, t.CPU, t.Task, j.Policy, t.Prio, bracketComm(t.Comm, t.KernelThread))
+			col := fmt.Sprintf("%-16x", t.Task)
+			if j.KStackP != "" {
+				col = j.KStackP
+			}
+			fmt.Fprintf(w, "%s%7d %7d %3d  %s  %-12s %4d  %s\n", mark, t.PID, t.PPID, t.CPU, col, j.Policy, t.Prio, bracketComm(t.Comm, t.KernelThread))
 		case "l":
 			j.LastRun = t.LastRun
 			fmt.Fprintf(w, "[%*d] [%s]  ", lastRunWidth, t.LastRun, j.State)
@@ -642,8 +663,12 @@ func writePSRow(w io.Writer, j psTaskJSON) {
 	if len(pct) == 3 {
 		pct = " " + pct
 	}
-	fmt.Fprintf(w, "%s%7d %7d %3d  %-16s %3s%s%s %8d %8d  %s\n",
-		mark, j.PID, j.PPID, j.CPU, j.Task, j.State, pad, pct, j.VSZKiB, j.RSSKiB, bracketComm(j.Comm, j.KernelThread))
+	col := fmt.Sprintf("%-16s", j.Task)
+	if j.KStackP != "" {
+		col = j.KStackP
+	}
+	fmt.Fprintf(w, "%s%7d %7d %3d  %s %3s%s%s %8d %8d  %s\n",
+		mark, j.PID, j.PPID, j.CPU, col, j.State, pad, pct, j.VSZKiB, j.RSSKiB, bracketComm(j.Comm, j.KernelThread))
 }
 
 func bracketComm(comm string, kthread bool) string {

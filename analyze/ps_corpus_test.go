@@ -422,6 +422,7 @@ ps -c 2 > GOLDEN/ps-c-2.txt
 ps -a 1 > GOLDEN/ps-a-1.txt
 ps -a 2 > GOLDEN/ps-a-2.txt
 ps -r 1 2 > GOLDEN/ps-r-12.txt
+ps -s > GOLDEN/ps-s.txt
 ps -r workload > GOLDEN/ps-r-workload.txt
 ps -l 1 2 > GOLDEN/ps-l-12.txt
 ps -m 1 2 > GOLDEN/ps-m-12.txt

@@ -39,6 +39,9 @@ type TaskInfo struct {
 	// BATCH 3, IDLE 5, DEADLINE 6); Prio is task_struct.prio.
 	Policy uint64
 	Prio   int64
+	// KernelSP is thread.sp: the kernel stack pointer switch_to saved
+	// when the task last left its CPU (stale for an active task).
+	KernelSP uint64
 	// LastRun is sched_info.last_arrival (CONFIG_SCHED_INFO): the run
 	// queue clock, in nanoseconds, when the task last went on a CPU.
 	LastRun uint64
@@ -124,6 +127,7 @@ type taskLayout struct {
 	startTime, utime, stime       field
 	lastRun                       field // sched_info.last_arrival
 	policy, prio                  field
+	kernelSP                      field // thread.sp
 	taskRSS                       field // task_struct.rss_stat.count (SPLIT_RSS_COUNTING, before 6.2); absent later
 	mmTotalVM, mmRSS              field // mm_struct.total_vm, .rss_stat
 	mmRSSPercpu                   bool  // rss_stat is struct percpu_counter[] (6.2+), not mm_rss_stat
@@ -225,6 +229,7 @@ func (k *Kernel) taskLayout() (*taskLayout, error) {
 	l.haveTime = l.startTime.ok
 	l.lastRun = memberField(task, "sched_info.last_arrival")
 	l.policy = memberField(task, "policy")
+	l.kernelSP = memberField(task, "thread.sp")
 	l.prio = memberField(task, "prio")
 	// MM_FILEPAGES, MM_ANONPAGES, MM_SHMEMPAGES: an anonymous enum in
 	// include/linux/mm_types_task.h, unchanged since 4.5.
@@ -307,6 +312,7 @@ func (k *Kernel) TaskTable() ([]TaskInfo, error) {
 			LastRun:   l.lastRun.uint(buf),
 			Policy:    l.policy.uint(buf),
 			Prio:      l.prio.int(buf),
+			KernelSP:  l.kernelSP.uint(buf),
 		}
 		comm := buf[l.comm.off : l.comm.off+l.comm.size]
 		if i := indexByte(comm, 0); i >= 0 {
