@@ -77,9 +77,9 @@ func (c *Compressor) Compress(dst, src []byte) []byte {
 	matched:
 		out = emitLiterals(out, start, src[lit:ip])
 		out = emitMatch(out, ip-cand, mlen)
-		// Index the positions inside the match sparsely: enough to find
-		// the next repeat, cheap for long runs of one byte.
-		for j := ip + 1; j < ip+mlen && j+minMatch <= n; j += 2 {
+		// Only the match's last position is indexed (lzo1x_1 indexes
+		// none): indexing inside long runs costs more than it finds.
+		if j := ip + mlen - 1; j+minMatch <= n {
 			table[hash4(src[j:])] = int32(j + 1)
 		}
 		ip += mlen
