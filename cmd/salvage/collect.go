@@ -105,6 +105,9 @@ func makedumpfileMain(args []string) error {
 	cmd.Use = "makedumpfile [flags] SOURCE DEST"
 	cmd.SilenceUsage = true
 	cmd.SilenceErrors = true
+	// makedumpfile prints no report unless asked (DEFAULT_MSG_LEVEL 7,
+	// print_info.h); salvage collect does by default.
+	cmd.Flags().Set("message-level", fmt.Sprint(msgProgress|msgCommon|msgError))
 	cmd.SetArgs(args)
 	return cmd.Execute()
 }

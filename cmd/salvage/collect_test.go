@@ -99,8 +99,13 @@ func TestCollectCommandReport(t *testing.T) {
 // makedumpfile's own command line works when salvage runs as makedumpfile.
 func TestMakedumpfileCommandLine(t *testing.T) {
 	src := sysrqVmcore(t)
-	dest := filepath.Join(t.TempDir(), "dump")
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "dump")
 	if err := makedumpfileMain([]string{"-l", "--message-level", "1", "-d", "31", src, dest}); err != nil {
+		t.Fatal(err)
+	}
+	// Without --message-level, makedumpfile's default (7): no report.
+	if err := makedumpfileMain([]string{"-c", "-d", "31", src, filepath.Join(dir, "dump2")}); err != nil {
 		t.Fatal(err)
 	}
 	f, err := dump.Open(dest)
