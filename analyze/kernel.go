@@ -23,7 +23,7 @@ func (s *Session) Kernel() (*kernel.Kernel, error) {
 		s.kernErr = errors.New("no dump is open")
 		return nil, s.kernErr
 	}
-	k, err := openKernel(s.Dump, kernel.Options{Vmlinux: s.Vmlinux, Types: s.Types})
+	k, err := openKernel(s.Dump, kernel.Options{Vmlinux: s.Vmlinux, SystemMap: s.SystemMap, Types: s.Types})
 	if err != nil {
 		src := "the dump's kallsyms and BTF"
 		if s.Vmlinux != "" {

@@ -81,6 +81,19 @@ func TestKernelCommandsCorpus(t *testing.T) {
 // debug vmlinux or without it, sharing types between dumps.
 func corpusSession(t *testing.T, m *corpus.Manifest, d corpus.Dump, withVmlinux bool) *Session {
 	t.Helper()
+	mode := "btf"
+	if withVmlinux {
+		mode = "vmlinux"
+	}
+	return corpusSessionMode(t, m, d, mode)
+}
+
+// corpusSessionMode opens a session in one of the modes "vmlinux" (the
+// debug vmlinux), "btf" (the dump alone: kallsyms and BTF) or "sysmap"
+// (the release's System.map for symbols, the dump's BTF for types).
+func corpusSessionMode(t *testing.T, m *corpus.Manifest, d corpus.Dump, mode string) *Session {
+	t.Helper()
+	withVmlinux := mode == "vmlinux"
 	f, err := dump.Open(m.Paths(d)...)
 	if err != nil {
 		t.Fatalf("open: %v", err)
@@ -98,6 +111,14 @@ func corpusSession(t *testing.T, m *corpus.Manifest, d corpus.Dump, withVmlinux 
 	}
 	var out, errw bytes.Buffer
 	s := NewSession(f, vmlinux, &out, &errw)
+	if mode == "sysmap" {
+		kern := m.Kernel(d.Release)
+		if kern == nil || kern.SystemMap == "" {
+			t.Fatalf("corpus has no System.map of %s", d.Release)
+		}
+		s.SystemMap = m.Path(kern.SystemMap)
+		key = "btf:" + d.Release
+	}
 	if ts, ok := sharedTypes.Load(key); ok {
 		s.Types = ts.(debuginfo.Types)
 	}

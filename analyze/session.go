@@ -20,6 +20,9 @@ type Session struct {
 	// Vmlinux is the kernel image given with the dump, "" when none was:
 	// symbols and types then come from the dump's kallsyms and BTF.
 	Vmlinux string
+	// SystemMap is a System.map given with the dump (without a vmlinux,
+	// its symbols replace the dump's kallsyms).
+	SystemMap string
 	// Types, when set before the first command that needs the kernel,
 	// are used instead of loading the vmlinux's DWARF or the dump's BTF
 	// (several sessions on dumps of one kernel share them).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 
 	"salvage/dump"
 )
@@ -21,9 +22,10 @@ const (
 type fileKind int
 
 const (
-	kindDump    fileKind = iota // anything else: dump.Open decides
-	kindKernel                  // an ELF kernel image (vmlinux)
-	kindBzImage                 // a compressed kernel (vmlinuz)
+	kindDump      fileKind = iota // anything else: dump.Open decides
+	kindKernel                    // an ELF kernel image (vmlinux)
+	kindBzImage                   // a compressed kernel (vmlinuz)
+	kindSystemMap                 // a System.map: "ADDRESS TYPE NAME" lines
 )
 
 // sniff reads enough of path to tell a kernel image from a dump.
@@ -68,24 +70,48 @@ func classify(head []byte) fileKind {
 	if len(head) >= 0x206 && string(head[0x202:0x206]) == "HdrS" {
 		return kindBzImage
 	}
+	if systemMapLine.Match(head) {
+		return kindSystemMap
+	}
 	return kindDump
 }
+
+// systemMapLine is a System.map's first line (nm's format).
+var systemMapLine = regexp.MustCompile(`^[0-9a-f]{8,16} [A-Za-z] \S+\n`)
 
 // SplitTarget sorts `salvage analyze`'s file arguments into the kernel
 // image (at most one, in any position) and the dump files (one, or the
 // parts of a split dump).
 func SplitTarget(args []string) (vmlinux string, dumps []string, err error) {
+	t, err := splitTarget(args)
+	return t.vmlinux, t.dumps, err
+}
+
+// target is the files of `salvage analyze`, sorted.
+type target struct {
+	vmlinux, systemMap string
+	dumps              []string
+}
+
+func splitTarget(args []string) (t target, err error) {
+	vmlinux, dumps, sysmap := "", []string(nil), ""
+	defer func() { t = target{vmlinux, sysmap, dumps} }()
 	for _, a := range args {
 		k, err := sniff(a)
 		if err != nil {
-			return "", nil, err
+			return t, err
 		}
 		switch k {
+		case kindSystemMap:
+			if sysmap != "" {
+				return t, fmt.Errorf("%s and %s are both System.map files; give one", sysmap, a)
+			}
+			sysmap = a
 		case kindBzImage:
-			return "", nil, fmt.Errorf("%s: is a compressed kernel (vmlinuz); give the uncompressed vmlinux, ideally the debug one", a)
+			return t, fmt.Errorf("%s: is a compressed kernel (vmlinuz); give the uncompressed vmlinux, ideally the debug one", a)
 		case kindKernel:
 			if vmlinux != "" {
-				return "", nil, fmt.Errorf("%s and %s are both kernel images; give one vmlinux and the dump", vmlinux, a)
+				return t, fmt.Errorf("%s and %s are both kernel images; give one vmlinux and the dump", vmlinux, a)
 			}
 			vmlinux = a
 		default:
@@ -94,25 +120,27 @@ func SplitTarget(args []string) (vmlinux string, dumps []string, err error) {
 	}
 	if len(dumps) == 0 {
 		if vmlinux != "" {
-			return "", nil, fmt.Errorf("%s is a kernel image, not a dump: give the dump file too", vmlinux)
+			return t, fmt.Errorf("%s is a kernel image, not a dump: give the dump file too", vmlinux)
 		}
-		return "", nil, fmt.Errorf("no dump file given")
+		return t, fmt.Errorf("no dump file given")
 	}
-	return vmlinux, dumps, nil
+	return t, nil
 }
 
 // Open opens the dump (and remembers the kernel image) named by args for a
 // session writing to out and errw.
 func Open(args []string, out, errw io.Writer) (*Session, error) {
-	vmlinux, dumps, err := SplitTarget(args)
+	t, err := splitTarget(args)
 	if err != nil {
 		return nil, err
 	}
-	d, err := openDump(dumps)
+	d, err := openDump(t.dumps)
 	if err != nil {
 		return nil, err
 	}
-	return NewSession(d, vmlinux, out, errw), nil
+	s := NewSession(d, t.vmlinux, out, errw)
+	s.SystemMap = t.systemMap
+	return s, nil
 }
 
 // openDump is dump.Open, with a panic in a reader turned into an error

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -83,6 +84,11 @@ func ParseSystemMap(r io.Reader, name string, kaslrOffset uint64) (*Table, error
 	if len(syms) == 0 {
 		return nil, fmt.Errorf("%s: no symbols", name)
 	}
+	// Like kallsyms, System.map has no sizes: a kernel symbol runs to
+	// the next (per-CPU offsets and absolute values have none).
+	sort.SliceStable(syms, func(i, j int) bool { return syms[i].Addr < syms[j].Addr })
+	k := sort.Search(len(syms), func(i int) bool { return syms[i].Addr >= 1<<63 })
+	setKallsymsSizes(syms[k:])
 	t := NewTable("System.map "+name, syms)
 	// /proc/kallsyms text lists modules too; System.map only vmlinux.
 	t.bounded = len(modules) == 0

@@ -15,6 +15,12 @@ type Options struct {
 	// Vmlinux is a debug vmlinux; "" uses what the dump itself carries:
 	// the kallsyms tables and the kernel's BTF.
 	Vmlinux string
+	// SystemMap is the kernel's System.map: without a vmlinux, its
+	// symbols (all of the link's, where kallsyms has only the kernel's
+	// own) are used instead of kallsyms', with the dump's BTF for types.
+	// It must match the dump: its linux_banner, relocated, must be where
+	// the dump's kallsyms put it.
+	SystemMap string
 	// NoMatchCheck skips CheckMatch of the vmlinux against the dump.
 	NoMatchCheck bool
 	// Types, when set, are used instead of loading the vmlinux's DWARF or
@@ -64,6 +70,10 @@ func Open(f *dump.File, opt Options) (*Kernel, error) {
 			return nil, err
 		}
 		if syms, err = debuginfo.LoadELFSymbols(opt.Vmlinux, kaslr.Offset); err != nil {
+			return nil, err
+		}
+	} else if opt.SystemMap != "" {
+		if syms, err = loadSystemMap(opt.SystemMap, vi, kallsyms); err != nil {
 			return nil, err
 		}
 	} else {
@@ -125,4 +135,32 @@ func (k *Kernel) loadBTF() (debuginfo.Types, error) {
 	// BTF describes few globals; the well-known ones get their declared
 	// types by name.
 	return debuginfo.WithWellKnownVars(t), nil
+}
+
+// loadSystemMap reads a System.map, relocates it by the dump's KASLR
+// offset and checks it against the dump: its linux_banner must be where
+// the dump's own kallsyms have it.
+func loadSystemMap(path string, vi *dump.VMCoreInfo, kallsyms debuginfo.Symbols) (debuginfo.Symbols, error) {
+	linkTime, err := debuginfo.LoadSystemMap(path, 0)
+	if err != nil {
+		return nil, err
+	}
+	kaslr, err := debuginfo.KASLROffset(vi, linkTime)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	syms, err := debuginfo.LoadSystemMap(path, kaslr.Offset)
+	if err != nil {
+		return nil, err
+	}
+	mine, ok := syms.Lookup("linux_banner")
+	if !ok {
+		return nil, fmt.Errorf("%s: no linux_banner: not a kernel's System.map", path)
+	}
+	if kallsyms != nil {
+		if theirs, ok := kallsyms.Lookup("linux_banner"); ok && theirs.Addr != mine.Addr {
+			return nil, fmt.Errorf("%s does not match the dump: it puts linux_banner at %#x, the dump's kallsyms at %#x (a System.map of another build of the kernel)", path, mine.Addr, theirs.Addr)
+		}
+	}
+	return syms, nil
 }

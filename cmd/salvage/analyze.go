@@ -38,13 +38,15 @@ func newAnalyzeCmd() *cobra.Command {
 	var steps []analyze.Step
 	var summary, summaryJSON bool
 	cmd := &cobra.Command{
-		Use:   "analyze [flags] [VMLINUX] DUMP",
+		Use:   "analyze [flags] [VMLINUX | System.map] DUMP",
 		Short: "Open a dump in a crash-compatible session (rd, sym, struct, p, vtop, …)",
 		Long: `Opens a crash dump (any format salvage reads; for a split dump, all its
 parts) in an analysis session whose commands behave like crash's. VMLINUX,
 the kernel image, is optional and may come before or after the dump: with
 a debug vmlinux (checked against the dump), symbols and types come from
-it; without one, from the kallsyms tables and BTF in the dump's memory.
+it; without one, from the kallsyms tables and BTF in the dump's memory. A
+System.map among the files (checked against the dump) replaces kallsyms
+when there is no vmlinux.
 Neither is read until a command needs them (rd -p never does).
 
 With -c or -i the commands run without a banner or prompt, printing only
