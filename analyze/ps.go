@@ -16,7 +16,7 @@ func psCommand() *Command {
 	return &Command{
 		Name:    "ps",
 		Summary: "list the tasks",
-		Usage:   "[-k|-u] [-G] [-H] [-s] [-y POLICY] [-t|-p|-c|-a|-g|-l|-m|-r|-S|-A|-Y] [PID | TASK | COMMAND | 'REGEX'] ...",
+		Usage:   "[-k|-u] [-G] [-H] [-s] [-y POLICY] [-t|-p|-c|-a|-g|-l|-m [-C CPUS]|-r|-S|-A|-Y] [PID | TASK | COMMAND | 'REGEX'] ...",
 		Help: `Lists the tasks as crash's ps does: PID, parent PID, CPU, task_struct
 address, state, share of physical memory, virtual size and resident size
 (KiB) and command, ">" marking the task each CPU was running and kernel
@@ -42,6 +42,9 @@ of ^$*+?()[]{}| is taken as one: ps 'ksoftirq.*').
       most recent first
   -m  the time since each task last ran, as days hh:mm:ss.ms of its
       CPU's run queue clock, most recent first
+  -C CPUS  with -l or -m, the tasks of each of these CPUs (a list such
+      as 0,2-3, or "all") under a "CPU: N" line; -k and -u apply (crash
+      8.0.6 crashes on -C with -k or -u)
   -S  the number of tasks in each state
   -A  only the task each CPU was running
   -H  no header line
@@ -83,6 +86,7 @@ Examples:
 			{Name: "Y", Help: "scheduling policy and priority"},
 			{Name: "r", Help: "resource limits"},
 			{Name: "s", Help: "the saved kernel stack pointer instead of the task address"},
+			{Name: "C", Arg: "CPUS", Help: "with -l or -m: the tasks of these CPUs, by CPU (1,3 or 0-2 or all)"},
 			{Name: "y", Arg: "POLICY", Help: "only tasks of these scheduling policies (comma-separated names or numbers)"},
 		},
 		MaxArgs: -1,
@@ -171,6 +175,14 @@ func runPS(ctx *Context) error {
 	}
 	if o.Has("G") && (mode == "l" || mode == "m") {
 		return usagef("-G not supported with -%s option", mode)
+	}
+	if o.Has("C") {
+		if mode != "l" && mode != "m" {
+			return usagef("-C option is only applicable with -l and -m")
+		}
+		if len(ctx.Args) > 0 {
+			return usagef("-C option is not applicable with specified tasks")
+		}
 	}
 	var policies uint64
 	if v, ok := o.Value("y"); ok {
@@ -329,6 +341,9 @@ func runPS(ctx *Context) error {
 	if mode == "l" && len(order) > 0 {
 		lastRunWidth = len(strconv.FormatUint(tasks[order[0]].LastRun, 10))
 	}
+	if cpuSpec, ok := o.Value("C"); ok {
+		return pc.writeByCPU(ctx, w, mode, cpuSpec, picked, lastRunWidth)
+	}
 	idleShown := false
 	for _, i := range picked {
 		t := &tasks[i]
@@ -371,8 +386,7 @@ func runPS(ctx *Context) error {
 			}
 			d := msecs(delta)
 			if len(sels) > 0 {
-				// Listed tasks line their days up with the run queue's.
-				d = strings.Repeat(" ", max(0, strings.IndexByte(msecs(clock), ' ')-strings.IndexByte(d, ' '))) + d
+				d = padDays(d, clock)
 			}
 			fmt.Fprintf(w, "[%s] [%s]  ", d, j.State)
 			writeTaskHeader(w, t, 0)
@@ -640,6 +654,111 @@ func writePSSummary(ctx *Context, w io.Writer, tasks []kernel.TaskInfo, picked [
 		return writeJSON(ctx, map[string]any{"states": counts})
 	}
 	return nil
+}
+
+// padDays right-aligns the days of a -m time with those of the run
+// queue clock, as crash does for tasks listed by name or by CPU.
+func padDays(d string, clock uint64) string {
+	return strings.Repeat(" ", max(0, strings.IndexByte(msecs(clock), ' ')-strings.IndexByte(d, ' '))) + d
+}
+
+// writeByCPU prints ps -l or -m -C: for each selected CPU in turn, a
+// "CPU: N" line and the tasks last on it, most recent first (crash's
+// show_last_run and show_milliseconds with a CPU mask).
+func (pc *psContext) writeByCPU(ctx *Context, w io.Writer, mode, spec string, picked []int, width int) error {
+	n, err := pc.k.NrCPUIDs()
+	if err != nil {
+		return err
+	}
+	cpus, err := parseCPUs(spec, n)
+	if err != nil {
+		return err
+	}
+	online := map[int]bool{}
+	for _, t := range pc.tasks {
+		if t.PID == 0 {
+			online[t.CPU] = true // every online CPU has its idle task
+		}
+	}
+	var res []psTaskJSON
+	for i, cpu := range cpus {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "CPU: %d", cpu)
+		if !online[cpu] {
+			fmt.Fprintln(w, " [OFFLINE]")
+			continue
+		}
+		fmt.Fprintln(w)
+		clock, err := pc.k.RunQueueClock(cpu)
+		if mode == "m" && err != nil {
+			return fmt.Errorf("ps -m: run queue clock of CPU %d: %w", cpu, err)
+		}
+		for _, ti := range picked {
+			t := &pc.tasks[ti]
+			if t.CPU != cpu {
+				continue
+			}
+			j := pc.row(t)
+			j.LastRun = t.LastRun
+			if mode == "l" {
+				fmt.Fprintf(w, "[%*d] [%s]  ", width, t.LastRun, j.State)
+			} else {
+				delta := uint64(0)
+				if clock > t.LastRun {
+					delta = clock - t.LastRun
+				}
+				fmt.Fprintf(w, "[%s] [%s]  ", padDays(msecs(delta), clock), j.State)
+			}
+			writeTaskHeader(w, t, 0)
+			res = append(res, j)
+		}
+	}
+	if ctx.JSON {
+		if res == nil {
+			res = []psTaskJSON{}
+		}
+		return writeJSON(ctx, map[string]any{"tasks": res})
+	}
+	return nil
+}
+
+// parseCPUs reads a CPU list as crash's make_cpumask does: "all" (or
+// "a"), or comma-separated CPUs and ranges ("0,2-3"), each below n.
+func parseCPUs(spec string, n int) ([]int, error) {
+	if spec == "a" || spec == "all" {
+		out := make([]int, n)
+		for i := range out {
+			out[i] = i
+		}
+		return out, nil
+	}
+	set := map[int]bool{}
+	for _, part := range strings.Split(spec, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err1 := strconv.Atoi(lo)
+		b := a
+		var err2 error
+		if isRange {
+			b, err2 = strconv.Atoi(hi)
+		}
+		if err1 != nil || err2 != nil || a < 0 || b < a {
+			return nil, fmt.Errorf("invalid cpu specification: %s", spec)
+		}
+		if b >= n {
+			return nil, fmt.Errorf("invalid cpu specification: %s (the kernel has %d possible CPUs)", spec, n)
+		}
+		for c := a; c <= b; c++ {
+			set[c] = true
+		}
+	}
+	var out []int
+	for c := range set {
+		out = append(out, c)
+	}
+	sort.Ints(out)
+	return out, nil
 }
 
 // msecs is crash's translate_nanoseconds: "D HH:MM:SS.mmm".

@@ -428,6 +428,8 @@ ps -l 1 2 > GOLDEN/ps-l-12.txt
 ps -m 1 2 > GOLDEN/ps-m-12.txt
 ps -l > GOLDEN/ps-l.txt
 ps -m > GOLDEN/ps-m.txt
+ps -l -C 1 > GOLDEN/ps-l-C1.txt
+ps -m -C all > GOLDEN/ps-m-Call.txt
 q
 `
 
