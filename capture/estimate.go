@@ -1,0 +1,399 @@
+package capture
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// The estimate's constants, each with where it comes from.
+const (
+	// KernelRuntime is what the capture kernel allocates at run time
+	// besides its image and the struct pages: page tables, slab, the one
+	// CPU's per-CPU area, block and network drivers, /proc/vmcore's
+	// lists. A 6.1 kernel booted with nr_cpus=1 into a small initramfs
+	// stays well inside it.
+	KernelRuntime = 64 << 20
+	// goRuntime is the Go runtime's own memory (stacks, GC metadata, the
+	// binary's data) in salvage as PID 1.
+	goRuntime = 8 << 20
+	// collector pipeline: at most 2×workers batches of batchPages pages
+	// in flight, each holding the raw pages and their encoding
+	// (collect/pipeline.go); the capture kernel has one CPU, so one
+	// worker.
+	collectBatchPages = 256
+	collectWorkers    = 1
+	// collectBitmaps: the RAM and kept-page sets, the ELF writer's copy,
+	// and the two bitmap images the kdump writer builds
+	// (collect/walk.go, collect/elf.go, dump/kdump_writer.go).
+	collectBitmaps = 5
+	// struct page is 64 bytes per 4 KiB page on x86_64: the capture
+	// kernel spends 1/64 of its memory describing it.
+	structPageShare = 64
+	// crashAlign: x86 reserves the crash kernel in 16 MiB steps
+	// (CRASH_ALIGN, arch/x86/include/asm/crash_reserve.h).
+	crashAlign = 16 << 20
+	// Margin is the share added on top of the measured need.
+	marginPercent = 10
+)
+
+// EstimateInput is what Estimate measures; empty fields are found under
+// Root.
+type EstimateInput struct {
+	Root    string   // "/" on the machine itself
+	Release string   // kernel release ("" → ROOT/proc/sys/kernel/osrelease)
+	Kernel  string   // the capture kernel's bzImage ("" → ROOT/boot/vmlinuz-RELEASE)
+	Initrd  string   // its initramfs ("" → ROOT/boot/initrd.img-RELEASE when present)
+	Modules []string // modules the capture loads (with their dependencies from modules.dep)
+}
+
+// EstimateItem is one term of the estimate.
+type EstimateItem struct {
+	What  string `json:"what"`
+	Bytes uint64 `json:"bytes"`
+	From  string `json:"from"`
+}
+
+// Estimate is a recommended crashkernel= size and how it was reached.
+type Estimate struct {
+	RAM    uint64 `json:"ram"`
+	MaxPFN uint64 `json:"max_pfn"`
+	CPUs   int    `json:"cpus"`
+	Kernel string `json:"kernel,omitempty"`
+	Initrd string `json:"initrd,omitempty"`
+	// Items are the terms; Need their sum; Recommended is Need with
+	// struct pages and the margin, rounded up to 16 MiB.
+	Items       []EstimateItem `json:"items"`
+	Need        uint64         `json:"need"`
+	Recommended uint64         `json:"recommended"`
+	Param       string         `json:"param"`
+	// Current is the machine's reservation.
+	Current  *Reservation `json:"current,omitempty"`
+	Warnings []string     `json:"warnings,omitempty"`
+}
+
+// EstimateReservation measures what a capture needs on the machine under in.Root:
+//
+//	need = capture kernel's init_size (bzImage header: the memory it
+//	       needs to decompress and run)
+//	     + initramfs file + initramfs unpacked (page-rounded files)
+//	     + modules (.ko sizes, with dependencies)
+//	     + collector: 5 bitmaps of max_pfn bits + 2×1×256×2 pages in
+//	       flight, doubled for the Go heap's growth, + 8 MiB Go runtime
+//	     + elfcorehdr (one program header per CPU and per RAM range)
+//	     + 64 MiB kernel run-time allocations
+//	recommended = roundup16M(need × 64/63 (struct pages) × 1.10)
+func EstimateReservation(in EstimateInput) (*Estimate, error) {
+	root := in.Root
+	if root == "" {
+		root = "/"
+	}
+	e := &Estimate{}
+	res, err := ReadReservation(root)
+	if err != nil {
+		return nil, err
+	}
+	e.Current = res
+	e.RAM = res.SystemRAM
+	e.MaxPFN, err = maxPFN(root, res.SystemRAM)
+	if err != nil {
+		return nil, err
+	}
+	e.CPUs = countCPUs(root)
+	release := in.Release
+	if release == "" {
+		b, err := os.ReadFile(filepath.Join(root, "proc/sys/kernel/osrelease"))
+		if err == nil {
+			release = strings.TrimSpace(string(b))
+		}
+	}
+	add := func(what string, n uint64, from string) {
+		e.Items = append(e.Items, EstimateItem{what, n, from})
+		e.Need += n
+	}
+
+	// The capture kernel.
+	e.Kernel = in.Kernel
+	if e.Kernel == "" && release != "" {
+		e.Kernel = filepath.Join(root, "boot", "vmlinuz-"+release)
+	}
+	if size, err := BzImageInitSize(e.Kernel); err == nil {
+		add("capture kernel", size, fmt.Sprintf("init_size of %s", e.Kernel))
+	} else if in.Kernel != "" {
+		return nil, err
+	} else {
+		e.Warnings = append(e.Warnings, fmt.Sprintf("no capture kernel (%v): assuming 64M; give --kernel", err))
+		add("capture kernel", 64<<20, "assumed: no kernel found")
+		e.Kernel = ""
+	}
+
+	// Its initramfs.
+	e.Initrd = in.Initrd
+	if e.Initrd == "" && release != "" {
+		if p := filepath.Join(root, "boot", "initrd.img-"+release); exists(p) {
+			e.Initrd = p
+		}
+	}
+	if e.Initrd != "" {
+		s, err := MeasureInitramfs(e.Initrd)
+		if err != nil {
+			return nil, err
+		}
+		add("initramfs file", s.File, e.Initrd)
+		from := fmt.Sprintf("%d files, each rounded up to pages", s.Files)
+		if s.Guessed != "" {
+			from += fmt.Sprintf("; its %s part counted as %d× its size", s.Guessed, guessRatio)
+		}
+		add("initramfs unpacked", s.Unpacked, from)
+	} else {
+		e.Warnings = append(e.Warnings, "no initramfs given or found under /boot: counted as nothing; give --initrd")
+	}
+
+	// Modules.
+	if len(in.Modules) > 0 {
+		n, files, err := ModulesSize(filepath.Join(root, "lib/modules", release), in.Modules)
+		if err != nil {
+			return nil, err
+		}
+		add("modules", n, fmt.Sprintf("%d .ko files with their dependencies", files))
+	}
+
+	// The collector, bounded by the machine's RAM.
+	bitmaps := collectBitmaps * ((e.MaxPFN + 7) / 8)
+	pipeline := uint64(2 * collectWorkers * collectBatchPages * 2 * 4096)
+	add("collector", 2*(bitmaps+pipeline)+goRuntime,
+		fmt.Sprintf("2×(%d bitmaps of %d frames + %d pages in flight) + Go runtime", collectBitmaps, e.MaxPFN, 2*collectWorkers*collectBatchPages*2))
+	// elfcorehdr: ELF header + a program header per CPU note, VMCOREINFO,
+	// the kernel text and each RAM range (crash_prepare_elf64_headers),
+	// in whole pages.
+	ranges := countRAMRanges(root)
+	add("elfcorehdr", roundUp(64+uint64(e.CPUs+ranges+2)*56, 4096), fmt.Sprintf("%d CPUs, %d RAM ranges", e.CPUs, ranges))
+	add("kernel run time", KernelRuntime, "page tables, slab, drivers (fixed)")
+
+	withPages := e.Need * structPageShare / (structPageShare - 1)
+	e.Recommended = roundUp(withPages*(100+marginPercent)/100, crashAlign)
+	e.Param = "crashkernel=" + FormatSize(e.Recommended)
+	if cur := res.Reserved(); cur > 0 && cur < e.Recommended {
+		e.Warnings = append(e.Warnings, fmt.Sprintf("the current reservation (%s) is smaller than the %s recommended: the capture kernel may run out of memory",
+			FormatSize(cur), FormatSize(e.Recommended)))
+	}
+	if e.Recommended >= e.RAM/2 {
+		e.Warnings = append(e.Warnings, fmt.Sprintf("%s is half this machine's RAM or more", FormatSize(e.Recommended)))
+	}
+	return e, nil
+}
+
+// BzImageInitSize reads init_size from a bzImage's setup header (x86 boot
+// protocol 2.10+, Documentation/arch/x86/boot.rst: "HdrS" at 0x202, the
+// version at 0x206, init_size at 0x260): the linear memory the kernel
+// needs to decompress itself and run.
+func BzImageInitSize(name string) (uint64, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var h [0x264]byte
+	if _, err := io.ReadFull(f, h[:]); err != nil {
+		return 0, fmt.Errorf("%s: not a bzImage (too short)", name)
+	}
+	if string(h[0x202:0x206]) != "HdrS" {
+		return 0, fmt.Errorf("%s: not a bzImage (no HdrS setup header)", name)
+	}
+	if v := binary.LittleEndian.Uint16(h[0x206:]); v < 0x20a {
+		return 0, fmt.Errorf("%s: boot protocol %d.%02d predates init_size (2.10)", name, v>>8, v&0xff)
+	}
+	return uint64(binary.LittleEndian.Uint32(h[0x260:])), nil
+}
+
+// ModulesSize sums the .ko files of the named modules and of what they
+// depend on, from dir/modules.dep ("path.ko: dep.ko dep2.ko" lines; a
+// module's name is its file name without .ko, '-' read as '_').
+func ModulesSize(dir string, names []string) (total uint64, files int, err error) {
+	f, err := os.Open(filepath.Join(dir, "modules.dep"))
+	if err != nil {
+		return 0, 0, fmt.Errorf("modules %v: %w", names, err)
+	}
+	defer f.Close()
+	deps := map[string][]string{}
+	path := map[string]string{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		mod, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		n := moduleName(mod)
+		path[n] = mod
+		for _, d := range strings.Fields(rest) {
+			deps[n] = append(deps[n], moduleName(d))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, 0, err
+	}
+	seen := map[string]bool{}
+	var visit func(string) error
+	visit = func(n string) error {
+		if seen[n] {
+			return nil
+		}
+		seen[n] = true
+		p, ok := path[n]
+		if !ok {
+			return fmt.Errorf("module %s is not in %s (built in, or misspelt?)", n, filepath.Join(dir, "modules.dep"))
+		}
+		st, err := os.Stat(filepath.Join(dir, p))
+		if err != nil {
+			return err
+		}
+		total += uint64(st.Size())
+		files++
+		for _, d := range deps[n] {
+			if err := visit(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, n := range names {
+		if err := visit(strings.ReplaceAll(n, "-", "_")); err != nil {
+			return 0, 0, err
+		}
+	}
+	return total, files, nil
+}
+
+func moduleName(p string) string {
+	b := filepath.Base(strings.TrimSpace(p))
+	if i := strings.Index(b, ".ko"); i >= 0 {
+		b = b[:i]
+	}
+	return strings.ReplaceAll(b, "-", "_")
+}
+
+// maxPFN is one past the highest RAM frame: the end of the last System
+// RAM in iomem, or the RAM size when iomem hides addresses.
+func maxPFN(root string, ram uint64) (uint64, error) {
+	f, err := os.Open(filepath.Join(root, "proc/iomem"))
+	if err != nil {
+		return (ram + 4095) / 4096, nil
+	}
+	defer f.Close()
+	res, err := ParseIOMem(f)
+	if err != nil {
+		return 0, err
+	}
+	var end uint64
+	for _, r := range res {
+		if r.Name == "System RAM" && r.End+1 > end {
+			end = r.End + 1
+		}
+	}
+	if end == 0 || end == 1 {
+		return (ram + 4095) / 4096, nil
+	}
+	return (end + 4095) / 4096, nil
+}
+
+func countRAMRanges(root string) int {
+	f, err := os.Open(filepath.Join(root, "proc/iomem"))
+	if err != nil {
+		return 1
+	}
+	defer f.Close()
+	res, err := ParseIOMem(f)
+	if err != nil {
+		return 1
+	}
+	n := 0
+	for _, r := range res {
+		if r.Name == "System RAM" && r.Depth == 0 {
+			n++
+		}
+	}
+	return max(n, 1)
+}
+
+// countCPUs counts the "processor" lines of ROOT/proc/cpuinfo (the
+// machine's online CPUs, whose crash notes the dump carries).
+func countCPUs(root string) int {
+	b, err := os.ReadFile(filepath.Join(root, "proc/cpuinfo"))
+	if err != nil {
+		return 1
+	}
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, _, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "processor" {
+			n++
+		}
+	}
+	return max(n, 1)
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// GrubDropIn is the /etc/default/grub.d file that adds param to the
+// kernel command line (update-grub sources every *.cfg there after
+// /etc/default/grub).
+func GrubDropIn(param string) string {
+	return "# Written by `salvage kdump estimate --write`: memory reserved for the\n" +
+		"# capture kernel. Run update-grub and reboot to apply it.\n" +
+		"GRUB_CMDLINE_LINUX_DEFAULT=\"$GRUB_CMDLINE_LINUX_DEFAULT " + param + "\"\n"
+}
+
+// GrubDropInPath is where salvage writes its drop-in.
+const GrubDropInPath = "/etc/default/grub.d/salvage-kdump.cfg"
+
+// WriteFileAtomic writes data to name so that a reader sees the old file
+// or the new one, never a part: a temporary file in the same directory,
+// synced, given perm, renamed over name, and the directory synced.
+func WriteFileAtomic(name string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(name)+".*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return err
+	}
+	ok = true
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
