@@ -52,10 +52,17 @@ type Result struct {
 	Incomplete bool
 }
 
-// Prepare classifies the pages of src at the level of opt. It is the
-// first half of Collect, separate so that tests and `--mem-usage`-style
-// reports can use it alone.
+// Prepare classifies the pages of src at level and keeps the bitmaps of
+// the whole machine (what the ELF writer and tests need); Collect's
+// kdump-compressed path uses a survey instead, window by window.
 func Prepare(src *dump.File, level int) (*Selection, error) {
+	return prepare(src, level, false)
+}
+
+// prepare classifies the pages of src: with survey, counting only
+// (Survey), otherwise keeping both bitmaps (Select). Frames the source
+// does not hold (a filtered dump) are never kept.
+func prepare(src *dump.File, level int, survey bool) (*Selection, error) {
 	var rd virtReader
 	var why string
 	switch {
@@ -72,23 +79,21 @@ func Prepare(src *dump.File, level int) (*Selection, error) {
 			rd = tr
 		}
 	}
-	sel, err := Select(src.Memory, src.VMCoreInfo, rd, level)
+	var sel *Selection
+	var err error
+	if survey {
+		sel, err = Survey(src.Memory, src.VMCoreInfo, rd, level, true)
+	} else {
+		sel, err = selectAll(src.Memory, src.VMCoreInfo, rd, level, true)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if why != "" && sel.Plan.Level&^LevelZero != 0 {
-		// Select had no reader: what it needs struct pages for is dropped.
+		// There was no reader: what struct pages are needed for is dropped.
 		sel.Plan.Notes = append(sel.Plan.Notes, fmt.Sprintf("dump level %d dropped: %s", sel.Plan.Level&^LevelZero, why))
 		sel.Plan.Level &= LevelZero
 	}
-	// A filtered source does not hold every RAM page: what it lacks
-	// cannot be dumped again.
-	for pfn := sel.Kept.Next(0); pfn < sel.MaxPFN; pfn = sel.Kept.Next(pfn + 1) {
-		if st := src.Memory.State(pfn); st != dump.PagePresent && st != dump.PageZero {
-			sel.Kept.Remove(pfn)
-		}
-	}
-	sel.Counts.Kept = sel.Kept.Count()
 	return sel, nil
 }
 
@@ -149,7 +154,7 @@ func CollectStream(ctx context.Context, src *dump.File, w io.Writer, opt Options
 	if opt.Format == FormatELF && opt.Compression != "none" {
 		return nil, errors.New("an ELF dump (-E) cannot be compressed: drop -c, -l, -p or -z")
 	}
-	sel, err := Prepare(src, opt.Level)
+	sel, err := prepare(src, opt.Level, opt.Format == FormatKdump)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +197,7 @@ func Collect(ctx context.Context, src *dump.File, dest string, opt Options) (*Re
 			return nil, fmt.Errorf("%s exists: remove it or give --force", dest)
 		}
 	}
-	sel, err := Prepare(src, opt.Level)
+	sel, err := prepare(src, opt.Level, opt.Format == FormatKdump)
 	if err != nil {
 		return nil, err
 	}
@@ -241,13 +246,12 @@ func write(ctx context.Context, src *dump.File, sel *Selection, out destination,
 			return err
 		}
 		_, h.Streamed = out.(*dump.FlattenedWriter)
-		dumped := sel.Kept
-		kw, err := dump.NewKdumpWriter(out, h, opt.Compression, sel.RAM, dumped)
+		kw, err := kdumpWriter(out, h, opt.Compression, sel)
 		if err != nil {
 			return fmt.Errorf("%s: %w", out.Name(), err)
 		}
 		w = kw
-		items, total, codec = keptPages(sel), sel.Kept.Count(), opt.Compression
+		items, total, codec = sel.keptPages(), sel.Counts.Kept, opt.Compression
 	case FormatELF:
 		ew, src2, n, err := newELFSink(src, sel, out)
 		if err != nil {
@@ -268,6 +272,38 @@ func write(ctx context.Context, src *dump.File, sel *Selection, out destination,
 		return fmt.Errorf("%s: %w", out.Name(), err)
 	}
 	return nil
+}
+
+// kdumpWriter starts a kdump-compressed file: with the bitmaps of a
+// Select, or, for a Survey, with its windows classified again one by one
+// and their bitmaps written as they come.
+func kdumpWriter(out destination, h dump.KdumpHeader, codec dump.Compression, sel *Selection) (*dump.KdumpWriter, error) {
+	if sel.Kept != nil {
+		return dump.NewKdumpWriter(out, h, codec, sel.RAM, sel.Kept)
+	}
+	kw, err := dump.NewKdumpWriterWindowed(out, h, codec, sel.MaxPFN)
+	if err != nil {
+		return nil, err
+	}
+	var scratch Counts
+	var warnings []string
+	var n uint64
+	for base, win := range sel.Windows(&scratch, &warnings) {
+		ram, kept := win()
+		n += kept.Count()
+		if err := kw.WriteBitmaps(base, ram, kept); err != nil {
+			kw.Abort()
+			return nil, err
+		}
+	}
+	if n != sel.Counts.Kept {
+		return nil, fmt.Errorf("the second classification keeps %d frames, the survey %d: is the source changing?", n, sel.Counts.Kept)
+	}
+	if err := kw.StartPages(n); err != nil {
+		kw.Abort()
+		return nil, err
+	}
+	return kw, nil
 }
 
 // destination is where a dump goes: a file, or a flattened stream.

@@ -49,6 +49,10 @@ func enospcChild(t *testing.T, dir string) {
 	m := corpus.Require(t)
 	raw, _ := crashDumps(t, m, "sysrq")
 	src := openDump(t, m, raw)
+	all, err := Prepare(src, 31)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
 		opt  Options
@@ -83,7 +87,7 @@ func enospcChild(t *testing.T, dir string) {
 			ps := uint64(got.Memory.PageSize())
 			a, b := make([]byte, ps), make([]byte, ps)
 			var present, missing uint64
-			for pfn := res.Selection.Kept.Next(0); pfn < res.Selection.MaxPFN; pfn = res.Selection.Kept.Next(pfn + 1) {
+			for pfn := all.Kept.Next(0); pfn < all.MaxPFN; pfn = all.Kept.Next(pfn + 1) {
 				if _, err := got.Memory.ReadPhys(a, pfn*ps); err != nil {
 					missing++
 					continue

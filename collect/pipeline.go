@@ -32,12 +32,29 @@ type item struct {
 type itemSource func(yield func(item) bool)
 
 // keptPages is the item source of a kdump-compressed dump: every kept
-// frame, in PFN order.
-func keptPages(sel *Selection) itemSource {
+// frame, in PFN order, from the selection's bitmap or, for a survey, from
+// its windows classified again one at a time.
+func (sel *Selection) keptPages() itemSource {
 	ps := uint64(sel.PageSize)
 	return func(yield func(item) bool) {
-		for pfn := sel.Kept.Next(0); pfn < sel.MaxPFN; pfn = sel.Kept.Next(pfn + 1) {
-			if !yield(item{pfn: pfn, addr: pfn * ps, n: int(ps), keep: true}) {
+		each := func(base uint64, kept *dump.PFNSet) bool {
+			for i := kept.Next(0); i < kept.Len(); i = kept.Next(i + 1) {
+				pfn := base + i
+				if !yield(item{pfn: pfn, addr: pfn * ps, n: int(ps), keep: true}) {
+					return false
+				}
+			}
+			return true
+		}
+		if sel.Kept != nil {
+			each(0, sel.Kept)
+			return
+		}
+		var scratch Counts
+		var warnings []string
+		for base, win := range sel.Windows(&scratch, &warnings) {
+			_, kept := win()
+			if !each(base, kept) {
 				return
 			}
 		}

@@ -3,6 +3,7 @@ package dump
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"github.com/klauspost/compress/zlib"
 	"io"
@@ -156,11 +157,16 @@ type KdumpWriter struct {
 	hdr      []byte // block 0, rewritten by Close
 	status   uint32
 	pageSize int64
-	dumped   *PFNSet
-	zero     bool // zero pages share one stored page
-	streamed bool // see KdumpHeader.Streamed
+	maxMapnr uint64
+	zero     bool   // zero pages share one stored page
+	started  bool   // StartPages was called
+	total    uint64 // pages StartPages announced
+	written  uint64 // pages given to WritePage
 
-	nextPFN  uint64 // every dumped frame below it has been written
+	bitmapOff, bitmapLen int64 // the 1st bitmap; the 2nd follows
+	streamed             bool  // see KdumpHeader.Streamed
+
+	nextPFN  uint64 // frames below it have been written
 	descOff  int64  // offset of the next descriptor
 	descBuf  []byte // descriptors not yet written, starting at descOff
 	dataOff  int64  // offset of the next page data
@@ -181,6 +187,28 @@ var kdumpCodecBits = map[Compression]uint32{
 // RAM), dumped the 2nd (frames whose pages follow, zero pages included).
 // Pages are then given to WritePage in PFN order, one per frame of dumped.
 func NewKdumpWriter(w io.WriterAt, h KdumpHeader, codec Compression, ram, dumped *PFNSet) (*KdumpWriter, error) {
+	if ram.Len() != dumped.Len() {
+		return nil, fmt.Errorf("kdump writer: bitmaps of %d and %d frames", ram.Len(), dumped.Len())
+	}
+	k, err := NewKdumpWriterWindowed(w, h, codec, ram.Len())
+	if err != nil {
+		return nil, err
+	}
+	if err := k.WriteBitmaps(0, ram, dumped); err != nil {
+		return nil, err
+	}
+	if err := k.StartPages(dumped.Count()); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// NewKdumpWriterWindowed writes the headers and notes of a
+// kdump-compressed file of maxMapnr frames. The bitmaps are then given
+// window by window to WriteBitmaps, the number of dumped frames to
+// StartPages, and the pages to WritePage in PFN order: no bitmap of the
+// whole machine is ever held, as in makedumpfile's cyclic mode.
+func NewKdumpWriterWindowed(w io.WriterAt, h KdumpHeader, codec Compression, maxMapnr uint64) (*KdumpWriter, error) {
 	bits, ok := kdumpCodecBits[codec]
 	if !ok {
 		return nil, fmt.Errorf("kdump writer: unknown compression %q (want none, zlib, lzo, snappy or zstd)", codec)
@@ -189,18 +217,16 @@ func NewKdumpWriter(w io.WriterAt, h KdumpHeader, codec Compression, ram, dumped
 	if bs < 1024 || bs&(bs-1) != 0 {
 		return nil, fmt.Errorf("kdump writer: page size %d is not a power of two of at least 1 KiB", h.PageSize)
 	}
-	if ram.Len() != dumped.Len() {
-		return nil, fmt.Errorf("kdump writer: bitmaps of %d and %d frames", ram.Len(), dumped.Len())
-	}
 	le := binary.LittleEndian
-	maxMapnr := ram.Len()
 
 	// The notes as in an ELF PT_NOTE; VMCOREINFO's descriptor is
 	// pointed at too (offset_vmcoreinfo).
 	notes, viOff, viSize := noteBytesVMCoreInfo(h.Notes)
 
 	subHdrBlocks := (kdumpSubHeaderSize + int64(len(notes)) + bs - 1) / bs
-	bitmapBlocks := (int64(maxMapnr+7)/8 + bs - 1) / bs // one bitmap, in blocks
+	// One bitmap, in blocks; crash wants both on a block boundary
+	// (makedumpfile.c prepare_bitmap_buffer).
+	bitmapBlocks := (int64(maxMapnr+7)/8 + bs - 1) / bs
 	status := bits | kdumpIncomplete
 	if h.Streamed {
 		status = bits
@@ -235,26 +261,57 @@ func NewKdumpWriter(w io.WriterAt, h KdumpHeader, codec Compression, ram, dumped
 	}
 	le.PutUint64(sub[96:], maxMapnr)
 
-	k := &KdumpWriter{w: w, hdr: hdr, status: status, pageSize: bs, dumped: dumped,
+	k := &KdumpWriter{w: w, hdr: hdr, status: status, pageSize: bs, maxMapnr: maxMapnr,
 		zero: h.DumpLevel&1 != 0, streamed: h.Streamed}
 	k.writeStatus()
 	k.write(sub, bs)
-	bitmapOff := (1 + subHdrBlocks) * bs
-	k.write(ram.Bytes(int(bitmapBlocks*bs)), bitmapOff)
-	k.write(dumped.Bytes(int(bitmapBlocks*bs)), bitmapOff+bitmapBlocks*bs)
-	k.descOff = bitmapOff + 2*bitmapBlocks*bs
-	k.dataOff = k.descOff + pageDescSize*int64(dumped.Count())
-	if k.zero {
-		// The shared zero page comes first in the page data
-		// (write_kdump_pages_cyclic's pd_zero), stored raw.
-		le.PutUint64(k.zeroDesc[0:], uint64(k.dataOff))
-		le.PutUint32(k.zeroDesc[8:], uint32(bs))
-		k.dataBuf = append(k.dataBuf, make([]byte, bs)...)
-	}
+	k.bitmapOff = (1 + subHdrBlocks) * bs
+	k.bitmapLen = bitmapBlocks * bs
+	k.descOff = k.bitmapOff + 2*k.bitmapLen
 	if k.err != nil {
 		return nil, k.err
 	}
 	return k, nil
+}
+
+// WriteBitmaps writes the bitmaps of frames [base, base+ram.Len()): bit i
+// of ram and dumped stands for frame base+i. base is a multiple of 8.
+func (k *KdumpWriter) WriteBitmaps(base uint64, ram, dumped *PFNSet) error {
+	switch {
+	case k.started:
+		return errors.New("kdump writer: bitmaps given after the pages started")
+	case base%8 != 0 || ram.Len() != dumped.Len() || base+ram.Len() > k.maxMapnr:
+		return fmt.Errorf("kdump writer: bitmap window of %d/%d frames at %#x does not fit %d frames in bytes", ram.Len(), dumped.Len(), base, k.maxMapnr)
+	}
+	k.write(ram.Bytes(0), k.bitmapOff+int64(base/8))
+	k.write(dumped.Bytes(0), k.bitmapOff+k.bitmapLen+int64(base/8))
+	return k.err
+}
+
+// StartPages fixes the page descriptor table at n entries, one per frame
+// of the 2nd bitmap, and writes the shared zero page when zero pages are
+// excluded.
+func (k *KdumpWriter) StartPages(n uint64) error {
+	if k.started {
+		return errors.New("kdump writer: StartPages called twice")
+	}
+	k.started = true
+	k.total = n
+	// Both bitmaps end on a block boundary: make sure the file reaches
+	// there when the 2nd bitmap's last bytes are padding never written.
+	if int64(k.maxMapnr+7)/8 < k.bitmapLen {
+		k.write([]byte{0}, k.descOff-1)
+	}
+	k.dataOff = k.descOff + pageDescSize*int64(n)
+	if k.zero {
+		// The shared zero page comes first in the page data
+		// (write_kdump_pages_cyclic's pd_zero), stored raw.
+		le := binary.LittleEndian
+		le.PutUint64(k.zeroDesc[0:], uint64(k.dataOff))
+		le.PutUint32(k.zeroDesc[8:], uint32(k.pageSize))
+		k.dataBuf = append(k.dataBuf, make([]byte, k.pageSize)...)
+	}
+	return k.err
 }
 
 func (k *KdumpWriter) write(b []byte, off int64) {
@@ -277,10 +334,16 @@ func (k *KdumpWriter) WritePage(pfn uint64, p EncodedPage) error {
 	if k.err != nil {
 		return k.err
 	}
-	if want := k.dumped.Next(k.nextPFN); pfn != want {
-		return fmt.Errorf("kdump writer: page of frame %#x given where frame %#x is next", pfn, want)
+	switch {
+	case !k.started:
+		return errors.New("kdump writer: a page given before StartPages")
+	case pfn < k.nextPFN || pfn >= k.maxMapnr:
+		return fmt.Errorf("kdump writer: page of frame %#x given after frame %#x (pages go in PFN order, below max_mapnr %#x)", pfn, k.nextPFN-1, k.maxMapnr)
+	case k.written == k.total:
+		return fmt.Errorf("kdump writer: page of frame %#x is one more than the %d the 2nd bitmap holds", pfn, k.total)
 	}
 	k.nextPFN = pfn + 1
+	k.written++
 	var d [pageDescSize]byte
 	if p.Zero && k.zero {
 		d = k.zeroDesc
@@ -344,8 +407,8 @@ func (k *KdumpWriter) Close() error {
 	if k.err != nil {
 		return k.err
 	}
-	if next := k.dumped.Next(k.nextPFN); next != k.dumped.Len() {
-		return fmt.Errorf("kdump writer: closed before the page of frame %#x; the dump stays marked incomplete", next)
+	if k.written != k.total {
+		return fmt.Errorf("kdump writer: closed after %d of the %d pages; the dump stays marked incomplete", k.written, k.total)
 	}
 	if !k.streamed {
 		k.status &^= kdumpIncomplete

@@ -252,11 +252,31 @@ func TestKdumpWriterBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := kw.WritePage(3, EncodedPage{Data: make([]byte, 4096), Codec: "none"}); err == nil {
-		t.Error("out-of-order page accepted")
-	}
 	if err := kw.WritePage(0, EncodedPage{Data: make([]byte, 10), Codec: "none"}); err == nil {
 		t.Error("short raw page accepted")
+	}
+	if err := kw.WritePage(3, EncodedPage{Data: make([]byte, 4096), Codec: "none"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := kw.WritePage(2, EncodedPage{Data: make([]byte, 4096), Codec: "none"}); err == nil {
+		t.Error("out-of-order page accepted")
+	}
+	if err := kw.Close(); err == nil {
+		t.Error("Close after 1 of 8 pages succeeded")
+	}
+	kw, _ = NewKdumpWriter(fw, KdumpHeader{PageSize: 4096}, "none", ram, ram)
+	for pfn := uint64(0); pfn < 8; pfn++ {
+		kw.WritePage(pfn, EncodedPage{Data: make([]byte, 4096), Codec: "none"})
+	}
+	if err := kw.WritePage(8, EncodedPage{Data: make([]byte, 4096), Codec: "none"}); err == nil {
+		t.Error("a page past the bitmaps accepted")
+	}
+	win, _ := NewKdumpWriterWindowed(fw, KdumpHeader{PageSize: 4096}, "none", 64)
+	if err := win.WriteBitmaps(3, NewPFNSet(8), NewPFNSet(8)); err == nil {
+		t.Error("a bitmap window at frame 3 accepted")
+	}
+	if err := win.WritePage(0, EncodedPage{Data: make([]byte, 4096), Codec: "none"}); err == nil {
+		t.Error("a page before StartPages accepted")
 	}
 	if _, err := NewPageEncoder("lz4"); err == nil {
 		t.Error("NewPageEncoder accepted lz4")
