@@ -384,6 +384,9 @@ func TestCollectWindowsAgree(t *testing.T) {
 	defer func(w uint64) { windowFrames = w }(windowFrames)
 	windowFrames = 4000
 	res, many := collectTo(t, src, dir, "many.kdump", Options{Level: 31, Compression: "lzo"})
+	if res.Selection.Kept != nil || res.Selection.RAM != nil {
+		t.Error("the kdump path kept a bitmap of the whole machine")
+	}
 	a, err := os.ReadFile(one)
 	if err != nil {
 		t.Fatal(err)
