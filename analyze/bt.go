@@ -9,6 +9,7 @@ import (
 
 	"salvage/arch"
 	"salvage/arch/amd64"
+	"salvage/debuginfo"
 	"salvage/kernel"
 )
 
@@ -16,7 +17,7 @@ func btCommand() *Command {
 	return &Command{
 		Name:    "bt",
 		Summary: "show a task's stack backtrace",
-		Usage:   "[-a|-c CPUS|-g|-p|-t|-T|-v] [-f] [-s [-x|-d]] [-R REF] [PID | TASK] ...",
+		Usage:   "[-a|-c CPUS|-g|-p|-t|-T|-v] [-f] [-l] [-s [-x|-d]] [-R REF] [PID | TASK] ...",
 		Help: `Prints the kernel stack backtrace of the current task (see set: the panic
 task, or in a dump of a live machine CPU 0's running task), of each PID (decimal) or TASK
 (task_struct address, hexadecimal), or of every CPU's running task (-a),
@@ -47,8 +48,11 @@ then why it stopped.
   -R REF    only the backtraces that reference REF: a function name, a
             text address, or a value in a saved register frame
   -v        check every task's stack for an overflow (STACK_END_MAGIC)
+  -l        the source file and line of each frame, from the debug
+            vmlinux's DWARF line tables (so not without a vmlinux, nor for
+            modules' frames)
 
-Not yet: -l (file and line), -e/-E (exception frame search), -F, -o/-O,
+Not yet: -e/-E (exception frame search), -F, -o/-O,
 -I/-S, -n, -r.
 
 --json prints each task's frames: stack pointer, pc, symbol, offset,
@@ -74,6 +78,7 @@ Examples:
 			{Name: "T", Help: "text symbols from the stack's bottom"},
 			{Name: "R", Arg: "REF", Help: "only backtraces that reference REF"},
 			{Name: "v", Help: "check stacks for overflows"},
+			{Name: "l", Help: "file and line of each frame"},
 		},
 		MaxArgs: -1,
 		Run:     runBt,
@@ -112,6 +117,9 @@ type btExceptionJSON struct {
 
 type btFlags struct {
 	full, symOff, hex bool
+	// line, for -l, gives the source file and line of a kernel text
+	// address; nil otherwise.
+	line func(pc uint64) (string, int, bool)
 	// text is 't' or 'T' for the text-symbol listings, 0 otherwise.
 	text byte
 }
@@ -134,6 +142,11 @@ func runBt(ctx *Context) error {
 		fl.text = 't'
 	case "T":
 		fl.text = 'T'
+	}
+	if ctx.Opts.Has("l") {
+		if fl.line, err = btLines(ctx, k); err != nil {
+			return err
+		}
 	}
 	ref, hasRef := ctx.Opts.Value("R")
 	var all []btJSON
@@ -367,11 +380,21 @@ func printBacktrace(w io.Writer, k *kernel.Kernel, bt *kernel.Backtrace, fl btFl
 		}
 		fmt.Fprintln(w, line)
 		level++
+		if fl.line != nil && f.Module == "" {
+			if file, n, ok := fl.line(f.PC); ok {
+				fmt.Fprintf(w, "    %s: %d\n", file, n)
+			}
+		}
 		if e := f.Exception; e != nil {
 			if !e.User {
 				fmt.Fprintf(w, "    [exception RIP: %s]\n", exceptionRIP(k, e.Regs[amd64.RegIP]))
 			}
 			printRegs(w, e.Regs)
+			if fl.line != nil && !e.User {
+				if file, n, ok := fl.line(e.Regs[amd64.RegIP]); ok {
+					fmt.Fprintf(w, "    %s: %d\n", file, n)
+				}
+			}
 		}
 		// -f: the words from this frame up to the next one's return
 		// address, when the next frame is on the same stack.
@@ -385,6 +408,26 @@ func printBacktrace(w io.Writer, k *kernel.Kernel, bt *kernel.Backtrace, fl btFl
 	if bt.Err != nil {
 		fmt.Fprintf(w, "bt: %v\n", bt.Err)
 	}
+}
+
+// btLines is -l's line lookup: the vmlinux's line tables, at link-time
+// addresses (run-time ones less the KASLR offset).
+func btLines(ctx *Context, k *kernel.Kernel) (func(uint64) (string, int, bool), error) {
+	if ctx.Session.Vmlinux == "" {
+		return nil, fmt.Errorf("-l: file and line numbers need the debug vmlinux (its DWARF line tables); this session has none")
+	}
+	kaslr, err := debuginfo.KASLROffset(k.VMCoreInfo(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("-l: %w", err)
+	}
+	t, err := loadLineTable(ctx.Session.Vmlinux)
+	if err != nil {
+		return nil, fmt.Errorf("-l: %w", err)
+	}
+	return func(pc uint64) (string, int, bool) {
+		f, n, err := t.Line(pc - kaslr.Offset)
+		return f, n, err == nil
+	}, nil
 }
 
 func pad2(level int) string {

@@ -44,6 +44,10 @@ var btGoldenCommands = []string{
 	"bt -a -t",
 	"bt -c 1 -T",
 	"bt 1 2 PID",
+	"bt -l",
+	"bt -a -l",
+	"bt -l PID",
+	"bt -sl 1",
 }
 
 // btGoldenKnown are outputs that legitimately differ from crash's, by
@@ -104,6 +108,14 @@ func TestBtOptionsMatchCrash(t *testing.T) {
 						got, errs := execCapture(s, g.cmd)
 						if errs != "" {
 							got += errs + "\n"
+						}
+						if mode == "btf" && hasOption(g.generic, 'l') {
+							// Line numbers come from the vmlinux's DWARF:
+							// without it bt -l says so, in one line.
+							if !strings.Contains(errs, "need the debug vmlinux") || strings.Count(errs, "\n") > 0 {
+								t.Errorf("%s without a vmlinux: %q", g.cmd, errs)
+							}
+							continue
 						}
 						key := d.Scenario + "/" + g.generic
 						if why, ok := btGoldenKnown[key]; ok {
@@ -184,4 +196,14 @@ func ensureBtGoldens(t *testing.T, m *corpus.Manifest, d corpus.Dump) []btGolden
 func goldenFileName(cmd string) string {
 	r := strings.NewReplacer(" ", "_", "-", "", ",", "+")
 	return r.Replace(cmd) + ".txt"
+}
+
+// hasOption reports whether a bt command line has option letter c.
+func hasOption(cmd string, c byte) bool {
+	for _, f := range strings.Fields(cmd) {
+		if strings.HasPrefix(f, "-") && strings.IndexByte(f, c) > 0 {
+			return true
+		}
+	}
+	return false
 }
