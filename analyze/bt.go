@@ -295,23 +295,12 @@ func findTask(k *kernel.Kernel, arg string) (kernel.Value, error) {
 		}
 		addr = a
 	}
-	for t, err := range k.Tasks() {
-		if err != nil {
-			return kernel.Value{}, err
-		}
-		if addr != 0 {
-			if t.Address() == addr {
-				return t, nil
-			}
-			continue
-		}
-		v, err := t.Member("pid")
-		if err != nil {
-			return kernel.Value{}, err
-		}
-		if p, err := v.Int(); err == nil && p == pid {
-			return t, nil
-		}
+	t, ok, err := k.FindTask(addr, pid)
+	if ok {
+		return t, nil
+	}
+	if err != nil {
+		return kernel.Value{}, err
 	}
 	if addr != 0 {
 		return kernel.Value{}, fmt.Errorf("invalid task or pid value: %s (no task_struct at %#x on the task list)", arg, addr)

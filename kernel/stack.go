@@ -68,6 +68,16 @@ type stackState struct {
 	pcpu   int            // the panic CPU, -1 when none
 	thread uint64         // THREAD_SIZE
 	start  startFinder    // the architecture's choice of starting registers
+
+	indexOnce sync.Once
+	index     taskIndex
+}
+
+// taskIndex finds tasks by address and PID without walking the list.
+type taskIndex struct {
+	byAddr map[uint64]Value
+	byPID  map[int64]Value
+	err    error
 }
 
 // startFinder finds where the walk of an active task begins.
@@ -78,13 +88,18 @@ type startFinder func(k *Kernel, st *stackState, task Value, cpu int, task0 arch
 // that type lives in a file of its own.)
 var stackStates sync.Map // weak.Pointer[Kernel] → *stackState
 
-func (k *Kernel) stacks() (*stackState, error) {
+// stackState returns k's entry, made on first use.
+func (k *Kernel) stackState() *stackState {
 	key := weak.Make(k)
 	v, loaded := stackStates.LoadOrStore(key, &stackState{})
 	if !loaded {
 		runtime.AddCleanup(k, func(key weak.Pointer[Kernel]) { stackStates.Delete(key) }, key)
 	}
-	st := v.(*stackState)
+	return v.(*stackState)
+}
+
+func (k *Kernel) stacks() (*stackState, error) {
+	st := k.stackState()
 	st.once.Do(func() { st.err = k.initStacks(st) })
 	return st, st.err
 }
@@ -371,4 +386,34 @@ func (k *Kernel) StackEndMagic(task Value) (loc, val uint64, err error) {
 	}
 	v, err := k.ReadUint(s.Base, 8)
 	return s.Base, v, err
+}
+
+// FindTask finds a task on the task list by task_struct address (addr
+// non-zero) or else by PID, as bt's operands name them; ok is false when
+// no task matches. The list is indexed on first use.
+func (k *Kernel) FindTask(addr uint64, pid int64) (Value, bool, error) {
+	st := k.stackState()
+	st.indexOnce.Do(func() {
+		st.index = taskIndex{byAddr: map[uint64]Value{}, byPID: map[int64]Value{}}
+		for t, err := range k.Tasks() {
+			if err != nil {
+				st.index.err = err
+				return
+			}
+			st.index.byAddr[t.Address()] = t
+			if p, err := t.Member("pid"); err == nil {
+				if n, err := p.Int(); err == nil {
+					if _, dup := st.index.byPID[n]; !dup {
+						st.index.byPID[n] = t
+					}
+				}
+			}
+		}
+	})
+	if addr != 0 {
+		t, ok := st.index.byAddr[addr]
+		return t, ok, st.index.err
+	}
+	t, ok := st.index.byPID[pid]
+	return t, ok, st.index.err
 }
