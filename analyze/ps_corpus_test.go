@@ -13,6 +13,7 @@ import (
 
 	"salvage/debuginfo"
 	"salvage/dump"
+	"salvage/kernel"
 	"salvage/lab/corpus"
 )
 
@@ -499,4 +500,41 @@ func TestPSPolicy(t *testing.T) {
 	if _, errs := execCapture(s, "ps -y nosuch"); !strings.Contains(errs, "invalid scheduling policy") {
 		t.Errorf("ps -y nosuch: %q", errs)
 	}
+}
+
+// FuzzPSOperands feeds arbitrary operands and CPU lists to ps's parsers
+// over a small synthetic task table: they return selectors or an error,
+// never panic, and every selector matches only tasks its operand names.
+func FuzzPSOperands(f *testing.F) {
+	for _, s := range []string{"1", "0", "ffff8884811fe000", "0x10", "sleep", "'^k.*'", "(", "\\1", "-", "all", "0-1", "1,0", "3-2", ""} {
+		f.Add(s)
+	}
+	tasks := []kernel.TaskInfo{
+		{Task: 0xffffffff81000000, PID: 0, Comm: "swapper/0", KernelThread: true},
+		{Task: 0xffff8884811fe000, PID: 1, TGID: 1, Comm: "init"},
+		{Task: 0xffff8884811f9800, PID: 2, TGID: 2, Comm: "kthreadd", KernelThread: true},
+		{Task: 0xffff888400000010, PID: 16, TGID: 1, Comm: "init"},
+	}
+	f.Fuzz(func(t *testing.T, arg string) {
+		sels, err := parsePSSelectors([]string{arg}, tasks)
+		if err == nil {
+			if len(sels) != 1 {
+				t.Fatalf("%q: %d selectors", arg, len(sels))
+			}
+			for i := range tasks {
+				if n, _ := strconv.ParseInt(arg, 10, 64); sels[0].match(&tasks[i], false) && sels[0].kind == 'p' && tasks[i].PID != n {
+					t.Fatalf("%q matched PID %d", arg, tasks[i].PID)
+				}
+			}
+		}
+		if cpus, err := parseCPUs(arg, 4); err == nil {
+			for _, c := range cpus {
+				if c < 0 || c >= 4 {
+					t.Fatalf("%q: CPU %d out of range", arg, c)
+				}
+			}
+		}
+		_, _ = parsePolicies(arg)
+		_ = findTaskMember("  pid = 1,\n  se = {\n    on_rq = 0\n  },\n", arg)
+	})
 }
