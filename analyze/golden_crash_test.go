@@ -31,15 +31,13 @@ var crashGoldens = []struct{ dir, dump string }{
 	{"testdata/crash/sysrq-vmcore-elf7", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
 	{"testdata/crash/sysrq-dis", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
 	{"testdata/crash/sysrq-context", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
+	{"testdata/crash/sysrq-lines", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
 	{"testdata/crash/oops-context", "6.1.0-56-cloud-amd64/oops/vmcore-elf"},
 }
 
 // knownDifferences are golden files salvage does not match, and why.
 // Keys are "FILE" (both modes) or "btf:FILE" (without the vmlinux).
 var knownDifferences = map[string]string{
-	// crash adds the source line of a text symbol from the DWARF line
-	// table; salvage reads no line tables yet.
-	"sym-schedule.txt": "no source line numbers",
 	// kallsyms lacks the __ksymtab_/__crc_/__kstrtab_ symbols of the
 	// vmlinux symbol table.
 	"btf:sym-q-init_uts.txt": "kallsyms has fewer symbols than vmlinux",
@@ -107,7 +105,7 @@ func TestCrashGoldens(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		session, err := expandGolden(string(tmpl), goldenValues(t, m, *d))
+		session, err := expandGolden(string(tmpl), goldenValues(t, m, *d, string(tmpl)))
 		if err != nil {
 			t.Fatalf("%s: %v", g.dir, err)
 		}
@@ -133,6 +131,11 @@ func TestCrashGoldens(t *testing.T) {
 						continue
 					}
 					want = terminateString(st.cmd, want)
+					if mode != "vmlinux" && strings.HasPrefix(st.cmd, "sym ") {
+						// Source lines come from DWARF, which BTF and
+						// System.map lack: crash's are left out.
+						want = sourceSuffix.ReplaceAllString(want, "")
+					}
 					got, errs := execCapture(s, st.cmd)
 					why, known := knownDifferences[st.file]
 					if !known {
@@ -185,7 +188,7 @@ func readGoldenSession(session string) []goldenStep {
 // goldenValues are the placeholders' values on dump d: every symbol of
 // the templates, the guest workload's task (from crash's own ps) and its
 // stack, and linux_banner's physical address (from crash's own vtop).
-func goldenValues(t *testing.T, m *corpus.Manifest, d corpus.Dump) map[string]uint64 {
+func goldenValues(t *testing.T, m *corpus.Manifest, d corpus.Dump, tmpl string) map[string]uint64 {
 	t.Helper()
 	vals := map[string]uint64{}
 	s := corpusSession(t, m, d, true)
@@ -224,10 +227,21 @@ func goldenValues(t *testing.T, m *corpus.Manifest, d corpus.Dump) map[string]ui
 		t.Fatalf("%s: crash's vtop reference is not of linux_banner (%#x):\n%s", d.ID, vals["linux_banner"], vtop)
 	}
 	vals["phys:linux_banner"], _ = strconv.ParseUint(mm[2], 16, 64)
+	// Any other placeholder is a symbol's address.
+	for _, p := range placeholderRe.FindAllStringSubmatch(tmpl, -1) {
+		if _, ok := vals[p[1]]; !ok {
+			if a, err := k.SymbolAddr(p[1]); err == nil {
+				vals[p[1]] = a
+			}
+		}
+	}
 	return vals
 }
 
-var placeholderRe = regexp.MustCompile(`{{([a-z_:]+)(\+[0-9a-f]+)?}}`)
+// sourceSuffix is the " FILE: LINE" crash's sym adds for text.
+var sourceSuffix = regexp.MustCompile(`(?m) \S+: \d+$`)
+
+var placeholderRe = regexp.MustCompile(`{{([a-zA-Z0-9_:]+)(\+[0-9a-f]+)?}}`)
 
 // expandGolden replaces each {{NAME}} or {{NAME+HEX}} by the value's hex
 // digits (without 0x, as crash's commands take addresses).

@@ -53,6 +53,8 @@ type symJSON struct {
 	Type    string `json:"type"`
 	Offset  uint64 `json:"offset,omitempty"`
 	Module  string `json:"module,omitempty"`
+	File    string `json:"file,omitempty"` // source of a text address (DWARF)
+	Line    int    `json:"line,omitempty"`
 }
 
 // symResult is sym --json's document.
@@ -76,10 +78,19 @@ func runSym(ctx *Context) error {
 	// Symbols named on the command line show their source line (crash's
 	// SHOW_LINENUM); listed ones do not.
 	lineNumbers := false
+	k, _ := ctx.Session.Kernel()
 	emit := func(s debuginfo.Symbol, off uint64) {
-		res.Symbols = append(res.Symbols, symJSON{Name: s.Name, Address: s.Addr + off, Type: string(s.Type), Offset: off, Module: s.Module})
+		j := symJSON{Name: s.Name, Address: s.Addr + off, Type: string(s.Type), Offset: off, Module: s.Module}
+		var src *sourceLine
+		if lineNumbers && k != nil && s.Module == "" && isTextSymbol(s.Type) {
+			if f, l, ok := k.SourceLine(s.Addr + off); ok {
+				src = &sourceLine{f, l}
+				j.File, j.Line = f, l
+			}
+		}
+		res.Symbols = append(res.Symbols, j)
 		if !ctx.JSON {
-			writeSymbol(ctx.Out, s, off, lineNumbers)
+			writeSymbol(ctx.Out, s, off, lineNumbers, src)
 		}
 	}
 	for _, opt := range o {
@@ -124,7 +135,7 @@ func runSym(ctx *Context) error {
 				alt := syms.Match(a)
 				for _, s := range alt {
 					io.WriteString(ctx.Out, "  ")
-					writeSymbol(ctx.Out, s, 0, false)
+					writeSymbol(ctx.Out, s, 0, false, nil)
 				}
 				if len(alt) == 0 {
 					fmt.Fprintln(ctx.Out, "  (none found)")
@@ -132,7 +143,7 @@ func runSym(ctx *Context) error {
 			}
 			continue
 		}
-		s, off, ok := syms.ByAddr(addr)
+		s, off, ok := crashByAddr(syms, addr)
 		if !ok {
 			res.NotFound = append(res.NotFound, a)
 			failed = append(failed, a)
@@ -200,10 +211,23 @@ func listModules(ctx *Context, only string, out func(line string, s *debuginfo.S
 	return n
 }
 
-// writeSymbol prints one symbol as crash's show_symbol does (without the
-// source line crash adds for text addresses: salvage reads no line
-// tables).
-func writeSymbol(w io.Writer, s debuginfo.Symbol, off uint64, lineNumbers bool) {
+// sourceLine is where a code address comes from.
+type sourceLine struct {
+	file string
+	line int
+}
+
+func isTextSymbol(t byte) bool {
+	switch t {
+	case 'T', 't', 'W', 'w':
+		return true
+	}
+	return false
+}
+
+// writeSymbol prints one symbol as crash's show_symbol does, with the
+// source line crash adds for a text address when src is known.
+func writeSymbol(w io.Writer, s debuginfo.Symbol, off uint64, lineNumbers bool, src *sourceLine) {
 	name := crashSymbolName(s.Name)
 	s.Type = crashModuleType(s)
 	if off != 0 {
@@ -215,7 +239,10 @@ func writeSymbol(w io.Writer, s debuginfo.Symbol, off uint64, lineNumbers bool) 
 	if s.Module != "" {
 		fmt.Fprintf(w, " [%s]", s.Module)
 	}
-	if lineNumbers && s.Module != "" && (s.Type == 't' || s.Type == 'T') {
+	switch {
+	case src != nil:
+		fmt.Fprintf(w, " %s: %d", src.file, src.line)
+	case lineNumbers && s.Module != "" && (s.Type == 't' || s.Type == 'T'):
 		// crash adds " FILE: LINE" for text; a module's text has no
 		// line table loaded, which leaves the blank.
 		io.WriteString(w, " ")

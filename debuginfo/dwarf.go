@@ -22,6 +22,7 @@ type dwarfTypes struct {
 	ix      *dwarfIndex
 	sec     dwarfSections
 	line    []byte         // .debug_line
+	aranges []byte         // .debug_aranges: code ranges → unit (see LineAt)
 	units   [][2]uint64    // [start, end) of each unit in .debug_info
 	cus     []dwarf.Offset // offsets of the compile unit DIEs, ascending
 
@@ -34,6 +35,7 @@ type dwarfTypes struct {
 	whole   *dwarf.Data
 	perUnit map[int]*dwarf.Data
 	conv    *dwarfConverter // created on first use
+	lines   *lineState      // created on first LineAt
 }
 
 // LoadDWARF opens the DWARF of a debug vmlinux and indexes its names. It
@@ -95,6 +97,7 @@ func loadDWARF(path, source string) (*dwarfTypes, error) {
 	}{
 		{".debug_info", &sec.info}, {".debug_abbrev", &sec.abbrev}, {".debug_str", &sec.str},
 		{".debug_line_str", &sec.lineStr}, {".debug_str_offsets", &sec.strOffsets}, {".debug_line", &line},
+		{".debug_aranges", &t.aranges},
 	} {
 		b, err := section(x.name)
 		if err == errNeedsDebugElf {

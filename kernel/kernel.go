@@ -22,6 +22,20 @@ type Kernel struct {
 	ptrSize int
 
 	mods moduleState // the loaded modules, read on first need
+	// kaslr is the KASLR offset the vmlinux's symbols were moved by:
+	// DWARF's addresses are the link's.
+	kaslr uint64
+}
+
+// SourceLine returns the source file and line of a kernel code address,
+// from the vmlinux's DWARF line tables; ok is false without them (BTF
+// has none) or for code outside vmlinux (modules).
+func (k *Kernel) SourceLine(addr uint64) (file string, line int, ok bool) {
+	ll, isLL := k.Types.(debuginfo.LineLookup)
+	if !isLL {
+		return "", 0, false
+	}
+	return ll.LineAt(addr - k.kaslr)
 }
 
 // New assembles a Kernel. Symbols and types may be nil; the translator

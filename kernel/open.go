@@ -45,6 +45,7 @@ func Open(f *dump.File, opt Options) (*Kernel, error) {
 	}
 	kallsyms, kerr := debuginfo.LoadKallsyms(bare, vi)
 	var syms debuginfo.Symbols
+	var kaslrOffset uint64
 	if opt.Vmlinux != "" {
 		if !opt.NoMatchCheck {
 			id, err := VmlinuxIdentity(opt.Vmlinux)
@@ -69,6 +70,7 @@ func Open(f *dump.File, opt Options) (*Kernel, error) {
 		if err != nil {
 			return nil, err
 		}
+		kaslrOffset = kaslr.Offset
 		if syms, err = debuginfo.LoadELFSymbols(opt.Vmlinux, kaslr.Offset); err != nil {
 			return nil, err
 		}
@@ -91,6 +93,7 @@ func Open(f *dump.File, opt Options) (*Kernel, error) {
 	if err != nil {
 		return nil, err
 	}
+	k.kaslr = kaslrOffset
 	switch {
 	case opt.Types != nil:
 		k.Types = opt.Types
