@@ -1,6 +1,11 @@
 package kernel
 
-import "testing"
+import (
+	"encoding/binary"
+	"testing"
+
+	"salvage/debuginfo"
+)
 
 // TestStateCode checks crash's two-letter states (task_state_string in
 // crash's task.c) for the kernel's state bits (include/linux/sched.h),
@@ -80,5 +85,81 @@ func TestUptimeJiffiesWrap(t *testing.T) {
 		if got := uptimeFromJiffies64(c.j64, hz); got != c.want {
 			t.Errorf("jiffies_64 %#x: %d jiffies since boot, want %d", c.j64, got, c.want)
 		}
+	}
+}
+
+// TestRSSPercpuCounter checks the 6.2+ layout of mm_struct.rss_stat, an
+// array of struct percpu_counter (commit f1a7941243c1), on a synthetic
+// kernel: RSS is each counter's count plus every CPU's s32 delta, a
+// negative sum counting as 0 (percpu_counter_sum_positive); and a
+// kernel whose task_struct has no rss_stat adds no per-thread counts.
+func TestRSSPercpuCounter(t *testing.T) {
+	s64 := &debuginfo.Type{Kind: debuginfo.KindInt, Name: "s64", Size: 8, Encoding: debuginfo.EncSigned}
+	s32 := &debuginfo.Type{Kind: debuginfo.KindInt, Name: "s32", Size: 4, Encoding: debuginfo.EncSigned}
+	ulong := &debuginfo.Type{Kind: debuginfo.KindInt, Name: "unsigned long", Size: 8}
+	uint := &debuginfo.Type{Kind: debuginfo.KindInt, Name: "unsigned int", Size: 4}
+	char := &debuginfo.Type{Kind: debuginfo.KindInt, Name: "char", Size: 1, Encoding: debuginfo.EncChar}
+	pc := &debuginfo.Type{Kind: debuginfo.KindStruct, Name: "percpu_counter", Size: 40, Members: []debuginfo.Member{
+		{Name: "count", Type: s64, Offset: 8},
+		{Name: "counters", Type: &debuginfo.Type{Kind: debuginfo.KindPointer, Size: 8, Elem: s32}, Offset: 32},
+	}}
+	mm := &debuginfo.Type{Kind: debuginfo.KindStruct, Name: "mm_struct", Size: 8 + 4*40, Members: []debuginfo.Member{
+		{Name: "total_vm", Type: ulong},
+		{Name: "rss_stat", Type: &debuginfo.Type{Kind: debuginfo.KindArray, Elem: pc, Len: 4, Size: 160}, Offset: 8},
+	}}
+	mmp := &debuginfo.Type{Kind: debuginfo.KindPointer, Size: 8, Elem: mm}
+	task := &debuginfo.Type{Kind: debuginfo.KindStruct, Name: "task_struct", Size: 64}
+	taskp := &debuginfo.Type{Kind: debuginfo.KindPointer, Size: 8, Elem: task}
+	task.Members = []debuginfo.Member{
+		{Name: "__state", Type: uint}, {Name: "cpu", Type: uint, Offset: 4}, {Name: "flags", Type: uint, Offset: 8},
+		{Name: "pid", Type: s32, Offset: 12}, {Name: "tgid", Type: s32, Offset: 16},
+		{Name: "mm", Type: mmp, Offset: 24}, {Name: "parent", Type: taskp, Offset: 32},
+		{Name: "comm", Type: &debuginfo.Type{Kind: debuginfo.KindArray, Elem: char, Len: 16, Size: 16}, Offset: 40},
+	}
+	types := fakeTypes{"struct task_struct": task, "struct mm_struct": mm, "struct percpu_counter": pc}
+	const (
+		mmAddr   = 0xffff888000010000
+		cntAddr  = 0x2000 // per-CPU counters: s32[4] at cntAddr + each CPU's offset
+		pcpuBase = 0xffffffff81002000
+		nrCPUs   = 0xffffffff81003000
+	)
+	vm := fakeVM{}
+	vm.put64(mmAddr, 1234) // total_vm
+	counts := []int64{100, 50, 7, -30}
+	deltas := [2][4]int32{{5, -60, 1, 10}, {-2, 3, 0, 10}}
+	for i, c := range counts {
+		base := uint64(mmAddr) + 8 + 40*uint64(i)
+		vm.put64(base+8, uint64(c))
+		vm.put64(base+32, cntAddr+uint64(4*i))
+	}
+	for cpu, off := range []uint64{0xffff888100000000, 0xffff888200000000} {
+		vm.put64(pcpuBase+uint64(8*cpu), off)
+		for i, d := range deltas[cpu] {
+			var b [4]byte
+			binary.LittleEndian.PutUint32(b[:], uint32(d))
+			vm.write(off+cntAddr+uint64(4*i), b[:])
+		}
+	}
+	vm.write(nrCPUs, []byte{2, 0, 0, 0})
+	k, err := New(nil, fakeSyms{"__per_cpu_offset": pcpuBase, "nr_cpu_ids": nrCPUs}, types, vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := k.taskLayout()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.mmRSSPercpu || l.haveTaskRSS || l.pcSize != 40 {
+		t.Fatalf("layout: percpu %v, task counts %v, counter size %d", l.mmRSSPercpu, l.haveTaskRSS, l.pcSize)
+	}
+	tasks := []TaskInfo{{PID: 1, TGID: 1, MM: mmAddr}, {PID: 2, TGID: 2}, {PID: 3, TGID: 3, MM: mmAddr, State: exitZombie}}
+	k.fillMemory(l, tasks)
+	// file 100+5-2, anon max(0, 50-60+3) = 0, shmem -30+10+10 → 0; the
+	// swap entries counter (index 2) is not resident.
+	if tasks[0].RSS != 103 || tasks[0].TotalVM != 1234 {
+		t.Errorf("RSS %d pages, total_vm %d; want 103, 1234", tasks[0].RSS, tasks[0].TotalVM)
+	}
+	if tasks[1].RSS != 0 || tasks[2].RSS != 0 || tasks[2].TotalVM != 0 {
+		t.Errorf("a task without mm, and a zombie, have no memory: %+v %+v", tasks[1], tasks[2])
 	}
 }
