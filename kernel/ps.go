@@ -54,8 +54,9 @@ type TaskInfo struct {
 func (t *TaskInfo) IsIdle() bool { return t.PID == 0 }
 
 // Task state bits (include/linux/sched.h, 4.14+). They are macros, not
-// types, so neither DWARF nor BTF has them; TaskStates reads the kernel's
-// own task_state_array[] (fs/proc/array.c) to check them, as crash does.
+// types, so neither DWARF nor BTF has them; crash derives them from the
+// kernel's task_state_array[] (fs/proc/array.c), and TestTaskStateArray
+// checks them against that array in every corpus dump.
 const (
 	taskRunning         = 0x0000
 	taskInterruptible   = 0x0001

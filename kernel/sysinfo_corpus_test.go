@@ -219,3 +219,50 @@ func BenchmarkTaskTable(b *testing.B) {
 		b.ReportMetric(float64(len(tt)), "tasks")
 	}
 }
+
+// TestTaskStateArray reads the kernel's own task_state_array[]
+// (fs/proc/array.c: "R (running)", "S (sleeping)", …), whose entry i
+// names state bit i-1, and checks the state bits StateCode assumes, as
+// crash's initialize_task_state derives them; then that TASK_DEAD,
+// TASK_WAKEKILL, TASK_WAKING, TASK_NOLOAD and TASK_NEW follow
+// TASK_PARKED, as crash assumes for 4.14+.
+func TestTaskStateArray(t *testing.T) {
+	m := corpus.Require(t)
+	for id, ks := range sysinfoKernels(t, m) {
+		k := ks["vmlinux"]
+		a, err := k.SymbolAddr("task_state_array")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]uint64{"running": taskRunning, "sleeping": taskInterruptible, "disk sleep": taskUninterruptible,
+			"stopped": taskStopped, "tracing stop": taskTraced, "dead": exitDead, "zombie": exitZombie, "parked": taskParked}
+		seen := 0
+		for i := 0; i < 16; i++ {
+			p, err := k.ReadPointer(a + uint64(8*i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := k.ReadCString(p, 32)
+			if err != nil || !strings.Contains(s, " (") {
+				break
+			}
+			name := strings.TrimSuffix(s[strings.Index(s, "(")+1:], ")")
+			bit := uint64(0)
+			if i > 0 {
+				bit = 1 << uint(i-1)
+			}
+			if w, ok := want[name]; ok {
+				seen++
+				if w != bit {
+					t.Errorf("%s: %q is bit %#x, salvage assumes %#x", id, s, bit, w)
+				}
+			}
+		}
+		if seen != len(want) {
+			t.Errorf("%s: found %d of the %d states in task_state_array", id, seen, len(want))
+		}
+		if taskDead != taskParked<<1 || taskWakekill != taskParked<<2 || taskWaking != taskParked<<3 || taskNoload != taskParked<<4 || taskNew != taskParked<<5 {
+			t.Error("the states after TASK_PARKED are not crash's")
+		}
+	}
+}
