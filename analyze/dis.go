@@ -36,7 +36,7 @@ Examples:
 			{Name: "f", Help: "from ADDRESS to the end of the function"},
 			{Name: "x", Help: "show symbol offsets in hexadecimal"},
 			{Name: "d", Help: "show symbol offsets in decimal (the default)"},
-			{Name: "l", Help: "show source lines (needs DWARF line tables: not yet)"},
+			{Name: "l", Help: "show the source file and line before the instructions of each (needs the debug vmlinux)"},
 			{Name: "s", Help: "show source code (not available)"},
 			{Name: "u", Help: "ADDRESS is a user virtual address (not yet)"},
 		},
@@ -49,6 +49,8 @@ Examples:
 // disLine is one disassembled instruction.
 type disLine struct {
 	Addr   uint64 `json:"address"`
+	File   string `json:"file,omitempty"` // with -l
+	Line   int    `json:"line,omitempty"`
 	Symbol string `json:"symbol,omitempty"`
 	Offset uint64 `json:"offset"`
 	Bytes  string `json:"bytes"`
@@ -64,8 +66,6 @@ func runDis(ctx *Context) error {
 	switch {
 	case o.Has("u"):
 		return errors.New("-u: disassembling user memory is not supported yet")
-	case o.Has("l"):
-		return errors.New("-l: salvage reads no DWARF line tables yet")
 	case o.Has("s"):
 		return errors.New("-s: source code is not available")
 	case o.Has("r") && o.Has("f"):
@@ -142,6 +142,9 @@ func runDis(ctx *Context) error {
 		}
 		if pc >= from {
 			l := disLine{Addr: pc, Bytes: fmt.Sprintf("%x", code[:n]), Text: text}
+			if o.Has("l") {
+				l.File, l.Line, _ = k.SourceLine(pc)
+			}
 			if s, so, ok := crashByAddr(syms, pc); ok {
 				l.Symbol, l.Offset = crashSymbolName(s.Name), so
 				if so == 0 && isFtraceNop(code[:n]) {
@@ -169,7 +172,15 @@ func runDis(ctx *Context) error {
 		}
 		return writeJSON(ctx, lines)
 	}
+	if o.Has("l") && len(lines) > 0 && lines[0].File == "" {
+		return fmt.Errorf("-l: no source lines for %#x (they come from the debug vmlinux's DWARF)", lines[0].Addr)
+	}
+	lastFile, lastLine := "", 0
 	for _, l := range lines {
+		if l.File != "" && (l.File != lastFile || l.Line != lastLine) {
+			fmt.Fprintf(ctx.Out, "%s: %d\n", l.File, l.Line)
+			lastFile, lastLine = l.File, l.Line
+		}
 		label := fmt.Sprintf("   %#x", l.Addr)
 		if l.Symbol != "" {
 			label = fmt.Sprintf("%#x <%s>", l.Addr, disSymbol(l.Symbol, l.Offset, hexOff))

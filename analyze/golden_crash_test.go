@@ -131,6 +131,13 @@ func TestCrashGoldens(t *testing.T) {
 						continue
 					}
 					want = terminateString(st.cmd, want)
+					if mode != "vmlinux" && strings.HasPrefix(st.cmd, "dis -l") {
+						// -l needs DWARF: without it salvage must refuse.
+						if got, errs := execCapture(s, st.cmd); errs == "" {
+							t.Errorf("%s: without DWARF salvage printed %q, not an error", st.cmd, got)
+						}
+						continue
+					}
 					if mode != "vmlinux" && strings.HasPrefix(st.cmd, "sym ") {
 						// Source lines come from DWARF, which BTF and
 						// System.map lack: crash's are left out.
