@@ -199,9 +199,9 @@ func runPS(ctx *Context) error {
 	if (mode == "l" || mode == "m") && !k.HasLastRun() {
 		return errors.New("last-run timestamps do not exist in this kernel")
 	}
-	tasks, err := k.TaskTable()
-	if err != nil {
-		return err
+	tasks, incomplete := k.TaskTable()
+	if incomplete != nil && len(tasks) == 0 {
+		return incomplete
 	}
 	pc := &psContext{k: k, tasks: tasks, byAddr: map[uint64]int{}}
 	for i := range tasks {
@@ -210,7 +210,7 @@ func runPS(ctx *Context) error {
 		}
 	}
 	if pc.totalPages, err = k.TotalPages(); err != nil {
-		return fmt.Errorf("ps: total memory for %%MEM: %w", err)
+		return fmt.Errorf("total memory for %%MEM: %w", err)
 	}
 	sels, err := parsePSSelectors(ctx.Args, tasks)
 	if err != nil {
@@ -316,7 +316,7 @@ func runPS(ctx *Context) error {
 	if mode == "t" {
 		hz = k.HZ()
 		if upJiffies, err = k.UptimeJiffies(hz); err != nil {
-			return fmt.Errorf("ps -t: uptime: %w", err)
+			return fmt.Errorf("uptime for RUN TIME: %w", err)
 		}
 	}
 	var res []psTaskJSON
@@ -378,7 +378,7 @@ func runPS(ctx *Context) error {
 			j.LastRun = t.LastRun
 			clock, err := k.RunQueueClock(t.CPU)
 			if err != nil {
-				return fmt.Errorf("ps -m: run queue clock of CPU %d: %w", t.CPU, err)
+				return fmt.Errorf("run queue clock of CPU %d: %w", t.CPU, err)
 			}
 			delta := uint64(0)
 			if clock > t.LastRun {
@@ -454,9 +454,20 @@ func runPS(ctx *Context) error {
 		if res == nil {
 			res = []psTaskJSON{}
 		}
-		return writeJSON(ctx, map[string]any{"tasks": res})
+		if err := writeJSON(ctx, map[string]any{"tasks": res}); err != nil {
+			return err
+		}
 	}
-	return nil
+	return incompleteErr(incomplete)
+}
+
+// incompleteErr reports a task table that lacks tasks, after what could
+// be shown of it.
+func incompleteErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("the task list is incomplete: %w", err)
 }
 
 // parsePSSelectors reads ps's operands as crash's cmd_ps does: a number
@@ -693,7 +704,7 @@ func (pc *psContext) writeByCPU(ctx *Context, w io.Writer, mode, spec string, pi
 		fmt.Fprintln(w)
 		clock, err := pc.k.RunQueueClock(cpu)
 		if mode == "m" && err != nil {
-			return fmt.Errorf("ps -m: run queue clock of CPU %d: %w", cpu, err)
+			return fmt.Errorf("run queue clock of CPU %d: %w", cpu, err)
 		}
 		for _, ti := range picked {
 			t := &pc.tasks[ti]

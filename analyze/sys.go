@@ -150,8 +150,9 @@ func gatherSys(ctx *Context, k *kernel.Kernel) (*sysJSON, error) {
 		return nil, fmt.Errorf("load average: %w", err)
 	}
 	s.LoadAverage = loadAverage(avg)
+	// TASKS counts what can be read, as crash's task table does.
 	tasks, err := k.TaskTable()
-	if err != nil {
+	if err != nil && len(tasks) == 0 {
 		return nil, err
 	}
 	s.Tasks = len(tasks)

@@ -84,9 +84,9 @@ func runTask(ctx *Context) error {
 			refs = append(refs, splitRefs(o.Value)...)
 		}
 	}
-	tasks, err := k.TaskTable()
-	if err != nil {
-		return err
+	tasks, incomplete := k.TaskTable()
+	if incomplete != nil && len(tasks) == 0 {
+		return incomplete
 	}
 	var picked []*kernel.TaskInfo
 	bogus := 0
@@ -223,9 +223,11 @@ func runTask(ctx *Context) error {
 		if res == nil {
 			res = []taskJSON{}
 		}
-		return writeJSON(ctx, map[string]any{"tasks": res})
+		if err := writeJSON(ctx, map[string]any{"tasks": res}); err != nil {
+			return err
+		}
 	}
-	return nil
+	return incompleteErr(incomplete)
 }
 
 func splitRefs(s string) []string {

@@ -281,7 +281,8 @@ func (k *Kernel) taskLayout() (*taskLayout, error) {
 
 // TaskTable reads every task with what ps shows of it, sorted as crash
 // sorts its task table (sort_by_pid in crash's task.c): by PID, the
-// per-CPU idle tasks (all PID 0) by CPU.
+// per-CPU idle tasks (all PID 0) by CPU. With an error, the table holds
+// the tasks that could be read.
 func (k *Kernel) TaskTable() ([]TaskInfo, error) {
 	l, err := k.taskLayout()
 	if err != nil {
@@ -290,13 +291,23 @@ func (k *Kernel) TaskTable() ([]TaskInfo, error) {
 	active := k.activeTasks()
 	var out []TaskInfo
 	buf := make([]byte, l.size)
+	// A task_struct that cannot be read (a damaged or incomplete dump) is
+	// left out and reported; so is a broken task list, after the tasks
+	// found before the break.
+	var bad error
+	skipped := 0
 	for v, err := range k.Tasks() {
 		if err != nil {
-			return out, err
+			bad = err
+			break
 		}
 		addr := v.Address()
 		if err := k.Read(buf, addr); err != nil {
-			return out, fmt.Errorf("task_struct at %#x: %w", addr, err)
+			if bad == nil {
+				bad = fmt.Errorf("task_struct at %#x: %w", addr, err)
+			}
+			skipped++
+			continue
 		}
 		t := TaskInfo{
 			Task:      addr,
@@ -348,7 +359,10 @@ func (k *Kernel) TaskTable() ([]TaskInfo, error) {
 		}
 	}
 	k.fillMemory(l, out)
-	return out, nil
+	if skipped > 1 {
+		bad = fmt.Errorf("%d task_structs could not be read, the first: %w", skipped, bad)
+	}
+	return out, bad
 }
 
 func indexByte(b []byte, c byte) int {

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"encoding/binary"
+	"strings"
 	"testing"
 
 	"salvage/debuginfo"
@@ -161,5 +162,78 @@ func TestRSSPercpuCounter(t *testing.T) {
 	}
 	if tasks[1].RSS != 0 || tasks[2].RSS != 0 || tasks[2].TotalVM != 0 {
 		t.Errorf("a task without mm, and a zombie, have no memory: %+v %+v", tasks[1], tasks[2])
+	}
+}
+
+// TestTaskTablePartial walks a synthetic task list in which one
+// task_struct's second page is missing from the dump: the table keeps
+// the tasks it can read, in crash's order, and says which one it lost,
+// instead of failing or panicking.
+func TestTaskTablePartial(t *testing.T) {
+	s32 := &debuginfo.Type{Kind: debuginfo.KindInt, Name: "int", Size: 4, Encoding: debuginfo.EncSigned}
+	uint := &debuginfo.Type{Kind: debuginfo.KindInt, Name: "unsigned int", Size: 4}
+	char := &debuginfo.Type{Kind: debuginfo.KindInt, Name: "char", Size: 1, Encoding: debuginfo.EncChar}
+	lh := &debuginfo.Type{Kind: debuginfo.KindStruct, Name: "list_head", Size: 16}
+	lhp := &debuginfo.Type{Kind: debuginfo.KindPointer, Size: 8, Elem: lh}
+	lh.Members = []debuginfo.Member{{Name: "next", Type: lhp}, {Name: "prev", Type: lhp, Offset: 8}}
+	task := &debuginfo.Type{Kind: debuginfo.KindStruct, Name: "task_struct", Size: 8192}
+	taskp := &debuginfo.Type{Kind: debuginfo.KindPointer, Size: 8, Elem: task}
+	task.Members = []debuginfo.Member{
+		{Name: "__state", Type: uint}, {Name: "cpu", Type: uint, Offset: 4}, {Name: "flags", Type: uint, Offset: 8},
+		{Name: "pid", Type: s32, Offset: 12}, {Name: "tgid", Type: s32, Offset: 16},
+		{Name: "mm", Type: &debuginfo.Type{Kind: debuginfo.KindPointer, Size: 8}, Offset: 24},
+		{Name: "parent", Type: taskp, Offset: 32},
+		{Name: "comm", Type: &debuginfo.Type{Kind: debuginfo.KindArray, Elem: char, Len: 16, Size: 16}, Offset: 40},
+		{Name: "tasks", Type: lh, Offset: 64}, {Name: "thread_group", Type: lh, Offset: 80},
+	}
+	rq := &debuginfo.Type{Kind: debuginfo.KindStruct, Name: "rq", Size: 16, Members: []debuginfo.Member{
+		{Name: "idle", Type: taskp}, {Name: "curr", Type: taskp, Offset: 8}}}
+	types := fakeTypes{"struct task_struct": task, "struct rq": rq, "struct list_head": lh,
+		"var init_task": task, "var runqueues": rq}
+	const (
+		initTask = 0xffffffff82000000
+		taskA    = 0xffff888000100000
+		taskB    = 0xffff888000200000 // its second page is not in the dump
+		rqLink   = 0x30000
+		pcpu     = 0xffffffff81002000
+		nrCPUs   = 0xffffffff81003000
+		pcpuOff  = 0xffff888100000000
+	)
+	vm := fakeVM{}
+	put32 := func(a uint64, v uint32) {
+		var b [4]byte
+		binary.LittleEndian.PutUint32(b[:], v)
+		vm.write(a, b[:])
+	}
+	mk := func(addr uint64, pid uint32, comm string, next uint64, pages int) {
+		for p := 0; p < pages; p++ {
+			vm.write(addr+uint64(4096*p), make([]byte, 4096))
+		}
+		put32(addr+12, pid)
+		put32(addr+16, pid)
+		vm.put64(addr+32, initTask)
+		vm.write(addr+40, []byte(comm+"\x00"))
+		vm.put64(addr+64, next+64)
+		vm.put64(addr+80, addr+80) // a thread group of one
+		vm.put64(addr+88, addr+80)
+	}
+	mk(initTask, 0, "swapper/0", taskA, 2)
+	mk(taskA, 1, "init", taskB, 2)
+	mk(taskB, 2, "kthreadd", initTask, 1)
+	put32(initTask+8, pfKthread)
+	vm.put64(pcpu, pcpuOff)
+	vm.write(nrCPUs, []byte{1, 0, 0, 0})
+	vm.put64(pcpuOff+rqLink, initTask)
+	vm.put64(pcpuOff+rqLink+8, taskA)
+	k, err := New(nil, fakeSyms{"init_task": initTask, "runqueues": rqLink, "__per_cpu_offset": pcpu, "nr_cpu_ids": nrCPUs}, types, vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tt, err := k.TaskTable()
+	if err == nil || !strings.Contains(err.Error(), "task_struct at 0xffff888000200000") {
+		t.Errorf("error %v, want one naming task B", err)
+	}
+	if len(tt) != 2 || tt[0].Comm != "swapper/0" || !tt[0].KernelThread || tt[1].PID != 1 || !tt[1].Active || tt[1].PPID != 0 {
+		t.Errorf("table %+v", tt)
 	}
 }
