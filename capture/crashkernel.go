@@ -23,7 +23,14 @@ import (
 //     rounded up to 128 MiB, the upper bound is exclusive and may be left
 //     out (no limit); ranges after the matching one are not read;
 //   - a size that is not below the rounded RAM in any range read is an
-//     error, as is a total of zero bytes.
+//     error, as is a total of zero bytes, and (6.11+) a size not below
+//     the RAM itself.
+//
+// It follows the generic parse_crashkernel of 6.7+ (x86 uses it since
+// 6.7). Older x86 kernels differ at the edges: 6.1 also tries ,high when
+// the plain form is malformed (not only when it is absent), and before
+// 6.16 there is no ,cma, so "crashkernel=64M,cma" is a malformed plain
+// form there.
 
 // DefaultLowSize is what the kernel reserves below 4 GiB when
 // crashkernel=X,high comes without crashkernel=Y,low: on x86_64
@@ -150,6 +157,12 @@ func ParseCrashkernel(cmdline string, systemRAM uint64) (*Crashkernel, error) {
 	if cp, cma, _, cerr := parseCrashkernelAt(cmdline, 0, ",cma"); cerr == nil {
 		ck.CMASize = cma
 		ck.Params = append(ck.Params, cp)
+	}
+	if ck.Size >= systemRAM && ck.Size != 0 {
+		// Added in 6.11 (kernel/crash_reserve.c parse_crashkernel): older
+		// kernels accept the value and then fail to allocate it, which
+		// reserves nothing all the same.
+		return ck, &CrashkernelError{Param: p, Msg: fmt.Sprintf("size %s is not below the system RAM (%s)", FormatSize(ck.Size), FormatSize(systemRAM))}
 	}
 	if ck.Size == 0 {
 		msg := "size is zero"

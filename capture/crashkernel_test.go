@@ -121,6 +121,10 @@ func TestParseCrashkernel(t *testing.T) {
 		{"crashkernel=0,high", 8 * gib, ck{}, "size is zero"},
 		{"crashkernel=256M,high crashkernel=bad,low", 8 * gib, ck{}, "memory value expected"},
 		{"crashkernel=256Mx,high", 8 * gib, ck{}, "unrecognized char 'x'"},
+		// 6.11+: not below the RAM itself
+		{"crashkernel=1G", gib, ck{}, "size 1G is not below the system RAM (1G)"},
+		{"crashkernel=2G,high", gib, ck{}, "size 2G is not below the system RAM"},
+		{"crashkernel=0-:990M", gib - 64*mib, ck{}, "size 990M is not below the system RAM (960M)"}, // below the rounded 1G, not the RAM
 	} {
 		got, err := ParseCrashkernel(c.cmdline, c.ram)
 		switch {

@@ -38,6 +38,9 @@ func PlanLoad(root string, s *Show, kernel, initrd string) (*LoadPlan, error) {
 		why := "no crashkernel= on the kernel command line"
 		if r.Param != nil || r.ParamError != ErrNoCrashkernel.Error() {
 			why = "the kernel reserved nothing for crashkernel="
+			if r.Param != nil && len(r.Param.Params) > 0 {
+				why = "the kernel reserved nothing for " + strings.Join(r.Param.Params, " ")
+			}
 			if r.ParamError != "" {
 				why += " (" + r.ParamError + ")"
 			}

@@ -27,7 +27,7 @@ func TestReadReservationFixtures(t *testing.T) {
 	}{
 		{"lab-ready", labRAM, 256 * mib, []Region{lab}, true, 256 * mib, true, "", ""},
 		{"lab-unloaded", labRAM, 256 * mib, []Region{lab}, true, 256 * mib, false, "", ""},
-		{"failed", labRAM, 2 * gib, nil, true, 0, false, "", ""},
+		{"failed", labRAM, 2 * gib, nil, true, 0, false, "crashkernel=2G: size 2G is not below the system RAM (1048047K)", ""},
 		{"nokexec", labRAM, 0, nil, false, 0, false, "no crashkernel=", "built without kexec"},
 		{"user", 734224 * kib, 256 * mib, nil, true, 256 * mib, false, "", "run as root"},
 	} {

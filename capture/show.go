@@ -185,7 +185,7 @@ func notReady(s *Show, r *Reservation, set *Settings) []string {
 	case r.Param == nil && r.ParamError == ErrNoCrashkernel.Error():
 		return append(why, "no crashkernel= on the kernel command line: `salvage kdump estimate` says how much to reserve and how")
 	case r.ParamError != "":
-		return append(why, "the kernel reserved nothing: "+r.ParamError)
+		return append(why, "the kernel reserved nothing: "+r.ParamError+"; `salvage kdump estimate` recommends a size")
 	case r.Reserved() == 0:
 		msg := fmt.Sprintf("%s asked for %s, but the kernel reserved nothing", strings.Join(r.Param.Params, " "), FormatSize(r.Param.Size))
 		if r.Param.Size >= r.SystemRAM {

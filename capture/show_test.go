@@ -130,7 +130,7 @@ func TestShowFixtures(t *testing.T) {
 		{"failed", []string{
 			"kdump is off: USE_KDUMP=0 in /etc/default/kdump-tools",
 			"configuration: /etc/default/kdump-tools:3: MAKEDUMP_ARGS: unknown flag --bogus",
-			"crashkernel=2G asked for 2G, but the kernel reserved nothing: that is more than the RAM (1048047K); `salvage kdump estimate` recommends a size"}},
+			"the kernel reserved nothing: crashkernel=2G: size 2G is not below the system RAM (1048047K); `salvage kdump estimate` recommends a size"}},
 		{"nokexec", []string{"this kernel has no kexec (no /sys/kernel/kexec_crash_loaded): boot a kernel built with CONFIG_KEXEC_FILE and CONFIG_CRASH_DUMP"}},
 		{"user", []string{"no capture kernel is loaded: run `salvage kdump load`"}},
 	} {
@@ -142,6 +142,17 @@ func TestShowFixtures(t *testing.T) {
 		if !reflect.DeepEqual(s.Reasons, c.reasons) || s.Ready != (c.reasons == nil) {
 			t.Errorf("%s: reasons\n%q\nwant\n%q", c.root, s.Reasons, c.reasons)
 		}
+	}
+	// A valid crashkernel= the kernel could not allocate.
+	root := t.TempDir()
+	write(t, root, "proc/cmdline", "ro crashkernel=512M")
+	write(t, root, "proc/iomem", "00100000-7fffffff : System RAM\n")
+	write(t, root, "proc/meminfo", "MemTotal: 2000000 kB\n")
+	write(t, root, "sys/kernel/kexec_crash_size", "0")
+	write(t, root, "sys/kernel/kexec_crash_loaded", "0")
+	s, err = ReadShow(root, fakeCheck)
+	if err != nil || !reflect.DeepEqual(s.Reasons, []string{"crashkernel=512M asked for 512M, but the kernel reserved nothing (see `dmesg | grep crashkernel`); `salvage kdump estimate` recommends a size"}) {
+		t.Errorf("unreserved: %v %q", err, s.Reasons)
 	}
 	s, _ = ReadShow("testdata/root/failed", fakeCheck)
 	if s.CoreDir != "/srv/crash" || !reflect.DeepEqual(s.Collector, []string{"makedumpfile", "-c", "-d", "31", "--bogus"}) {

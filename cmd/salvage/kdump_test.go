@@ -202,12 +202,22 @@ func TestKdumpLoadDryRun(t *testing.T) {
 	}
 	// No reservation: the failed machine with its configuration fixed.
 	os.Remove(filepath.Join(root, "etc/default/kdump-tools"))
-	os.WriteFile(filepath.Join(root, "proc/cmdline"), []byte("console=ttyS0 crashkernel=2G\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "proc/cmdline"), []byte("console=ttyS0 crashkernel=512M\n"), 0o644)
 	os.WriteFile(filepath.Join(root, "sys/kernel/kexec_crash_size"), []byte("0\n"), 0o644)
 	os.WriteFile(filepath.Join(root, "proc/iomem"), []byte("00100000-3ffdcfff : System RAM\n"), 0o644)
 	if _, err := runKdump(t, "load", "--dry-run", "--root", root); err == nil ||
-		!strings.Contains(err.Error(), "the kernel reserved nothing for crashkernel=; `salvage kdump estimate`") {
+		!strings.Contains(err.Error(), "cannot load a capture kernel: the kernel reserved nothing for crashkernel=512M; `salvage kdump estimate`") {
 		t.Errorf("no reservation: %v", err)
+	}
+	os.WriteFile(filepath.Join(root, "proc/cmdline"), []byte("console=ttyS0 crashkernel=2G\n"), 0o644)
+	if _, err := runKdump(t, "load", "--dry-run", "--root", root); err == nil ||
+		!strings.Contains(err.Error(), "reserved nothing for crashkernel=2G (crashkernel=2G: size 2G is not below the system RAM (1047412K))") {
+		t.Errorf("too big: %v", err)
+	}
+	os.WriteFile(filepath.Join(root, "proc/cmdline"), []byte("console=ttyS0\n"), 0o644)
+	if _, err := runKdump(t, "load", "--dry-run", "--root", root); err == nil ||
+		!strings.Contains(err.Error(), "cannot load a capture kernel: no crashkernel= on the kernel command line") {
+		t.Errorf("no crashkernel=: %v", err)
 	}
 }
 
