@@ -77,11 +77,8 @@ func (c *Compressor) Compress(dst, src []byte) []byte {
 	matched:
 		out = emitLiterals(out, start, src[lit:ip])
 		out = emitMatch(out, ip-cand, mlen)
-		// Only the match's last position is indexed (lzo1x_1 indexes
-		// none): indexing inside long runs costs more than it finds.
-		if j := ip + mlen - 1; j+minMatch <= n {
-			table[hash4(src[j:])] = int32(j + 1)
-		}
+		// Positions inside a match are not indexed, as in lzo1x_1: it
+		// costs more time than it saves bytes on kernel pages.
 		ip += mlen
 		lit = ip
 	}
