@@ -14,7 +14,7 @@ func sysCommand() *Command {
 	return &Command{
 		Name:    "sys",
 		Summary: "show system data",
-		Usage:   "[-t]",
+		Usage:   "[-t | -i]",
 		Help: `Prints the system data crash prints on start-up and for sys: the kernel
 and dump files, number of CPUs, the date of the dump, the uptime, the load
 average, the number of tasks, the node name, release, version and machine
@@ -23,7 +23,9 @@ follows KERNEL when the kernel is tainted, [PARTIAL DUMP] follows a
 kdump-compressed DUMPFILE that makedumpfile filtered.
 
 -t prints the taint mask and its flags, as the kernel's taint_flags table
-spells them (O: out-of-tree module, E: unsigned module…).
+spells them (O: out-of-tree module, E: unsigned module…). -i prints the
+firmware's DMI strings the kernel kept (dmi_ident[], named by enum
+dmi_field): BIOS, system, board and chassis.
 
 The PANIC message is the first line of the kernel log containing one of
 crash's panic strings ("Kernel panic - ", "Oops: ", "BUG: unable to handle
@@ -37,8 +39,12 @@ command, task address, CPU, state) found from panic_cpu's running task.
 Examples:
   sys
   sys -t
+  sys -i
 `,
-		Options: []Option{{Name: "t", Help: "the taint mask and its flags"}},
+		Options: []Option{
+			{Name: "t", Help: "the taint mask and its flags"},
+			{Name: "i", Help: "the firmware's DMI strings"},
+		},
 		MaxArgs: 0,
 		Run:     runSys,
 	}
@@ -97,6 +103,9 @@ func runSys(ctx *Context) error {
 	if ctx.Opts.Has("t") && !ctx.JSON {
 		fmt.Fprintf(ctx.Out, "TAINTED_MASK: %x  %s\n", mask, flags)
 		return nil
+	}
+	if ctx.Opts.Has("i") {
+		return writeDMI(ctx, k)
 	}
 	s, err := gatherSys(ctx, k)
 	if err != nil {
@@ -245,6 +254,34 @@ func writeSys(w io.Writer, d *dump.File, s *sysJSON) {
 		oops = " (check log for details)"
 	}
 	fmt.Fprintf(w, "       PANIC: \"%s\"%s\n", s.Panic, oops)
+}
+
+// writeDMI prints sys -i as crash's dump_dmi_info does: each set
+// string under its enum dmi_field name, the names right-aligned.
+func writeDMI(ctx *Context, k *kernel.Kernel) error {
+	fields, err := k.DMI()
+	if err != nil {
+		return err
+	}
+	if ctx.JSON {
+		m := map[string]string{}
+		for _, f := range fields {
+			if f.Set {
+				m[f.Name] = f.Value
+			}
+		}
+		return writeJSON(ctx, map[string]any{"dmi": m})
+	}
+	width := 0
+	for _, f := range fields {
+		width = max(width, len(f.Name))
+	}
+	for _, f := range fields {
+		if f.Set {
+			fmt.Fprintf(ctx.Out, "  %*s: %s\n", width, f.Name, f.Value)
+		}
+	}
+	return nil
 }
 
 // crashDate is ctime_tz's "%a %b %e %T %Z %Y", in UTC.

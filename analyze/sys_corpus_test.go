@@ -240,3 +240,32 @@ func TestSysBadInput(t *testing.T) {
 		}
 	}
 }
+
+// sysGoldenSession holds the sys forms the lab's references lack, run by
+// the reference crash once per dump and cached in the lab.
+const sysGoldenSession = `sys -i > GOLDEN/sys-i.txt
+q
+`
+
+// TestSysGoldens compares sys -i (the DMI strings) with crash's on two
+// dumps, with the vmlinux and without one (where the array's length
+// comes from enum dmi_field's DMI_STRING_MAX, not the variable's type).
+func TestSysGoldens(t *testing.T) {
+	m := corpus.Require(t)
+	for _, dv := range [][2]string{{"sysrq", "vmcore-elf"}, {"hung", "lzo-d31"}} {
+		d := pickDump(t, m, dv[0], dv[1])
+		dir := crashGoldenDir(t, m, d, sysGoldenSession)
+		for _, mode := range modes {
+			s := taskSession(t, m, d, mode)
+			for _, st := range readGoldenSession(sysGoldenSession) {
+				b, err := os.ReadFile(filepath.Join(dir, st.file))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := runCmd(t, s, st.cmd); got != string(b) || len(b) == 0 {
+					t.Errorf("%s %s: %s differs from crash:\n%s", mode, d.ID, st.cmd, lineDiff(got, string(b)))
+				}
+			}
+		}
+	}
+}

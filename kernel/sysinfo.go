@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+
+	"salvage/debuginfo"
 )
 
 // HZ is the kernel's timer frequency (CONFIG_HZ). It is a macro, in no
@@ -298,4 +300,65 @@ func (k *Kernel) PanickedTask() uint64 {
 		return active[cpu]
 	}
 	return 0
+}
+
+// DMIField is one string of the firmware's DMI table the kernel kept
+// (drivers/firmware/dmi_scan.c: dmi_ident[], indexed by enum dmi_field).
+type DMIField struct {
+	Name  string // the enumerator: "DMI_BIOS_VENDOR"
+	Value string
+	Set   bool // dmi_ident[i] is not NULL
+}
+
+// DMI reads dmi_ident[] with the names of enum dmi_field, in the enum's
+// order, up to the array's length (its DWARF type, or DMI_STRING_MAX
+// with BTF, which does not describe the variable).
+func (k *Kernel) DMI() ([]DMIField, error) {
+	a, err := k.SymbolAddr("dmi_ident")
+	if err != nil {
+		return nil, fmt.Errorf("dmi_ident does not exist in this kernel: %w", err)
+	}
+	ts, err := k.types()
+	if err != nil {
+		return nil, err
+	}
+	enum, err := ts.Enum("dmi_field")
+	if err != nil {
+		return nil, err
+	}
+	n := int64(-1)
+	if t, err := ts.Var("dmi_ident"); err == nil {
+		if r := t.Resolve(); r != nil && r.Kind == debuginfo.KindArray && r.Len > 0 {
+			n = r.Len
+		}
+	}
+	if n < 0 {
+		for _, e := range enum.Enums {
+			if e.Name == "DMI_STRING_MAX" {
+				n = e.Value
+			}
+		}
+	}
+	if n <= 0 || n > 256 {
+		return nil, errors.New("dmi_ident: cannot tell its length (no DWARF type, no DMI_STRING_MAX)")
+	}
+	var out []DMIField
+	for _, e := range enum.Enums {
+		if e.Value < 0 || e.Value >= n {
+			break // crash stops at the first name past the array
+		}
+		f := DMIField{Name: e.Name}
+		p, err := k.ReadPointer(a + uint64(8*e.Value))
+		if err != nil {
+			return nil, fmt.Errorf("dmi_ident[%d]: %w", e.Value, err)
+		}
+		if p != 0 {
+			f.Set = true
+			if f.Value, err = k.ReadCString(p, 1024); err != nil {
+				return nil, fmt.Errorf("dmi_ident[%d] (%s): %w", e.Value, e.Name, err)
+			}
+		}
+		out = append(out, f)
+	}
+	return out, nil
 }
