@@ -32,6 +32,7 @@ func builtinCommands() []*Command {
 		aliasCommand(),
 		foreachCommand(),
 		summaryCommand(),
+		modCommand(),
 	}
 }
 

@@ -190,7 +190,7 @@ func longStateName(code string) string {
 
 // builtinAliases are crash's built-in aliases of commands salvage has.
 var builtinAliases = [][2]string{
-	{"man", "help"}, {"px", "p -x"}, {"pd", "p -d"}, {"for", "foreach"}, {"dmesg", "log"},
+	{"man", "help"}, {"px", "p -x"}, {"pd", "p -d"}, {"for", "foreach"}, {"dmesg", "log"}, {"lsmod", "mod"},
 }
 
 func aliasCommand() *Command {
