@@ -17,7 +17,7 @@ func btCommand() *Command {
 	return &Command{
 		Name:    "bt",
 		Summary: "show a task's stack backtrace",
-		Usage:   "[-a|-c CPUS|-g|-p|-t|-T|-v] [-f] [-l] [-s [-x|-d]] [-R REF] [PID | TASK] ...",
+		Usage:   "[-a|-c CPUS|-g|-p|-t|-T|-v|-r|-e] [-f] [-l] [-s [-x|-d]] [-R REF] [PID | TASK] ...",
 		Help: `Prints the kernel stack backtrace of the current task (see set: the panic
 task, or in a dump of a live machine CPU 0's running task), of each PID (decimal) or TASK
 (task_struct address, hexadecimal), or of every CPU's running task (-a),
@@ -48,12 +48,15 @@ then why it stopped.
   -R REF    only the backtraces that reference REF: a function name, a
             text address, or a value in a saved register frame
   -v        check every task's stack for an overflow (STACK_END_MAGIC)
+  -r        the task's whole stack, raw, two words a line
+  -e        search the task's stack for saved register frames (exception,
+            interrupt or system-call entries), kernel- and user-mode, by
+            the checks crash makes of a candidate frame
   -l        the source file and line of each frame, from the debug
             vmlinux's DWARF line tables (so not without a vmlinux, nor for
             modules' frames)
 
-Not yet: -e/-E (exception frame search), -F, -o/-O,
--I/-S, -n, -r.
+Not yet: -E (the IRQ and exception stacks' search), -F, -o/-O, -I/-S, -n.
 
 --json prints each task's frames: stack pointer, pc, symbol, offset,
 module and any saved registers.
@@ -79,6 +82,8 @@ Examples:
 			{Name: "R", Arg: "REF", Help: "only backtraces that reference REF"},
 			{Name: "v", Help: "check stacks for overflows"},
 			{Name: "l", Help: "file and line of each frame"},
+			{Name: "r", Help: "raw stack data"},
+			{Name: "e", Help: "search the stack for exception frames"},
 		},
 		MaxArgs: -1,
 		Run:     runBt,
@@ -169,9 +174,14 @@ func runBt(ctx *Context) error {
 			fmt.Fprintf(ctx.Out, "bt: %v\n", err)
 			continue
 		}
-		if fl.text != 0 {
+		switch {
+		case ctx.Opts.Has("r"):
+			printRawStack(ctx.Out, k, t)
+		case ctx.Opts.Has("e"):
+			printEframeSearch(ctx.Out, k, t)
+		case fl.text != 0:
 			printTextSymbols(ctx.Out, k, bt, fl)
-		} else {
+		default:
 			printBacktrace(ctx.Out, k, bt, fl)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -16,7 +17,8 @@ import (
 // btGoldenCommands are bt's options beyond the lab's references, asked of
 // crash 8.0.6 on each crash's unfiltered dump and kept in the corpus
 // beside the dumps (refs/bt-golden/CRASH/), made on first use. PID stands
-// for the guest's workload process.
+// for the guest's workload process; "SCENARIO,…:" limits a command to the
+// crashes of those scenarios.
 var btGoldenCommands = []string{
 	"bt -s",
 	"bt -sx",
@@ -48,6 +50,14 @@ var btGoldenCommands = []string{
 	"bt -a -l",
 	"bt -l PID",
 	"bt -sl 1",
+	"bt -r 1",
+	"bt -r PID",
+	// crash 8.0.6 dies of a segmentation fault in bt -e on the sysrq
+	// dump's panic task, taking its session with it.
+	"oops,hung:bt -e",
+	"oops,hung:bt -e PID",
+	"oops,hung:bt -e 1",
+	"oops,hung:bt -a -e",
 }
 
 // btGoldenKnown are outputs that legitimately differ from crash's, by
@@ -161,6 +171,12 @@ func ensureBtGoldens(t *testing.T, m *corpus.Manifest, d corpus.Dump) []btGolden
 	var out []btGolden
 	var missing []string
 	for _, g := range btGoldenCommands {
+		if only, rest, ok := strings.Cut(g, ":"); ok {
+			if !slices.Contains(strings.Split(only, ","), d.Scenario) {
+				continue
+			}
+			g = rest
+		}
 		cmd := strings.ReplaceAll(g, "PID", pid)
 		path := filepath.Join(dir, goldenFileName(g))
 		out = append(out, btGolden{generic: g, cmd: cmd})
