@@ -53,8 +53,8 @@ type Result struct {
 }
 
 // Prepare classifies the pages of src at level and keeps the bitmaps of
-// the whole machine (what the ELF writer and tests need); Collect's
-// kdump-compressed path uses a survey instead, window by window.
+// the whole machine, for callers that want them (tests, reports); Collect
+// uses a survey instead and classifies window by window.
 func Prepare(src *dump.File, level int) (*Selection, error) {
 	return prepare(src, level, false)
 }
@@ -154,7 +154,7 @@ func CollectStream(ctx context.Context, src *dump.File, w io.Writer, opt Options
 	if opt.Format == FormatELF && opt.Compression != "none" {
 		return nil, errors.New("an ELF dump (-E) cannot be compressed: drop -c, -l, -p or -z")
 	}
-	sel, err := prepare(src, opt.Level, opt.Format == FormatKdump)
+	sel, err := prepare(src, opt.Level, true)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +197,7 @@ func Collect(ctx context.Context, src *dump.File, dest string, opt Options) (*Re
 			return nil, fmt.Errorf("%s exists: remove it or give --force", dest)
 		}
 	}
-	sel, err := prepare(src, opt.Level, opt.Format == FormatKdump)
+	sel, err := prepare(src, opt.Level, true)
 	if err != nil {
 		return nil, err
 	}

@@ -405,3 +405,38 @@ func TestCollectWindowsAgree(t *testing.T) {
 	defer got.Close()
 	checkAgainst(t, got, src, ref, res.Selection.MaxPFN)
 }
+
+// The ELF writer with windows of 4000 frames (classified again as the
+// planner walks each PT_LOAD, the kernel image's first) still writes
+// makedumpfile's -E file byte for byte, and counts each zero page once.
+func TestCollectELFWindows(t *testing.T) {
+	m := corpus.Require(t)
+	raw, _ := crashDumps(t, m, "sysrq")
+	var ref corpus.Dump
+	for _, d := range m.Dumps {
+		if d.Crash == raw.Crash && d.Variant == "elf-d31" {
+			ref = d
+		}
+	}
+	src := openDump(t, m, raw)
+	dir := t.TempDir()
+	one, _ := collectTo(t, src, dir, "one.elf", Options{Level: 31, Format: FormatELF})
+	defer func(w uint64) { windowFrames = w }(windowFrames)
+	windowFrames = 4000
+	many, dest := collectTo(t, src, dir, "many.elf", Options{Level: 31, Format: FormatELF})
+	got, err := os.ReadFile(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(m.Paths(ref)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("with windows of 4000 frames the ELF dump (%d bytes) differs from makedumpfile's (%d)", len(got), len(want))
+	}
+	if one.Counts != many.Counts {
+		t.Errorf("counts differ: one window %+v, many %+v", one.Counts, many.Counts)
+	}
+	t.Logf("counts: %+v", many.Counts)
+}

@@ -55,28 +55,21 @@ func sourceSegments(src *dump.File) ([]dump.ELFSegment, error) {
 // newELFSink plans the PT_LOADs of an ELF dump of sel and writes its
 // headers. As makedumpfile -E does (exclude_zero_pages_cyclic), zero pages
 // are found first, by reading every kept page, because in ELF they are
-// left out rather than shared.
+// left out rather than shared. A survey's windows are classified again as
+// the planner walks each segment, so no bitmap of the machine is held.
 func newELFSink(src *dump.File, sel *Selection, out destination) (pageSink, itemSource, uint64, error) {
 	segs, err := sourceSegments(src)
 	if err != nil {
 		return nil, nil, 0, err
 	}
 	ps := uint64(sel.PageSize)
-	dumpable := sel.Kept.Clone()
-	if sel.Plan.Level&LevelZero != 0 {
-		page := make([]byte, ps)
-		for pfn := dumpable.Next(0); pfn < sel.MaxPFN; pfn = dumpable.Next(pfn + 1) {
-			if _, err := src.Memory.ReadPhys(page, pfn*ps); err != nil {
-				return nil, nil, 0, fmt.Errorf("reading the page of frame %#x: %w", pfn, err)
-			}
-			if isZero(page) {
-				dumpable.Remove(pfn)
-				sel.Counts.Zero++
-			}
-		}
+	d := &elfDumpable{sel: sel, mem: src.Memory, zeroes: sel.Plan.Level&LevelZero != 0, counted: map[uint64]bool{}}
+	loads := dump.PlanELFLoads(segs, d, int(ps))
+	if d.err != nil {
+		return nil, nil, 0, d.err
 	}
-	sel.Counts.Kept = dumpable.Count()
-	loads := dump.PlanELFLoads(segs, dumpable, int(ps))
+	sel.Counts.Zero = d.zero
+	sel.Counts.Kept -= d.zero
 	_, streamed := out.(*dump.FlattenedWriter)
 	ew, err := dump.NewELFWriter(out, src.Arch, src.Notes, loads, streamed)
 	if err != nil {
@@ -91,7 +84,10 @@ func newELFSink(src *dump.File, sel *Selection, out destination) (pageSink, item
 			for a, end := l.Paddr, l.Paddr+l.Filesz; a < end; {
 				n := min(ps-a%ps, end-a)
 				pfn := a / ps
-				if !yield(item{pfn: pfn, addr: a, n: int(n), keep: n == ps && dumpable.Has(pfn)}) {
+				// A page the source holds must read; one it lacks (a
+				// short excluded run of a filtered source) is zeroes.
+				keep := n == ps && src.Memory.State(pfn) == dump.PagePresent
+				if !yield(item{pfn: pfn, addr: a, n: int(n), keep: keep}) {
 					return
 				}
 				a += n
@@ -99,4 +95,84 @@ func newELFSink(src *dump.File, sel *Selection, out destination) (pageSink, item
 		}
 	}
 	return elfSink{ew}, items, total, nil
+}
+
+// elfDumpable answers the ELF planner's questions — is this frame kept,
+// and not a zero page? — classifying the window a frame is in when the
+// planner reaches it. A survey's selection holds no bitmap; a Select's
+// does, and is used as it is.
+type elfDumpable struct {
+	sel     *Selection
+	mem     dump.Memory
+	zeroes  bool
+	w       *walker
+	next    uint64 // the window w classifies next
+	base    uint64
+	set     *dump.PFNSet // the current window's dumpable frames, from base
+	counted map[uint64]bool
+	zero    uint64 // zero pages found, each window counted once
+	err     error
+}
+
+func (d *elfDumpable) Has(pfn uint64) bool {
+	if pfn >= d.sel.MaxPFN || d.err != nil {
+		return false
+	}
+	if d.set == nil || pfn < d.base || pfn >= d.base+d.set.Len() {
+		d.load(pfn / windowFrames * windowFrames)
+		if d.err != nil {
+			return false
+		}
+	}
+	return d.set.Has(pfn - d.base)
+}
+
+// load classifies the window at base. Windows are visited in increasing
+// order within a segment; a segment that starts below the last window
+// (the kernel image's, which /proc/vmcore lists first) starts a new walk.
+func (d *elfDumpable) load(base uint64) {
+	sel := d.sel
+	end := min(base+windowFrames, sel.MaxPFN)
+	var kept *dump.PFNSet
+	if sel.Kept != nil {
+		kept = dump.NewPFNSet(end - base)
+		for p := sel.Kept.Next(base); p < end; p = sel.Kept.Next(p + 1) {
+			kept.Add(p - base)
+		}
+	} else {
+		if d.w == nil || base < d.base {
+			// A walk starts at frame 0: an exclusion can run from one
+			// window into the next (a buddy block or folio across the
+			// boundary), so a window is only right after those before it.
+			var scratch Counts
+			var warnings []string
+			d.w = sel.newWalker(&scratch, &warnings)
+			d.next = 0
+		}
+		for ; d.next < base; d.next += windowFrames {
+			d.w.window(d.next, min(d.next+windowFrames, sel.MaxPFN))
+		}
+		_, kept = d.w.window(base, end)
+		d.next = base + windowFrames
+	}
+	d.base, d.set = base, kept
+	if !d.zeroes {
+		return
+	}
+	ps := uint64(sel.PageSize)
+	page := make([]byte, ps)
+	first := !d.counted[base]
+	d.counted[base] = true
+	for i := kept.Next(0); i < kept.Len(); i = kept.Next(i + 1) {
+		if _, err := d.mem.ReadPhys(page, (base+i)*ps); err != nil {
+			d.err = fmt.Errorf("reading the page of frame %#x: %w", base+i, err)
+			return
+		}
+		if isZero(page) {
+			kept.Remove(i)
+			if first {
+				d.zero++
+			}
+		}
+	}
 }

@@ -19,6 +19,11 @@ type ELFLoad struct {
 	Offset                      uint64 // p_offset, set by NewELFWriter
 }
 
+// FrameSet says which page frames are in a set.
+type FrameSet interface {
+	Has(pfn uint64) bool
+}
+
 // elfExcludeRun is makedumpfile's PFN_EXCLUDED (makedumpfile.h): a run of
 // fewer excluded frames than this is written anyway, so that a dump does
 // not fragment into thousands of PT_LOADs.
@@ -31,7 +36,10 @@ const elfExcludeRun = 256
 // p_memsz, beyond p_filesz) and the next dumpable frame starts a new one;
 // shorter runs are written with their data. A partial first page is
 // always written, a partial last page only when dumpable.
-func PlanELFLoads(segs []ELFSegment, dumpable *PFNSet, pageSize int) []ELFLoad {
+//
+// dumpable is asked about the frames of each segment in increasing order
+// (a *PFNSet will do; a collector may classify lazily, window by window).
+func PlanELFLoads(segs []ELFSegment, dumpable FrameSet, pageSize int) []ELFLoad {
 	ps := uint64(pageSize)
 	var loads []ELFLoad
 	for _, s := range segs {
