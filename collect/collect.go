@@ -28,7 +28,6 @@ type Options struct {
 	Level       int              // dump level, 0–31 (-d)
 	Format      Format           // FormatKdump or FormatELF
 	Compression dump.Compression // kdump-compressed page codec: none, zlib, lzo, snappy, zstd
-	Flatten     bool             // write makedumpfile's flattened stream (-F)
 	Threads     int              // compression workers; 0: one per CPU
 	Force       bool             // overwrite an existing destination
 	// Limit, when above zero, caps the destination's size (-L): the dump
