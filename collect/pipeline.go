@@ -8,12 +8,13 @@ import (
 	"salvage/dump"
 )
 
-// The pipeline: one goroutine cuts the kept frames into batches, workers
-// read and encode batches in parallel (reading through dump.Memory, which
-// is safe for concurrent use), and the caller's goroutine writes the
-// batches in PFN order. At most 2×workers batches are in flight, so memory
-// stays bounded whatever the size of the dump: about
-// 2 × workers × batchPages × 2 pages.
+// The pipeline: one goroutine cuts the items (kept frames, classified
+// window by window) into batches, workers read and encode batches in
+// parallel (reading through dump.Memory, which is safe for concurrent
+// use), and the caller's goroutine writes the batches in order. At most
+// 3×workers batches are in flight (2×workers queued, one per worker), so
+// memory stays bounded whatever the size of the dump: each batch holds
+// its raw pages and their encodings, under 2 × batchPages pages.
 const batchPages = 256
 
 // item is one piece of memory the pipeline copies: a page, or the partial
