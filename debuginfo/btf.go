@@ -67,7 +67,7 @@ func loadBTF(raw []byte, base *btf.Spec, source string) (*btfTypes, error) {
 // btf_data of its struct module) on top of the vmlinux BTF that vmlinux
 // came from. Types the module shares with the kernel are the kernel's.
 func LoadModuleBTF(raw []byte, vmlinux Types, source string) (Types, error) {
-	base, ok := vmlinux.(*btfTypes)
+	base, ok := BaseBTF(vmlinux).(*btfTypes)
 	if !ok {
 		return nil, fmt.Errorf("%s: module BTF needs the vmlinux BTF as its base, not %s", source, vmlinux.Source())
 	}

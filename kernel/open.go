@@ -136,8 +136,45 @@ func (k *Kernel) loadBTF() (debuginfo.Types, error) {
 		return nil, err
 	}
 	// BTF describes few globals; the well-known ones get their declared
-	// types by name.
-	return debuginfo.WithWellKnownVars(t), nil
+	// types by name. Types vmlinux lacks are looked for in the loaded
+	// modules' own BTF.
+	return debuginfo.WithFallback(debuginfo.WithWellKnownVars(t), func() []debuginfo.Types { return k.moduleBTF(t) }), nil
+}
+
+// maxModuleBTF bounds one module's BTF (the largest in-tree module's is
+// a few hundred KiB).
+const maxModuleBTF = 16 << 20
+
+// moduleBTF reads the split BTF of every loaded module on top of the
+// kernel's. A module's .BTF (struct module's btf_data) is freed once the
+// module is live; the BPF subsystem keeps its copy, on the btf_modules
+// list (kernel/bpf/btf.c: struct btf_module → struct btf's data and
+// data_size). Modules whose BTF cannot be read are left out.
+func (k *Kernel) moduleBTF(base debuginfo.Types) []debuginfo.Types {
+	head, err := k.SymbolAddr("btf_modules")
+	if err != nil {
+		return nil
+	}
+	var out []debuginfo.Types
+	for bm, err := range k.ListEntries(head, "struct btf_module", "list") {
+		if err != nil {
+			break
+		}
+		addr, err1 := memberUint(bm, "btf->data")
+		size, err2 := memberUint(bm, "btf->data_size")
+		name, _ := memberString(bm, "module->name", 64)
+		if err1 != nil || err2 != nil || addr == 0 || size == 0 || size > maxModuleBTF {
+			continue
+		}
+		raw := make([]byte, size)
+		if err := k.Read(raw, addr); err != nil {
+			continue
+		}
+		if t, err := debuginfo.LoadModuleBTF(raw, base, "BTF of module "+name+" in the dump"); err == nil {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // loadSystemMap reads a System.map, relocates it by the dump's KASLR

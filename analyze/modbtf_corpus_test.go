@@ -1,0 +1,58 @@
+package analyze
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"salvage/lab/corpus"
+)
+
+// moduleTypes are types only modules define: vmlinux's BTF and DWARF
+// lack them.
+var moduleTypes = []string{"virtio_blk", "virtio_blk_vq", "virtio_pci_device", "vring_virtqueue", "fw_cfg_sysfs_entry"}
+
+// TestModuleBTF: without a vmlinux, salvage reads the types modules
+// define from their BTF in the dump (kept by the BPF subsystem once a
+// module is live), and lays them out as crash does after loading the
+// modules' debug objects (mod -S with the -dbg package's .ko files).
+func TestModuleBTF(t *testing.T) {
+	m := corpus.Require(t)
+	ds := m.Select(func(d corpus.Dump) bool { return d.Scenario == "sysrq" && d.Variant == "vmcore-elf" })
+	if len(ds) != 1 {
+		t.Fatal("no sysrq vmcore-elf dump in the corpus")
+	}
+	d := ds[0]
+	kern := m.Kernel(d.Release)
+	if kern.DebugModules == "" {
+		t.Fatalf("the corpus has no debug modules of %s", d.Release)
+	}
+	dir := m.Path(kern.DebugModules)
+	if _, err := os.Stat(filepath.Join(dir, "virtio_blk.ko")); err != nil {
+		t.Fatal(err)
+	}
+	var session strings.Builder
+	fmt.Fprintf(&session, "mod -S %s > GOLDEN/mod-S.txt\n", dir)
+	for _, ty := range moduleTypes {
+		fmt.Fprintf(&session, "struct %s -o > GOLDEN/%s.txt\n", ty, ty)
+	}
+	session.WriteString("q\n")
+	out := crashGoldenDir(t, m, d, session.String())
+	s := corpusSession(t, m, d, false)
+	for _, ty := range moduleTypes {
+		b, err := os.ReadFile(filepath.Join(out, ty+".txt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := string(b)
+		if !strings.HasPrefix(want, "struct "+ty+" {") {
+			t.Fatalf("crash did not lay out struct %s after mod -S:\n%s", ty, want)
+		}
+		got, errs := execCapture(s, "struct "+ty+" -o")
+		if got != want || errs != "" {
+			t.Errorf("struct %s -o from the module's BTF differs from crash's (%s):\n%s", ty, errs, lineDiff(got, want))
+		}
+	}
+}
