@@ -17,7 +17,7 @@ func btCommand() *Command {
 	return &Command{
 		Name:    "bt",
 		Summary: "show a task's stack backtrace",
-		Usage:   "[-a|-c CPUS|-g|-p|-t|-T|-v|-r|-e] [-f] [-l] [-s [-x|-d]] [-R REF] [PID | TASK] ...",
+		Usage:   "[-a|-c CPUS|-g|-p|-t|-T|-v|-r|-e] [-f|-F[F]] [-l] [-s [-x|-d]] [-R REF] [PID | TASK] ...",
 		Help: `Prints the kernel stack backtrace of the current task (see set: the panic
 task, or in a dump of a live machine CPU 0's running task), of each PID (decimal) or TASK
 (task_struct address, hexadecimal), or of every CPU's running task (-a),
@@ -40,6 +40,9 @@ then why it stopped.
   -p        the panic task only
   -g        every thread of the task's thread group, the leader first
   -f        print the stack words of each frame
+  -F[F]     as -f, the words symbolically: symbol+offset, and for an
+            address in a slab object its cache's name ([task_struct]);
+            -FF shows the address with the cache ([ffff…:task_struct])
   -s        print symbol+offset
   -x        offsets in hexadecimal (with -s)
   -d        offsets in decimal (with -s; the default)
@@ -56,7 +59,7 @@ then why it stopped.
             vmlinux's DWARF line tables (so not without a vmlinux, nor for
             modules' frames)
 
-Not yet: -E (the IRQ and exception stacks' search), -F, -o/-O, -I/-S, -n.
+Not yet: -E (the IRQ and exception stacks' search), -o/-O, -I/-S, -n.
 
 --json prints each task's frames: stack pointer, pc, symbol, offset,
 module and any saved registers.
@@ -83,6 +86,7 @@ Examples:
 			{Name: "v", Help: "check stacks for overflows"},
 			{Name: "l", Help: "file and line of each frame"},
 			{Name: "r", Help: "raw stack data"},
+			{Name: "F", Help: "frame contents, symbolically (-FF: with addresses)"},
 			{Name: "e", Help: "search the stack for exception frames"},
 		},
 		MaxArgs: -1,
@@ -122,6 +126,9 @@ type btExceptionJSON struct {
 
 type btFlags struct {
 	full, symOff, hex bool
+	// slab is 1 for -F (stack words symbolic, slab objects by cache), 2
+	// for -FF (with their addresses too).
+	slab int
 	// line, for -l, gives the source file and line of a kernel text
 	// address; nil otherwise.
 	line func(pc uint64) (string, int, bool)
@@ -142,6 +149,12 @@ func runBt(ctx *Context) error {
 		return err
 	}
 	fl := btFlags{full: ctx.Opts.Has("f"), symOff: ctx.Opts.Has("s"), hex: ctx.Opts.Last("x", "d") == "x"}
+	for _, o := range ctx.Opts {
+		if o.Name == "F" && fl.slab < 2 {
+			fl.slab++
+			fl.full = true
+		}
+	}
 	switch ctx.Opts.Last("t", "T") {
 	case "t":
 		fl.text = 't'
@@ -400,7 +413,7 @@ func printBacktrace(w io.Writer, k *kernel.Kernel, bt *kernel.Backtrace, fl btFl
 		if fl.full && n+1 < len(shown) {
 			nf := fr[shown[n+1]]
 			if nf.Stack == f.Stack && nf.SP > f.SP {
-				printFrameWords(w, k, f.SP+8, nf.SP)
+				printFrameWords(w, k, f.SP+8, nf.SP, fl.slab)
 			}
 		}
 	}
@@ -470,8 +483,12 @@ func printRegs(w io.Writer, r []uint64) {
 }
 
 // printFrameWords prints the stack words [from, to] two to a line, as
-// crash's bt -f does.
-func printFrameWords(w io.Writer, k *kernel.Kernel, from, to uint64) {
+// crash's bt -f does (symbolically for -F, -FF).
+func printFrameWords(w io.Writer, k *kernel.Kernel, from, to uint64, slab int) {
+	var word func(uint64) string
+	if slab > 0 {
+		word = stackWord(k, slab)
+	}
 	var b strings.Builder
 	for a, n := from, 0; a <= to; a, n = a+8, n+1 {
 		if n%2 == 0 {
@@ -481,11 +498,15 @@ func printFrameWords(w io.Writer, k *kernel.Kernel, from, to uint64) {
 			fmt.Fprintf(&b, "    %x: ", a)
 		}
 		v, err := k.ReadPointer(a)
-		if err != nil {
-			b.WriteString("???????????????? ")
-			continue
+		switch {
+		case err != nil:
+			b.WriteString("????????????????")
+		case word != nil:
+			b.WriteString(word(v))
+		default:
+			fmt.Fprintf(&b, "%016x", v)
 		}
-		fmt.Fprintf(&b, "%016x ", v)
+		b.WriteString(" ")
 	}
 	b.WriteString("\n")
 	io.WriteString(w, b.String())

@@ -20,21 +20,9 @@ func printRawStack(w io.Writer, k *kernel.Kernel, t kernel.Value) {
 		return
 	}
 	buf, err := readStack(k, s.Base, s.Top)
-	// Words that are symbols' addresses show as rd -s shows them.
-	p := &valuePrinter{k: k}
-	word := func(v uint64) string {
-		if name := p.rdSymbol(v); name != "" {
-			// rdSymbol strips a clone's ending (".part.0+39") with
-			// the offset after it; crash keeps the offset.
-			if s, off, ok := k.Symbols.ByAddr(v); ok && off != 0 && !strings.Contains(name, "+") && crashSymbolName(s.Name) != s.Name {
-				name += fmt.Sprintf("+%d", off)
-			}
-			return fmt.Sprintf("%-16s ", name)
-		}
-		return fmt.Sprintf("%016x ", v)
-	}
+	word := stackWord(k, 0)
 	for i := 0; i+16 <= len(buf); i += 16 {
-		fmt.Fprintf(w, "%x:  %s%s\n", s.Base+uint64(i), word(binary.LittleEndian.Uint64(buf[i:])), word(binary.LittleEndian.Uint64(buf[i+8:])))
+		fmt.Fprintf(w, "%x:  %s %s \n", s.Base+uint64(i), word(binary.LittleEndian.Uint64(buf[i:])), word(binary.LittleEndian.Uint64(buf[i+8:])))
 	}
 	if err != nil {
 		fmt.Fprintf(w, "bt: %v\n", err)
@@ -134,4 +122,31 @@ func eframeLooksValid(k *kernel.Kernel, addr uint64, r []uint64) (kernelMode, ok
 		return true, true
 	}
 	return false, false
+}
+
+// stackWord formats a stack word as crash's format_stack_entry does:
+// a symbol's address as rd -s names it (padded to 16), else, with slab
+// set (bt -F, -FF), an address in a slab object as its cache's name in
+// brackets (with the address too when slab is 2), else the hexadecimal.
+func stackWord(k *kernel.Kernel, slab int) func(uint64) string {
+	p := &valuePrinter{k: k}
+	return func(v uint64) string {
+		if name := p.rdSymbol(v); name != "" {
+			// rdSymbol strips a clone's ending (".part.0+39") with
+			// the offset after it; crash keeps the offset.
+			if s, off, ok := k.Symbols.ByAddr(v); ok && off != 0 && !strings.Contains(name, "+") && crashSymbolName(s.Name) != s.Name {
+				name += fmt.Sprintf("+%d", off)
+			}
+			return fmt.Sprintf("%-16s", name)
+		}
+		if slab > 0 {
+			if c, ok := k.SlabCache(v); ok {
+				if slab > 1 {
+					return fmt.Sprintf("%-16s", fmt.Sprintf("[%x:%s]", v, c))
+				}
+				return fmt.Sprintf("%-16s", "["+c+"]")
+			}
+		}
+		return fmt.Sprintf("%016x", v)
+	}
 }
