@@ -19,8 +19,10 @@ const (
 	// stays well inside it.
 	KernelRuntime = 64 << 20
 	// goRuntime is the Go runtime's own memory (stacks, GC metadata, the
-	// binary's data) in salvage as PID 1.
-	goRuntime = 8 << 20
+	// binary's data) and the dump reader's buffers in salvage as PID 1;
+	// TestCollectorMemoryMeasured sees about 14M in all on the lab's
+	// 1 GiB guest.
+	goRuntime = 12 << 20
 	// collector pipeline: at most 2×workers batches of batchPages pages
 	// in flight, each holding the raw pages and their encoding
 	// (collect/pipeline.go); the capture kernel has one CPU, so one
@@ -29,8 +31,12 @@ const (
 	collectWorkers    = 1
 	// collectBitmaps: the RAM and kept-page sets, the ELF writer's copy,
 	// and the two bitmap images the kdump writer builds
-	// (collect/walk.go, collect/elf.go, dump/kdump_writer.go).
+	// (collect/walk.go, collect/elf.go, dump/kdump_writer.go), each of
+	// one window: the collector classifies collectWindow frames at a
+	// time (collect/walk.go windowFrames, makedumpfile's cyclic mode), so
+	// its bitmaps stop growing at 8 GiB of RAM.
 	collectBitmaps = 5
+	collectWindow  = 1 << 21
 	// struct page is 64 bytes per 4 KiB page on x86_64: the capture
 	// kernel spends 1/64 of its memory describing it.
 	structPageShare = 64
@@ -82,8 +88,9 @@ type Estimate struct {
 //	       needs to decompress and run)
 //	     + initramfs file + initramfs unpacked (page-rounded files)
 //	     + modules (.ko sizes, with dependencies)
-//	     + collector: 5 bitmaps of max_pfn bits + 2×1×256×2 pages in
-//	       flight, doubled for the Go heap's growth, + 8 MiB Go runtime
+//	     + collector: 5 bitmaps of min(max_pfn, 2^21) bits + 2×1×256×2
+//	       pages in flight, doubled for the Go heap's growth, + 12 MiB Go
+//	       runtime (CollectorMemory)
 //	     + elfcorehdr (one program header per CPU and per RAM range)
 //	     + 64 MiB kernel run-time allocations
 //	recommended = roundup16M(need × 64/63 (struct pages) × 1.10)
@@ -163,10 +170,8 @@ func EstimateReservation(in EstimateInput) (*Estimate, error) {
 	}
 
 	// The collector, bounded by the machine's RAM.
-	bitmaps := collectBitmaps * ((e.MaxPFN + 7) / 8)
-	pipeline := uint64(2 * collectWorkers * collectBatchPages * 2 * 4096)
-	add("collector", 2*(bitmaps+pipeline)+goRuntime,
-		fmt.Sprintf("2×(%d bitmaps of %d frames + %d pages in flight) + Go runtime", collectBitmaps, e.MaxPFN, 2*collectWorkers*collectBatchPages*2))
+	add("collector", CollectorMemory(e.MaxPFN),
+		fmt.Sprintf("2×(%d bitmaps of %d frames + %d pages in flight) + Go runtime", collectBitmaps, min(e.MaxPFN, collectWindow), 2*collectWorkers*collectBatchPages*2))
 	// elfcorehdr: ELF header + a program header per CPU note, VMCOREINFO,
 	// the kernel text and each RAM range (crash_prepare_elf64_headers),
 	// in whole pages.
@@ -185,6 +190,16 @@ func EstimateReservation(in EstimateInput) (*Estimate, error) {
 		e.Warnings = append(e.Warnings, fmt.Sprintf("%s is half this machine's RAM or more", FormatSize(e.Recommended)))
 	}
 	return e, nil
+}
+
+// CollectorMemory bounds what the collector uses in the capture kernel for
+// a machine of maxPFN page frames: 5 bitmaps of one bit per frame of a
+// window and the pages in flight, doubled for the Go heap's growth between
+// collections (GOGC=100), plus the Go runtime.
+func CollectorMemory(maxPFN uint64) uint64 {
+	bitmaps := collectBitmaps * ((min(maxPFN, collectWindow) + 7) / 8)
+	pipeline := uint64(2 * collectWorkers * collectBatchPages * 2 * 4096)
+	return 2*(bitmaps+pipeline) + goRuntime
 }
 
 // BzImageInitSize reads init_size from a bzImage's setup header (x86 boot

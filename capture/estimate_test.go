@@ -136,15 +136,15 @@ func TestEstimateFormula(t *testing.T) {
 		t.Fatal(err)
 	}
 	maxPFN := uint64(0x3ffdd000 / 4096)
-	collector := 2*(5*((maxPFN+7)/8)+2*256*2*4096) + 8<<20
+	collector := 2*(5*((maxPFN+7)/8)+2*256*2*4096) + 12<<20
 	elfhdr := uint64(4096) // 1 CPU (no cpuinfo), 2 ranges: 64+5×56 bytes
 	need := uint64(50<<20) + uint64(st.Size()) + 10<<20 + collector + elfhdr + 64<<20
 	rec := roundUp(need*64/63*110/100, 16<<20)
 	if e.MaxPFN != maxPFN || e.Need != need || e.Recommended != rec || e.Param != "crashkernel="+FormatSize(rec) {
 		t.Errorf("got max_pfn %d need %d recommended %d %s; want %d %d %d", e.MaxPFN, e.Need, e.Recommended, e.Param, maxPFN, need, rec)
 	}
-	if e.Recommended != 160<<20 {
-		t.Errorf("recommended %s; want 160M", FormatSize(e.Recommended))
+	if e.Recommended != 176<<20 {
+		t.Errorf("recommended %s; want 176M", FormatSize(e.Recommended))
 	}
 	// The lab's 256M is enough: no warning about the reservation.
 	for _, w := range e.Warnings {
@@ -162,7 +162,7 @@ func TestEstimateFormula(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(strings.Join(e.Warnings, "\n"), "the current reservation (64M) is smaller than the 160M recommended") {
+	if !strings.Contains(strings.Join(e.Warnings, "\n"), "the current reservation (64M) is smaller than the 176M recommended") {
 		t.Errorf("warnings %q", e.Warnings)
 	}
 	// A kernel named but unreadable is an error, not a guess.
@@ -173,6 +173,14 @@ func TestEstimateFormula(t *testing.T) {
 	e, err = EstimateReservation(EstimateInput{Root: root, Release: "9.9.9"})
 	if err != nil || !strings.Contains(strings.Join(e.Warnings, "\n"), "assuming 64M; give --kernel") {
 		t.Errorf("no kernel: %v %q", err, e.Warnings)
+	}
+}
+
+func TestCollectorMemoryWindow(t *testing.T) {
+	// The collector's bitmaps cover one window of 2^21 frames (8 GiB):
+	// past that, more RAM costs the collector nothing more.
+	if CollectorMemory(1<<21) != CollectorMemory(1<<30) || CollectorMemory(1<<18) >= CollectorMemory(1<<21) {
+		t.Errorf("%d %d %d", CollectorMemory(1<<18), CollectorMemory(1<<21), CollectorMemory(1<<30))
 	}
 }
 

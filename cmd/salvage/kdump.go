@@ -88,9 +88,10 @@ the crashkernel= reservation:
        + the initramfs file (held until unpacked)
        + the initramfs unpacked (each file rounded up to pages)
        + the modules the capture loads (.ko sizes, with dependencies)
-       + the collector: 5 bitmaps of one bit per page frame of this
-         machine's RAM and 1024 pages in flight, doubled for the Go heap,
-         plus 8M of Go runtime
+       + the collector: 5 bitmaps of one bit per page frame of a window
+         of this machine's RAM (at most 8G: the collector works window by
+         window) and 1024 pages in flight, doubled for the Go heap, plus
+         12M of Go runtime
        + the ELF core header (one entry per CPU and RAM range)
        + 64M of kernel run-time allocations
   recommended = need × 64/63 (struct pages) + 10%, rounded up to 16M
