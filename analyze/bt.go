@@ -313,7 +313,7 @@ func findTask(k *kernel.Kernel, arg string) (kernel.Value, error) {
 		pid = p
 	} else {
 		a, err := parseHex("task address", arg)
-		if err != nil {
+		if err != nil || a == 0 {
 			return kernel.Value{}, fmt.Errorf("invalid task or pid value: %s", arg)
 		}
 		addr = a
