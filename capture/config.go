@@ -23,6 +23,7 @@ type ConfigError struct {
 	Fix  string
 }
 
+// Error prints "FILE:LINE: what is wrong: the fix".
 func (e *ConfigError) Error() string {
 	s := fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
 	if e.Fix != "" {
@@ -45,6 +46,7 @@ type Target struct {
 	Line int `json:"-"`
 }
 
+// String prints the target as its kdump.conf line would name it.
 func (t Target) String() string {
 	switch t.Kind {
 	case "fs":

@@ -50,6 +50,7 @@ type CrashkernelError struct {
 	Msg   string
 }
 
+// Error prints the parameter and the kernel's complaint.
 func (e *CrashkernelError) Error() string {
 	return fmt.Sprintf("%s: %s", e.Param, e.Msg)
 }

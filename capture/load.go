@@ -21,6 +21,33 @@ type LoadPlan struct {
 	Regions  []Region `json:"regions,omitempty"`
 	// Loaded: a capture kernel is loaded already (load replaces it).
 	Loaded bool `json:"loaded"`
+	// Sysctl are the KDUMP_SYSCTL settings load applies (name=value),
+	// those already in effect left out.
+	Sysctl []string `json:"sysctl,omitempty"`
+}
+
+// ApplySysctls writes each name=value to ROOT/proc/sys, as kdump-config
+// does with KDUMP_SYSCTL when it loads.
+func ApplySysctls(root string, settings []string) error {
+	for _, kv := range settings {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || strings.Trim(k, "abcdefghijklmnopqrstuvwxyz0123456789_.-") != "" || strings.Contains(k, "..") {
+			return fmt.Errorf("KDUMP_SYSCTL: %q is not name=value", kv)
+		}
+		name := filepath.Join(root, "proc/sys", strings.ReplaceAll(k, ".", "/"))
+		f, err := os.OpenFile(name, os.O_WRONLY, 0)
+		if err != nil {
+			return fmt.Errorf("sysctl %s: %w", k, err)
+		}
+		_, err = f.WriteString(v + "\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("sysctl %s=%s: %w", k, v, err)
+		}
+	}
+	return nil
 }
 
 // PlanLoad checks that s's machine can take a capture kernel and returns
@@ -54,7 +81,8 @@ func PlanLoad(root string, s *Show, kernel, initrd string) (*LoadPlan, error) {
 	if initrd != "" {
 		p.Initrd = initrd
 	}
-	if _, err := BzImageInitSize(filepath.Join(root, p.Kernel)); err != nil {
+	initSize, err := BzImageInitSize(filepath.Join(root, p.Kernel))
+	if err != nil {
 		return nil, fmt.Errorf("capture kernel: %w", err)
 	}
 	st, err := os.Stat(filepath.Join(root, p.Kernel))
@@ -67,9 +95,25 @@ func PlanLoad(root string, s *Show, kernel, initrd string) (*LoadPlan, error) {
 		return nil, fmt.Errorf("capture initramfs: %w (give --initrd)", err)
 	}
 	p.InitrdSize = st.Size()
-	if need := uint64(p.KernelSize + p.InitrdSize); need >= p.Reserved {
-		return nil, fmt.Errorf("the kernel and initramfs (%s) do not fit in the reservation (%s): `salvage kdump estimate` recommends a size",
-			FormatSize(roundUp(need, 1<<20)), FormatSize(p.Reserved))
+	// At a crash the bzImage decompresses itself inside the reservation,
+	// so it needs its init_size there, beside the initramfs.
+	if need := max(initSize, uint64(p.KernelSize)) + uint64(p.InitrdSize); need >= p.Reserved {
+		return nil, fmt.Errorf("the kernel (init_size %s) and initramfs (%s) do not fit in the reservation (%s): `salvage kdump estimate` recommends a size",
+			FormatSize(roundUp(initSize, 1<<20)), FormatSize(roundUp(uint64(p.InitrdSize), 1<<10)), FormatSize(p.Reserved))
+	}
+	for _, x := range s.Sysctls {
+		if x.Want != "" && x.Want != x.Value {
+			p.Sysctl = append(p.Sysctl, x.Name+"="+x.Want)
+		}
+	}
+	listed := map[string]bool{}
+	for _, x := range s.Sysctls {
+		listed[x.Name] = true
+	}
+	for _, kv := range s.Settings.Tools.Sysctl {
+		if k, _, _ := strings.Cut(kv, "="); !listed[k] {
+			p.Sysctl = append(p.Sysctl, kv)
+		}
 	}
 	return p, nil
 }
@@ -138,6 +182,9 @@ func WritePlan(w interface{ Write([]byte) (int, error) }, p *LoadPlan) {
 	}
 	if len(p.Regions) == 0 {
 		fmt.Fprintf(w, "into:          the %s reservation\n", FormatSize(p.Reserved))
+	}
+	for _, x := range p.Sysctl {
+		fmt.Fprintf(w, "sysctl:        %s\n", x)
 	}
 	if p.Loaded {
 		fmt.Fprintf(w, "replacing the capture kernel loaded now\n")

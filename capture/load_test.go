@@ -2,6 +2,8 @@ package capture
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -37,5 +39,29 @@ func TestExplainKexecError(t *testing.T) {
 	other := errors.New("other")
 	if ExplainKexecError(other, p, "") != other {
 		t.Error("a non-errno error is changed")
+	}
+}
+
+func TestApplySysctls(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, "proc/sys/kernel/panic_on_oops", "0\n")
+	write(t, root, "proc/sys/kernel/hung_task_panic", "0\n")
+	if err := ApplySysctls(root, []string{"kernel.panic_on_oops=1", "kernel.hung_task_panic=1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"panic_on_oops", "hung_task_panic"} {
+		if b, _ := os.ReadFile(filepath.Join(root, "proc/sys/kernel", n)); string(b) != "1\n" {
+			t.Errorf("%s = %q", n, b)
+		}
+	}
+	for _, c := range []struct{ kv, err string }{
+		{"kernel.nosuch=1", "sysctl kernel.nosuch: open"},
+		{"kernel.panic", `"kernel.panic" is not name=value`},
+		{"../../etc/passwd=x", "is not name=value"},
+		{"=1", "is not name=value"},
+	} {
+		if err := ApplySysctls(root, []string{c.kv}); err == nil || !strings.Contains(err.Error(), c.err) {
+			t.Errorf("%q: %v; want %q", c.kv, err, c.err)
+		}
 	}
 }

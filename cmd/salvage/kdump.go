@@ -242,8 +242,8 @@ func newKdumpLoadCmd(root *string) *cobra.Command {
 		Short: "Load the capture kernel into the crashkernel reservation (kexec -p)",
 		Long: `load checks the configuration and the reservation, then loads the
 capture kernel, its initramfs and the capture command line with
-kexec_file_load(2) and KEXEC_FILE_ON_CRASH, as kexec -s -p does. A crash
-then boots the capture kernel. --dry-run prints what it would load and
+kexec_file_load(2) and KEXEC_FILE_ON_CRASH, as kexec -s -p does, after
+applying KDUMP_SYSCTL. A crash then boots the capture kernel. --dry-run prints what it would load and
 loads nothing.
 
 It fails with what to do when the kernel has no kexec, no memory is
@@ -264,6 +264,9 @@ Examples:
 			}
 			w := cmd.OutOrStdout()
 			if !dryRun {
+				if err := capture.ApplySysctls(*root, p.Sysctl); err != nil {
+					return err
+				}
 				if err := capture.Load(*root, p); err != nil {
 					return err
 				}

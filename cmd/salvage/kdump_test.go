@@ -172,6 +172,7 @@ func TestKdumpLoadDryRun(t *testing.T) {
 		"initrd:        /var/lib/salvage/initrd.img-6.1.0-56-cloud-amd64 (2048 bytes)\n" +
 		"command line:  console=ttyS0 lab.scenario=sysrq cgroup_disable=memory mce=0 numa=off acpi_no_memhotplug transparent_hugepage=never hest_disable novmcoredd panic=10 reset_devices nr_cpus=1 maxcpus=1 irqpoll\n" +
 		"into:          0x2e000000-0x3dffffff (256M)\n" +
+		"sysctl:        kernel.hung_task_panic=1\n" +
 		"replacing the capture kernel loaded now\n"
 	if err != nil || out != want {
 		t.Errorf("got %v\n%s\nwant\n%s", err, out, want)
@@ -199,6 +200,14 @@ func TestKdumpLoadDryRun(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.err) {
 			t.Errorf("%q: %v; want %q", c.args, err, c.err)
 		}
+	}
+	// A kernel whose init_size does not fit beside the initramfs.
+	h, _ := os.ReadFile(filepath.Join(root, "boot/vmlinuz-6.1.0-56-cloud-amd64"))
+	binary.LittleEndian.PutUint32(h[0x260:], 300<<20)
+	os.WriteFile(filepath.Join(root, "boot/big"), h, 0o644)
+	if _, err := runKdump(t, "load", "--dry-run", "--root", root, "--kernel", "/boot/big"); err == nil ||
+		!strings.Contains(err.Error(), "the kernel (init_size 300M) and initramfs (2K) do not fit in the reservation (256M)") {
+		t.Errorf("too big a kernel: %v", err)
 	}
 	// No reservation: the failed machine with its configuration fixed.
 	os.Remove(filepath.Join(root, "etc/default/kdump-tools"))
