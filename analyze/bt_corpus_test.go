@@ -458,3 +458,53 @@ func TestBtFollowsSet(t *testing.T) {
 		t.Errorf("after set -p, bt is not the panic task's")
 	}
 }
+
+// TestBtLiveDumpsAgree covers the dumps crash cannot unwind (QEMU's
+// dump-guest-memory of the running guest, where the registers come from
+// QEMU's notes): its ELF and kdump-compressed dumps hold one machine
+// state, so bt -a and every task's backtrace must come out identical
+// from both, in both modes, and every walk must end cleanly.
+func TestBtLiveDumpsAgree(t *testing.T) {
+	m := corpus.Require(t)
+	live := m.Select(func(d corpus.Dump) bool { return d.Scenario == "live" })
+	if len(live) < 2 {
+		t.Fatalf("want the live crash's two dumps, have %d", len(live))
+	}
+	for _, mode := range btModes {
+		var first string
+		for i, d := range live {
+			s := corpusSession(t, m, d, mode == "vmlinux")
+			k, err := s.Kernel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var all strings.Builder
+			out, errs := execCapture(s, "bt -a")
+			if errs != "" || strings.Contains(out, "bt: ") {
+				t.Errorf("%s %s: bt -a: %s\n%s", mode, d.ID, errs, out)
+			}
+			all.WriteString(out)
+			n := 0
+			for task, err := range k.Tasks() {
+				if err != nil {
+					t.Fatal(err)
+				}
+				bt, err := k.Backtrace(task)
+				if err != nil || bt.Err != nil {
+					t.Errorf("%s %s: task %#x: %v %v", mode, d.ID, task.Address(), err, bt.Err)
+					continue
+				}
+				printBacktrace(&all, k, bt, btFlags{})
+				n++
+			}
+			if i == 0 {
+				first = all.String()
+				t.Logf("%s %s: %d tasks unwound", mode, d.ID, n)
+				continue
+			}
+			if all.String() != first {
+				t.Errorf("%s: %s and %s disagree:\n%s", mode, live[0].ID, d.ID, lineDiff(all.String(), first))
+			}
+		}
+	}
+}
