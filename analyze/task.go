@@ -19,8 +19,9 @@ func taskCommand() *Command {
 		Help: `Prints each task's header line (PID, task address, CPU, command) and its
 struct task_struct, then its struct thread_info (on x86_64 the one
 embedded at the start of the task_struct), as crash's task does through
-gdb. Without a PID or TASK, the task that panicked (or, in a dump of a
-live system, CPU 0's running task).
+gdb. Without a PID or TASK, the current task: the one set chose, else
+the task that panicked (or, in a dump of a live system, the task running
+on the lowest-numbered CPU).
 
 -R prints only the named members (comma-separated, or given as
 operands), each found in the printed task_struct and thread_info as
@@ -126,15 +127,19 @@ func runTask(ctx *Context) error {
 		return fmt.Errorf("invalid task, pid, or task_struct member: %s", a)
 	}
 	if len(picked) == 0 && bogus == 0 {
-		cur := k.PanickedTask()
+		// crash's CURRENT_TASK: the one set chose, else the panic task.
+		cur, err := ctx.Session.CurrentTask()
+		if err != nil {
+			return err
+		}
 		for i := range tasks {
-			if cur == 0 && tasks[i].Active || tasks[i].Task == cur && cur != 0 {
+			if tasks[i].Task == cur.Task {
 				picked = append(picked, &tasks[i])
 				break
 			}
 		}
 		if len(picked) == 0 {
-			return fmt.Errorf("no current task: no CPU panicked and no running task was found")
+			return fmt.Errorf("the current task %#x is not in the task list", cur.Task)
 		}
 	}
 	for _, r := range refs {

@@ -89,6 +89,15 @@ func TestTaskSelection(t *testing.T) {
 		if len(active) != 1 || !strings.Contains(firstLine(cur), "TASK: "+active[0].Task) {
 			t.Errorf("%s: task without operands: %q, active non-idle tasks %v", mode, firstLine(cur), active)
 		}
+		// set makes another task current; set -p the panic task again.
+		runCmd(t, s, "set 1")
+		if got := firstLine(runCmd(t, s, "task -R pid")); !strings.HasPrefix(got, "PID: 1 ") {
+			t.Errorf("%s: after set 1, task shows %q", mode, got)
+		}
+		runCmd(t, s, "set -p")
+		if got := firstLine(runCmd(t, s, "task -R pid")); got != firstLine(cur) {
+			t.Errorf("%s: after set -p, task shows %q, want %q", mode, got, firstLine(cur))
+		}
 		// 6.1 keeps cpu in thread_info (x86, since 5.16): -R finds it in
 		// the printed struct thread_info, as crash does ("  cpu = 0",
 		// its last member); a member path prints on its own line.
