@@ -69,6 +69,13 @@ func (k *Kernel) orcLayout() (amd64.ORCLayout, error) {
 	if err != nil {
 		return amd64.DefaultORCLayout, nil
 	}
+	return ORCLayoutOf(t)
+}
+
+// ORCLayoutOf is the ORC entry layout that struct orc_entry t describes
+// (from DWARF or BTF): where each field is, and — from the width of its
+// type bitfield — which numbering of entry types the kernel uses.
+func ORCLayoutOf(t *debuginfo.Type) (amd64.ORCLayout, error) {
 	l := amd64.ORCLayout{Size: int(sizeOf(t))}
 	field := func(name string) (debuginfo.MemberPath, bool) {
 		mp, err := lookupMember(t, name)

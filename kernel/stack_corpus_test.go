@@ -311,3 +311,79 @@ func BenchmarkBacktraceAllTasks(b *testing.B) {
 		}
 	}
 }
+
+// TestORCLayout612 reads struct orc_entry from the DWARF of Debian's
+// 6.12 kernel (the lab fetches its debug vmlinux), whose type field grew
+// to 3 bits with a new numbering, and decodes that vmlinux's ORC table
+// with it: every entry must be one of the five types, functions must
+// start with a call frame (CFA sp+8), and the outermost frames must be
+// there — the checks a wrong numbering fails.
+func TestORCLayout612(t *testing.T) {
+	m := corpus.Require(t)
+	path := m.WrongVmlinux()
+	if path == "" {
+		t.Fatal("the corpus has no second (6.12) kernel's debug vmlinux")
+	}
+	ts, err := debuginfo.LoadDWARF(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ, err := ts.Struct("orc_entry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ORCLayoutOf(typ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.UndefinedEndOfStack || l.Type.Size != 3 || l.Signal.Size != 1 || l.End.Size != 0 {
+		t.Fatalf("6.12 layout %+v: want a 3-bit type and a signal bit", l)
+	}
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ipSec, orcSec := f.Section(".orc_unwind_ip"), f.Section(".orc_unwind")
+	ip, err := ipSec.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	orc, err := orcSec.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab, err := amd64.ParseORC("vmlinux-6.12", ip, ipSec.Addr, orc, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[amd64.ORCType]int{}
+	for _, e := range tab.Entries {
+		count[e.Type]++
+	}
+	if count[amd64.ORCCall] < len(tab.Entries)/2 || count[amd64.ORCEndOfStack] == 0 || count[amd64.ORCRegs] == 0 || count[amd64.ORCUndefined] == 0 {
+		t.Errorf("entry types %v of %d: not what a kernel's table holds", count, len(tab.Entries))
+	}
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked, bad := 0, 0
+	for _, s := range syms {
+		if elf.ST_TYPE(s.Info) != elf.STT_FUNC || s.Size == 0 || s.Name != "vfs_write" && s.Name != "ksys_write" && s.Name != "panic" && s.Name != "schedule" && s.Name != "do_idle" {
+			continue
+		}
+		checked++
+		// At a function's first instruction the return address is at
+		// the stack pointer: CFA = sp+8, a call frame.
+		e, ok := tab.Lookup(s.Value)
+		if !ok || e.Type != amd64.ORCCall || e.SPOffset != 8 {
+			bad++
+			t.Errorf("%s at %#x: entry %+v %v, want a call frame with sp+8", s.Name, s.Value, e, ok)
+		}
+	}
+	if checked < 5 {
+		t.Errorf("checked %d functions' entries, want 5", checked)
+	}
+	t.Logf("6.12: %d entries %v; %d function entries checked", len(tab.Entries), count, checked)
+}
