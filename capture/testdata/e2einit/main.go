@@ -1,0 +1,96 @@
+// Command e2einit is /init of the guests of capture's end-to-end test
+// (TestLoadAndCaptureLab). In the production kernel it arms kdump with
+// the capture package (show, plan, kexec_file_load, status) and panics
+// the machine through sysrq; in the capture kernel (where /proc/vmcore
+// exists) it opens /proc/vmcore and runs the collector over it at -d 31,
+// discarding the stream, then powers off. Every step prints an "E2E:"
+// line on the console for the test to read.
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+
+	"salvage/capture"
+	"salvage/collect"
+	"salvage/dump"
+)
+
+func say(format string, a ...any) { fmt.Printf("E2E: "+format+"\n", a...) }
+
+func main() {
+	os.MkdirAll("/proc", 0o755)
+	os.MkdirAll("/sys", 0o755)
+	syscall.Mount("proc", "/proc", "proc", 0, "")
+	syscall.Mount("sysfs", "/sys", "sysfs", 0, "")
+	if _, err := os.Stat("/proc/vmcore"); err == nil {
+		captureKernel()
+	} else {
+		production()
+	}
+	syscall.Sync()
+	syscall.Reboot(syscall.LINUX_REBOOT_CMD_POWER_OFF)
+}
+
+func production() {
+	s, err := capture.ReadShow("/", nil)
+	if err != nil {
+		say("show failed: %v", err)
+		return
+	}
+	var b bytes.Buffer
+	capture.WriteStatus(&b, s)
+	say("before load: %s", strings.TrimSpace(strings.Split(b.String(), "\n")[0]))
+	p, err := capture.PlanLoad("/", s, "/vmlinuz", "/capture.img")
+	if err != nil {
+		say("plan failed: %v", err)
+		return
+	}
+	if err := capture.Load("/", p); err != nil {
+		say("load failed: %v", err)
+		return
+	}
+	say("loaded %s (%d bytes) and %s (%d bytes) into %s; command line: %s", p.Kernel, p.KernelSize, p.Initrd, p.InitrdSize,
+		capture.FormatSize(p.Reserved), p.Cmdline)
+	s, err = capture.ReadShow("/", nil)
+	if err != nil {
+		say("show failed: %v", err)
+		return
+	}
+	say("after load: %s", s.State)
+	say("crashing")
+	os.WriteFile("/proc/sysrq-trigger", []byte("c"), 0)
+	say("still alive after sysrq c")
+}
+
+type counter struct{ n int64 }
+
+func (c *counter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+func captureKernel() {
+	cmd, _ := os.ReadFile("/proc/cmdline")
+	say("capture kernel up; command line: %s", strings.TrimSpace(string(cmd)))
+	f, err := dump.Open("/proc/vmcore")
+	if err != nil {
+		say("open /proc/vmcore failed: %v", err)
+		return
+	}
+	defer f.Close()
+	if f.VMCoreInfo != nil {
+		say("vmcore of %s", f.VMCoreInfo.OSRelease())
+	}
+	var c counter
+	res, err := collect.CollectStream(context.Background(), f, io.Writer(&c),
+		collect.Options{Level: 31, Format: collect.FormatKdump, Compression: "lzo", Threads: 1})
+	if err != nil {
+		say("collect failed: %v", err)
+		return
+	}
+	mi, _ := capture.ReadMeminfo("/")
+	say("collected %d of %d pages into %d bytes; MemTotal %d MemAvailable %d", res.Counts.Kept, res.Counts.RAM, c.n, mi.MemTotal, mi.MemAvailable)
+}
