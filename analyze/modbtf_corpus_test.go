@@ -16,8 +16,9 @@ var moduleTypes = []string{"virtio_blk", "virtio_blk_vq", "virtio_pci_device", "
 
 // TestModuleBTF: without a vmlinux, salvage reads the types modules
 // define from their BTF in the dump (kept by the BPF subsystem once a
-// module is live), and lays them out as crash does after loading the
-// modules' debug objects (mod -S with the -dbg package's .ko files).
+// module is live); with it, from the modules' debug objects that mod -S
+// loads (the -dbg package's .ko files). Either way they are laid out as
+// crash does after its own mod -S.
 func TestModuleBTF(t *testing.T) {
 	m := corpus.Require(t)
 	ds := m.Select(func(d corpus.Dump) bool { return d.Scenario == "sysrq" && d.Variant == "vmcore-elf" })
@@ -40,7 +41,25 @@ func TestModuleBTF(t *testing.T) {
 	}
 	session.WriteString("q\n")
 	out := crashGoldenDir(t, m, d, session.String())
-	s := corpusSession(t, m, d, false)
+	for _, mode := range []string{"btf", "vmlinux"} {
+		s := corpusSessionMode(t, m, d, mode)
+		if mode == "vmlinux" {
+			// DWARF has the module types once mod -S loads the .ko files.
+			if _, errs := execCapture(s, "struct virtio_blk -o"); errs == "" {
+				t.Error("struct virtio_blk resolved from vmlinux's DWARF alone")
+			}
+			b, _ := os.ReadFile(filepath.Join(out, "mod-S.txt"))
+			got, _ := execCapture(s, "mod -S "+dir)
+			if got != string(b) {
+				t.Errorf("mod -S differs from crash's:\n%s", lineDiff(got, string(b)))
+			}
+		}
+		checkModuleTypes(t, s, out, mode)
+	}
+}
+
+func checkModuleTypes(t *testing.T, s *Session, out, mode string) {
+	t.Helper()
 	for _, ty := range moduleTypes {
 		b, err := os.ReadFile(filepath.Join(out, ty+".txt"))
 		if err != nil {
@@ -52,7 +71,7 @@ func TestModuleBTF(t *testing.T) {
 		}
 		got, errs := execCapture(s, "struct "+ty+" -o")
 		if got != want || errs != "" {
-			t.Errorf("struct %s -o from the module's BTF differs from crash's (%s):\n%s", ty, errs, lineDiff(got, want))
+			t.Errorf("%s: struct %s -o differs from crash's (%s):\n%s", mode, ty, errs, lineDiff(got, want))
 		}
 	}
 }

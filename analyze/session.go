@@ -42,6 +42,7 @@ type Session struct {
 	pageHeaderDone bool
 	context        taskContext       // the current task (set)
 	aliases        map[string]string // alias NAME → command line
+	modObjects     map[string]string // module → debug object loaded by mod -s/-S
 }
 
 // NewSession starts a session on d with the built-in commands.

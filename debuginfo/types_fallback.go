@@ -82,6 +82,17 @@ func (f *fallbackTypes) Func(n string) (*Type, error) {
 	return f.try(func(t Types) (*Type, error) { return t.Func(n) })
 }
 
+// WithoutFallback returns t without the fallbacks WithFallback added.
+func WithoutFallback(t Types) Types {
+	for {
+		f, ok := t.(*fallbackTypes)
+		if !ok {
+			return t
+		}
+		t = f.Types
+	}
+}
+
 // BaseBTF returns the vmlinux BTF that t is or wraps, for loading a
 // module's split BTF on top of it; nil when t is not BTF.
 func BaseBTF(t Types) Types {

@@ -96,7 +96,8 @@ func Open(f *dump.File, opt Options) (*Kernel, error) {
 	k.kaslr = kaslrOffset
 	switch {
 	case opt.Types != nil:
-		k.Types = opt.Types
+		// Another kernel's module types are not this one's.
+		k.Types = debuginfo.WithoutFallback(opt.Types)
 	case opt.Vmlinux != "":
 		k.Types, err = debuginfo.LoadDWARF(opt.Vmlinux)
 	default:
@@ -104,6 +105,10 @@ func Open(f *dump.File, opt Options) (*Kernel, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if base := debuginfo.BaseBTF(k.Types); base != nil {
+		// Types vmlinux lacks are looked for in the loaded modules' BTF.
+		k.Types = debuginfo.WithFallback(k.Types, func() []debuginfo.Types { return k.moduleBTF(base) })
 	}
 	return k, nil
 }
@@ -136,9 +141,8 @@ func (k *Kernel) loadBTF() (debuginfo.Types, error) {
 		return nil, err
 	}
 	// BTF describes few globals; the well-known ones get their declared
-	// types by name. Types vmlinux lacks are looked for in the loaded
-	// modules' own BTF.
-	return debuginfo.WithFallback(debuginfo.WithWellKnownVars(t), func() []debuginfo.Types { return k.moduleBTF(t) }), nil
+	// types by name.
+	return debuginfo.WithWellKnownVars(t), nil
 }
 
 // maxModuleBTF bounds one module's BTF (the largest in-tree module's is
