@@ -1,10 +1,15 @@
 package analyze
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
+
+	"salvage/debuginfo"
 
 	"salvage/dump"
 	"salvage/kernel"
@@ -14,7 +19,7 @@ func sysCommand() *Command {
 	return &Command{
 		Name:    "sys",
 		Summary: "show system data",
-		Usage:   "[-t | -i]",
+		Usage:   "[-t | -i | -c [NAME | NUMBER] ...]",
 		Help: `Prints the system data crash prints on start-up and for sys: the kernel
 and dump files, number of CPUs, the date of the dump, the uptime, the load
 average, the number of tasks, the node name, release, version and machine
@@ -25,7 +30,10 @@ kdump-compressed DUMPFILE that makedumpfile filtered.
 -t prints the taint mask and its flags, as the kernel's taint_flags table
 spells them (O: out-of-tree module, E: unsigned module…). -i prints the
 firmware's DMI strings the kernel kept (dmi_ident[], named by enum
-dmi_field): BIOS, system, board and chassis.
+dmi_field): BIOS, system, board and chassis. -c prints the system call
+table (sys_call_table): each number, its function and, with the
+vmlinux, the source file and line that define it; with NAMEs (any part
+of a function's name) or NUMBERs, only those calls.
 
 The PANIC message is the first line of the kernel log containing one of
 crash's panic strings ("Kernel panic - ", "Oops: ", "BUG: unable to handle
@@ -40,12 +48,16 @@ Examples:
   sys
   sys -t
   sys -i
+  sys -c
+  sys -c read
+  sys -c 59
 `,
 		Options: []Option{
 			{Name: "t", Help: "the taint mask and its flags"},
 			{Name: "i", Help: "the firmware's DMI strings"},
+			{Name: "c", Help: "the system call table, or the calls named or numbered"},
 		},
-		MaxArgs: 0,
+		MaxArgs: -1,
 		Run:     runSys,
 	}
 }
@@ -106,6 +118,12 @@ func runSys(ctx *Context) error {
 	}
 	if ctx.Opts.Has("i") {
 		return writeDMI(ctx, k)
+	}
+	if ctx.Opts.Has("c") {
+		return writeSysCalls(ctx, k)
+	}
+	if len(ctx.Args) > 0 {
+		return usagef("operands are system calls, for -c")
 	}
 	s, err := gatherSys(ctx, k)
 	if err != nil {
@@ -280,6 +298,147 @@ func writeDMI(ctx *Context, k *kernel.Kernel) error {
 		if f.Set {
 			fmt.Fprintf(ctx.Out, "  %*s: %s\n", width, f.Name, f.Value)
 		}
+	}
+	return nil
+}
+
+// sysCallJSON is one system call of sys -c --json.
+type sysCallJSON struct {
+	Number   int    `json:"number"`
+	Function string `json:"function"`
+	File     string `json:"file,omitempty"`
+	Line     int    `json:"line,omitempty"`
+}
+
+// writeSysCalls prints sys -c as crash's dump_sys_call_table does: every
+// entry of sys_call_table (its length from the DWARF array type, else
+// the distance to the next symbol) with the function's name, sys_ni_syscall
+// for unimplemented ones, and the first source line in its body that is
+// not in an include/ header, relative to the build directory (the
+// directory of schedule()'s file above kernel/), as "../FILE: LINE".
+// Operands pick calls by number, or by a part of the function's name.
+func writeSysCalls(ctx *Context, k *kernel.Kernel) error {
+	syms, err := ctx.symbols()
+	if err != nil {
+		return err
+	}
+	table, ok := syms.Lookup("sys_call_table")
+	if !ok {
+		return errors.New("sys_call_table is not in the symbols")
+	}
+	n := 0
+	if ts, err := ctx.types(); err == nil {
+		if t, err := ts.Var("sys_call_table"); err == nil {
+			if r := t.Resolve(); r != nil && r.Kind == debuginfo.KindArray && r.Len > 0 {
+				n = int(r.Len)
+			}
+		}
+	}
+	if n == 0 {
+		next, _, ok := syms.ByAddr(table.Addr + table.Size)
+		if table.Size > 0 {
+			n = int(table.Size / 8)
+		} else if ok && next.Addr > table.Addr {
+			n = int((next.Addr - table.Addr) / 8)
+		} else {
+			n = 256
+		}
+	}
+	if n <= 0 || n > 4096 {
+		return fmt.Errorf("sys_call_table: implausible length %d", n)
+	}
+	raw := make([]byte, 8*n)
+	if err := k.Read(raw, table.Addr); err != nil {
+		return fmt.Errorf("sys_call_table: %w", err)
+	}
+	var ni uint64
+	if s, ok := syms.Lookup("sys_ni_syscall"); ok {
+		ni = s.Addr
+	}
+	buildDir := ""
+	if s, ok := syms.Lookup("schedule"); ok {
+		if f, _, ok := k.SourceLine(s.Addr); ok {
+			if i := strings.Index(f, "/kernel/"); i >= 0 {
+				buildDir = f[:i]
+			}
+		}
+	}
+	if buildDir == "" && !ctx.JSON {
+		// crash says so too, and prints no FILE AND LINE NUMBER.
+		fmt.Fprintln(ctx.Out, "sys: line numbers are not available")
+	}
+	var calls []sysCallJSON
+	for i := 0; i < n; i++ {
+		addr := binary.LittleEndian.Uint64(raw[8*i:])
+		sym, off, ok := crashByAddr(syms, addr)
+		if !ok || off != 0 || addr == 0 || !strings.ContainsRune("tTwW", rune(sym.Type)) {
+			// crash's value_symbol names only exact addresses of kernel
+			// symbols; without the DWARF length the table's end is
+			// guessed long, and what follows it is no function.
+			continue
+		}
+		c := sysCallJSON{Number: i, Function: sym.Name}
+		if ni != 0 && addr == ni {
+			c.Function = "sys_ni_syscall"
+		}
+		if buildDir != "" {
+			end := addr + 4096
+			if sym.Size > 0 {
+				end = addr + sym.Size
+			}
+			if next, _, ok := syms.ByAddr(end); ok && next.Addr > addr && next.Addr < end {
+				end = next.Addr
+			}
+			for a := addr; a < end; a++ {
+				f, l, ok := k.SourceLine(a)
+				if !ok {
+					continue
+				}
+				if strings.HasSuffix(f, ".h") && strings.Contains(f, "include/") {
+					continue
+				}
+				if strings.Contains(f, buildDir) {
+					c.File, c.Line = ".."+f[strings.Index(f, buildDir)+len(buildDir):], l
+					break
+				}
+			}
+		}
+		calls = append(calls, c)
+	}
+	if len(ctx.Args) > 0 {
+		var picked []sysCallJSON
+		for _, a := range ctx.Args {
+			if isDecimal(a) {
+				num, _ := strconv.Atoi(a)
+				for _, c := range calls {
+					if c.Number == num {
+						picked = append(picked, c)
+						break
+					}
+				}
+				continue
+			}
+			for _, c := range calls {
+				if strings.Contains(c.Function, a) {
+					picked = append(picked, c)
+				}
+			}
+		}
+		calls = picked
+	}
+	if ctx.JSON {
+		if calls == nil {
+			calls = []sysCallJSON{}
+		}
+		return writeJSON(ctx, map[string]any{"syscalls": calls})
+	}
+	fmt.Fprintln(ctx.Out, "NUM  SYSTEM CALL                FILE AND LINE NUMBER")
+	for _, c := range calls {
+		fmt.Fprintf(ctx.Out, "%3d  %-26s ", c.Number, c.Function)
+		if c.File != "" {
+			fmt.Fprintf(ctx.Out, "%s: %d", c.File, c.Line)
+		}
+		fmt.Fprintln(ctx.Out)
 	}
 	return nil
 }
