@@ -114,6 +114,7 @@ type btFrameJSON struct {
 	Offset    uint64           `json:"offset"`
 	Module    string           `json:"module,omitempty"`
 	Stack     string           `json:"stack,omitempty"`
+	Reliable  bool             `json:"reliable"`
 	Exception *btExceptionJSON `json:"exception,omitempty"`
 }
 
@@ -523,7 +524,7 @@ func btToJSON(t kernel.Value, bt *kernel.Backtrace, err error) btJSON {
 	}
 	j.PID, j.CPU, j.Command, j.Active, j.Panic = bt.PID, bt.CPU, bt.Comm, bt.Active, bt.Panic
 	for i, f := range bt.Frames {
-		fj := btFrameJSON{Level: i, SP: f.SP, PC: f.PC, Symbol: f.Symbol, Offset: f.Offset, Module: f.Module, Stack: stackName(f.Stack)}
+		fj := btFrameJSON{Level: i, SP: f.SP, PC: f.PC, Symbol: f.Symbol, Offset: f.Offset, Module: f.Module, Stack: stackName(f.Stack), Reliable: f.Reliable}
 		if e := f.Exception; e != nil {
 			ej := &btExceptionJSON{Address: e.Addr, User: e.User, Partial: e.Partial, Regs: map[string]uint64{}}
 			for i, r := range e.Regs {

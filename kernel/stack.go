@@ -41,6 +41,10 @@ type Frame struct {
 	// started from registers, or the context an exception frame
 	// interrupted), not a return address.
 	Exact bool
+	// Reliable is false when the frame was found by a fallback (the
+	// function's prologue or the frame-pointer chain) rather than the
+	// unwind tables.
+	Reliable bool
 }
 
 // BacktraceOption adjusts a Backtrace call.
@@ -274,7 +278,7 @@ func (st *stackState) allCPUStacks() []arch.Stack {
 }
 
 func (k *Kernel) describeFrame(f arch.Frame, exact bool) Frame {
-	out := Frame{SP: f.SP, PC: f.PC, Exception: f.Exception, Stack: f.Stack, Exact: exact}
+	out := Frame{SP: f.SP, PC: f.PC, Exception: f.Exception, Stack: f.Stack, Exact: exact, Reliable: f.Reliable}
 	if k.Symbols != nil {
 		// A return address may be the first byte after a call at the very
 		// end of a function (a noreturn call): look up the call itself.
