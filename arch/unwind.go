@@ -84,6 +84,7 @@ type UnwindError struct {
 	Err    error
 }
 
+// Error says where the walk stopped and why.
 func (e *UnwindError) Error() string {
 	s := fmt.Sprintf("unwind stopped at pc %#x sp %#x: %s", e.PC, e.SP, e.Msg)
 	if e.Err != nil {
@@ -92,4 +93,5 @@ func (e *UnwindError) Error() string {
 	return s
 }
 
+// Unwrap is the underlying failure (a read error with the page state).
 func (e *UnwindError) Unwrap() error { return e.Err }

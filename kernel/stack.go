@@ -339,8 +339,10 @@ type stackMemory struct {
 	stacks []arch.Stack
 }
 
+// ReadWord reads one word of kernel memory.
 func (m *stackMemory) ReadWord(addr uint64) (uint64, error) { return m.k.ReadPointer(addr) }
 
+// FuncStart is the start of the text symbol containing pc.
 func (m *stackMemory) FuncStart(pc uint64) (uint64, bool) {
 	if m.k.Symbols == nil {
 		return 0, false
@@ -352,6 +354,7 @@ func (m *stackMemory) FuncStart(pc uint64) (uint64, bool) {
 	return s.Addr, true
 }
 
+// StackOf finds the walk's stack that holds addr.
 func (m *stackMemory) StackOf(addr uint64) (arch.Stack, bool) {
 	for _, s := range m.stacks {
 		if s.Contains(addr) {

@@ -34,6 +34,7 @@ const (
 	ORCEndOfStack                 // the outermost frame
 )
 
+// String names the type as objtool's --dump does.
 func (t ORCType) String() string {
 	switch t {
 	case ORCCall:
@@ -209,6 +210,7 @@ func ParseORC(name string, ipData []byte, ipBase uint64, orcData []byte, l ORCLa
 	return t, nil
 }
 
+// byIP sorts a table's addresses and entries together.
 type byIP struct{ t *ORCTable }
 
 func (b byIP) Len() int           { return len(b.t.IPs) }
