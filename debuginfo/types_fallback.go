@@ -104,8 +104,71 @@ func BaseBTF(t Types) Types {
 			t = w.Types
 		case *fallbackTypes:
 			t = w.Types
+		case *lazyTypes:
+			var err error
+			if t, err = w.get(); err != nil {
+				return nil
+			}
 		default:
 			return nil
 		}
 	}
+}
+
+// Lazy returns Types loaded by load on first use: a session that only
+// resolves symbols never pays for parsing the kernel's BTF. A failed load
+// is every lookup's error.
+func Lazy(source string, load func() (Types, error)) Types {
+	return &lazyTypes{source: source, load: load}
+}
+
+type lazyTypes struct {
+	source string
+	load   func() (Types, error)
+	once   sync.Once
+	t      Types
+	err    error
+}
+
+func (l *lazyTypes) get() (Types, error) {
+	l.once.Do(func() { l.t, l.err = l.load() })
+	return l.t, l.err
+}
+
+func (l *lazyTypes) do(f func(Types) (*Type, error)) (*Type, error) {
+	t, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return f(t)
+}
+
+func (l *lazyTypes) Struct(n string) (*Type, error) {
+	return l.do(func(t Types) (*Type, error) { return t.Struct(n) })
+}
+func (l *lazyTypes) Union(n string) (*Type, error) {
+	return l.do(func(t Types) (*Type, error) { return t.Union(n) })
+}
+func (l *lazyTypes) Enum(n string) (*Type, error) {
+	return l.do(func(t Types) (*Type, error) { return t.Enum(n) })
+}
+func (l *lazyTypes) Typedef(n string) (*Type, error) {
+	return l.do(func(t Types) (*Type, error) { return t.Typedef(n) })
+}
+func (l *lazyTypes) Named(n string) (*Type, error) {
+	return l.do(func(t Types) (*Type, error) { return t.Named(n) })
+}
+func (l *lazyTypes) Var(n string) (*Type, error) {
+	return l.do(func(t Types) (*Type, error) { return t.Var(n) })
+}
+func (l *lazyTypes) Func(n string) (*Type, error) {
+	return l.do(func(t Types) (*Type, error) { return t.Func(n) })
+}
+
+// Source is the loaded Types' (the promised one's before loading).
+func (l *lazyTypes) Source() string {
+	if t, err := l.get(); err == nil {
+		return t.Source()
+	}
+	return l.source
 }

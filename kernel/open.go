@@ -101,14 +101,22 @@ func Open(f *dump.File, opt Options) (*Kernel, error) {
 	case opt.Vmlinux != "":
 		k.Types, err = debuginfo.LoadDWARF(opt.Vmlinux)
 	default:
-		k.Types, err = k.loadBTF()
+		// Read when a command first needs a type: symbols alone (sym,
+		// rd -s, dis) never parse the BTF.
+		k.Types = debuginfo.Lazy("the BTF in the dump's memory", k.loadBTF)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if base := debuginfo.BaseBTF(k.Types); base != nil {
+	if opt.Vmlinux == "" {
 		// Types vmlinux lacks are looked for in the loaded modules' BTF.
-		k.Types = debuginfo.WithFallback(k.Types, func() []debuginfo.Types { return k.moduleBTF(base) })
+		types := k.Types
+		k.Types = debuginfo.WithFallback(types, func() []debuginfo.Types {
+			if base := debuginfo.BaseBTF(types); base != nil {
+				return k.moduleBTF(base)
+			}
+			return nil
+		})
 	}
 	return k, nil
 }
