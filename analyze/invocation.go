@@ -61,9 +61,13 @@ func Run(inv Invocation) (failed int, err error) {
 		if inv.Terminal {
 			io.WriteString(inv.Out, Banner(s, inv.Version))
 			s.startupSys()
-			r := NewEditReader(s)
-			defer r.Close()
-			return 0, s.Interact(r, "salvage> ")
+			if f, ok := inv.In.(*os.File); ok && f == os.Stdin {
+				// The line editor works on the process's own terminal.
+				r := NewEditReader(s)
+				defer r.Close()
+				return 0, s.Interact(r, "salvage> ")
+			}
+			return 0, s.Interact(NewPlainReader(inv.In, inv.Out), "salvage> ")
 		}
 		if lines, err = ReadScript(inv.In); err != nil {
 			return 0, fmt.Errorf("standard input: %w", err)

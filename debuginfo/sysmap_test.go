@@ -19,8 +19,8 @@ ffffffff83e00000 D __init_scratch_end
 		t.Fatal(err)
 	}
 	for _, want := range []Symbol{
-		{Name: "fixed_percpu_data", Addr: 0, Type: 'D'},                   // per-CPU: not moved
-		{Name: "kexec_control_code_size", Addr: 0x1ea, Type: 'A'},         // absolute: not moved
+		{Name: "fixed_percpu_data", Addr: 0, Type: 'D'},           // per-CPU: not moved
+		{Name: "kexec_control_code_size", Addr: 0x1ea, Type: 'A'}, // absolute: not moved
 		// Moved by KASLR; running to the next symbol, as in kallsyms.
 		{Name: "sysrq_handle_crash", Addr: 0xffffffff974a89f0, Size: 0x8211ffe0 - 0x816a89f0, Type: 't'},
 	} {

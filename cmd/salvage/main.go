@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 
 	"github.com/spf13/cobra"
@@ -41,7 +42,14 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	err := newRootCmd().Execute()
+	// Installed (or linked) as makedumpfile, salvage is the collector with
+	// makedumpfile's command line, so core_collector lines work unchanged.
+	var err error
+	if filepath.Base(os.Args[0]) == "makedumpfile" {
+		err = makedumpfileMain(os.Args[1:])
+	} else {
+		err = newRootCmd().Execute()
+	}
 	if err == nil {
 		return
 	}

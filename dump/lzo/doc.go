@@ -1,6 +1,8 @@
-// Package lzo decompresses LZO1X blocks, the "lzo" page codec of
-// kdump-compressed dumps (makedumpfile -l and QEMU's dump-guest-memory -l
-// compress each page with liblzo2's lzo1x_1_compress).
+// Package lzo decompresses and compresses LZO1X blocks, the "lzo" page
+// codec of kdump-compressed dumps (makedumpfile -l and QEMU's
+// dump-guest-memory -l compress each page with liblzo2's
+// lzo1x_1_compress; salvage collect -l with Compress, whose output any
+// LZO1X decompressor reads).
 //
 // The decoder is "safe" in liblzo2's sense: it never reads past the input
 // or writes past the output buffer, and it rejects back-references before
