@@ -19,6 +19,33 @@ import (
 
 var e2eCrashkernel = flag.String("e2e-crashkernel", "", "TestLoadAndCaptureLab: reserve this crashkernel= instead of the estimate (to find the floor)")
 
+// bootLab boots the lab kernel with initrd and args under QEMU and returns
+// the guests' "E2E:" lines and the whole console.
+func bootLab(t *testing.T, vmlinuz, initrd, args string) (e2e, console []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-smp", "2", "-nographic", "-no-reboot",
+		"-kernel", vmlinuz, "-initrd", initrd, "-append", "console=ttyS0 panic=-1 "+args)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		l := sc.Text()
+		console = append(console, l)
+		if i := strings.Index(l, "E2E: "); i >= 0 {
+			e2e = append(e2e, l[i+5:])
+		}
+	}
+	cmd.Wait()
+	return e2e, console
+}
+
 // buildInit builds testdata/e2einit as a static binary.
 func buildInit(t *testing.T, dir string) []byte {
 	t.Helper()
@@ -103,27 +130,7 @@ func TestLoadAndCaptureLab(t *testing.T) {
 	if *e2eCrashkernel != "" {
 		e.Param = "crashkernel=" + *e2eCrashkernel
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-smp", "2", "-nographic", "-no-reboot",
-		"-kernel", vmlinuz, "-initrd", prodImg, "-append", "console=ttyS0 panic=-1 "+e.Param)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var e2e, console []string
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		l := sc.Text()
-		console = append(console, l)
-		if i := strings.Index(l, "E2E: "); i >= 0 {
-			e2e = append(e2e, l[i+5:])
-		}
-	}
-	cmd.Wait()
+	e2e, console := bootLab(t, vmlinuz, prodImg, e.Param)
 	t.Logf("%s, 1 GiB guest, %s (estimated %s):\n  %s", release, e.Param, FormatSize(e.Recommended), strings.Join(e2e, "\n  "))
 	all := strings.Join(e2e, "\n")
 	for _, want := range []string{"before load: current state:          not ready to kdump", "loaded /vmlinuz", "after load: ready to kdump",
@@ -135,5 +142,26 @@ func TestLoadAndCaptureLab(t *testing.T) {
 	}
 	if i := strings.Index(all, "capture kernel up"); i >= 0 && strings.Contains(all[i:], "crashkernel=") {
 		t.Error("the capture kernel's command line keeps crashkernel=")
+	}
+
+	// Without a reservation: PlanLoad refuses, and the kernel itself
+	// (e2e.force) refuses kexec_file_load, which Load explains.
+	for _, c := range []struct {
+		args string
+		want []string
+	}{
+		{"e2e.force", []string{"plan failed: cannot load a capture kernel: no crashkernel= on the kernel command line",
+			"load failed: kexec_file_load: there is no crashkernel reservation: `salvage kdump estimate` says how much to reserve (EADDRNOTAVAIL)"}},
+		{"e2e.force crashkernel=16M", []string{"plan failed: the kernel (init_size 52M) and initramfs",
+			"load failed: kexec_file_load: the capture kernel and initramfs do not fit in the 16M reservation"}},
+	} {
+		e2e, console = bootLab(t, vmlinuz, prodImg, c.args)
+		t.Logf("%s, %s:\n  %s", release, c.args, strings.Join(e2e, "\n  "))
+		all = strings.Join(e2e, "\n")
+		for _, want := range c.want {
+			if !strings.Contains(all, want) {
+				t.Errorf("no %q in the guest's report; console tail:\n%s", want, strings.Join(console[max(0, len(console)-40):], "\n"))
+			}
+		}
 	}
 }

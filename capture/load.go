@@ -142,8 +142,13 @@ func ExplainKexecError(err error, p *LoadPlan, lockdown string) error {
 		}
 	case eKeyRejected, eBadMsg, eNoKey:
 		msg = "the kernel's signature was refused (Secure Boot or CONFIG_KEXEC_SIG_FORCE): use a kernel signed with a trusted key"
-	case syscall.ENOMEM:
+	case syscall.ENOMEM, syscall.EADDRNOTAVAIL:
+		// kexec_locate_mem_hole finds no room in crashk_res: the lab's
+		// 6.1 kernel answers EADDRNOTAVAIL with no reservation at all.
 		msg = fmt.Sprintf("the capture kernel and initramfs do not fit in the %s reservation: `salvage kdump estimate` recommends a size", FormatSize(p.Reserved))
+		if p.Reserved == 0 {
+			msg = "there is no crashkernel reservation: `salvage kdump estimate` says how much to reserve"
+		}
 	case syscall.EINVAL:
 		msg = "the kernel refused the image or command line"
 		if p.Reserved == 0 {
@@ -164,7 +169,7 @@ func ExplainKexecError(err error, p *LoadPlan, lockdown string) error {
 func errnoName(e syscall.Errno) string {
 	for name, v := range map[string]syscall.Errno{"EPERM": syscall.EPERM, "ENOMEM": syscall.ENOMEM, "EINVAL": syscall.EINVAL,
 		"ENOEXEC": syscall.ENOEXEC, "EBUSY": syscall.EBUSY, "ENOSYS": syscall.ENOSYS, "EKEYREJECTED": eKeyRejected,
-		"EBADMSG": eBadMsg, "ENOKEY": eNoKey} {
+		"EBADMSG": eBadMsg, "ENOKEY": eNoKey, "EADDRNOTAVAIL": syscall.EADDRNOTAVAIL} {
 		if v == e {
 			return name
 		}

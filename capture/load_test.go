@@ -23,6 +23,7 @@ func TestExplainKexecError(t *testing.T) {
 		{eBadMsg, "", "(EBADMSG)"},
 		{syscall.ENOMEM, "", "do not fit in the 256M reservation: `salvage kdump estimate` recommends a size (ENOMEM)"},
 		{syscall.EINVAL, "", "the kernel refused the image or command line (EINVAL)"},
+		{syscall.EADDRNOTAVAIL, "", "do not fit in the 256M reservation: `salvage kdump estimate` recommends a size (EADDRNOTAVAIL)"},
 		{syscall.ENOEXEC, "", "/boot/vmlinuz is not a kernel this kernel can load"},
 		{syscall.EBUSY, "", "another kexec load is in progress"},
 		{syscall.ENOSYS, "", "no kexec_file_load (CONFIG_KEXEC_FILE) (ENOSYS)"},
@@ -35,6 +36,9 @@ func TestExplainKexecError(t *testing.T) {
 	}
 	if got := ExplainKexecError(syscall.EINVAL, &LoadPlan{}, ""); !strings.Contains(got.Error(), "there is no crashkernel reservation") {
 		t.Errorf("EINVAL without a reservation: %v", got)
+	}
+	if got := ExplainKexecError(syscall.EADDRNOTAVAIL, &LoadPlan{}, ""); !strings.Contains(got.Error(), "there is no crashkernel reservation") {
+		t.Errorf("EADDRNOTAVAIL without a reservation: %v", got)
 	}
 	other := errors.New("other")
 	if ExplainKexecError(other, p, "") != other {

@@ -3,7 +3,9 @@
 // the capture package (show, plan, kexec_file_load, status) and panics
 // the machine through sysrq; in the capture kernel (where /proc/vmcore
 // exists) it opens /proc/vmcore and runs the collector over it at -d 31,
-// discarding the stream, then powers off. Every step prints an "E2E:"
+// discarding the stream, then powers off. With e2e.force on the command
+// line it calls kexec_file_load even when the plan is refused, to show the
+// kernel's own error. Every step prints an "E2E:"
 // line on the console for the test to read.
 package main
 
@@ -49,7 +51,12 @@ func production() {
 	p, err := capture.PlanLoad("/", s, "/vmlinuz", "/capture.img")
 	if err != nil {
 		say("plan failed: %v", err)
-		return
+		if !strings.Contains(s.Reservation.Cmdline, "e2e.force") {
+			return
+		}
+		// e2e.force: call kexec_file_load anyway, to see the kernel's
+		// own refusal and how Load explains it.
+		p = &capture.LoadPlan{Kernel: "/vmlinuz", Initrd: "/capture.img", Cmdline: s.Cmdline, Reserved: s.Reservation.Reserved()}
 	}
 	if err := capture.Load("/", p); err != nil {
 		say("load failed: %v", err)
