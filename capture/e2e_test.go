@@ -90,9 +90,11 @@ func writeArchive(t *testing.T, name string, files map[string][]byte) {
 // kernel boots with crashkernel= set to what EstimateReservation
 // recommends for it, its /init (testdata/e2einit) loads the capture kernel
 // with PlanLoad and Load (kexec_file_load), checks the state is "ready to
-// kdump", and panics through sysrq; the capture kernel boots with the
-// command line CaptureCmdline derived, and its /init opens /proc/vmcore
-// and runs the collector over it at -d 31 — all inside the estimated
+// kdump", unloads and loads again (Unload, Load), and panics through
+// sysrq; the capture kernel boots with the command line CaptureCmdline
+// derived, and its /init opens /proc/vmcore and runs the collector over
+// it at -d 31 — all inside the estimated reservation. Two more boots
+// check the kernel's own refusals without and with too small a
 // reservation.
 //
 // With -e2e-crashkernel SIZE it reserves SIZE instead, to find the floor:
@@ -134,6 +136,7 @@ func TestLoadAndCaptureLab(t *testing.T) {
 	t.Logf("%s, 1 GiB guest, %s (estimated %s):\n  %s", release, e.Param, FormatSize(e.Recommended), strings.Join(e2e, "\n  "))
 	all := strings.Join(e2e, "\n")
 	for _, want := range []string{"before load: current state:          not ready to kdump", "loaded /vmlinuz", "after load: ready to kdump",
+		"after unload: not ready to kdump", "after reload: ready to kdump",
 		"crashing", "capture kernel up; command line: ", "reset_devices", "vmcore of " + release, "collected "} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no %q in the guests' report; console tail:\n%s", want, strings.Join(console[max(0, len(console)-40):], "\n"))

@@ -70,6 +70,21 @@ func production() {
 		return
 	}
 	say("after load: %s", s.State)
+	// Unload and load again: both must show in the kernel's state.
+	if err := capture.Unload("/"); err != nil {
+		say("unload failed: %v", err)
+		return
+	}
+	if s, err = capture.ReadShow("/", nil); err == nil {
+		say("after unload: %s", s.State)
+	}
+	if err := capture.Load("/", p); err != nil {
+		say("reload failed: %v", err)
+		return
+	}
+	if s, err = capture.ReadShow("/", nil); err == nil {
+		say("after reload: %s", s.State)
+	}
 	say("crashing")
 	os.WriteFile("/proc/sysrq-trigger", []byte("c"), 0)
 	say("still alive after sysrq c")
