@@ -40,6 +40,7 @@ type summaryJSON struct {
 	Date     string        `json:"date"`
 	Uptime   string        `json:"uptime"`
 	Panic    string        `json:"panic,omitempty"`
+	Cause    string        `json:"cause,omitempty"` // the log's BUG:/fault line before an oops
 	Task     *summaryTask  `json:"task,omitempty"`
 	Tainted  string        `json:"tainted,omitempty"`
 	Modules  []string      `json:"tainting_modules,omitempty"`
@@ -75,6 +76,10 @@ var warningLine = regexp.MustCompile(`blocked for more than|soft lockup|hard LOC
 var waitFunctions = regexp.MustCompile(`^(__schedule|schedule|schedule_timeout|schedule_preempt_disabled|io_schedule|io_schedule_timeout|__wait_for_common|wait_for_completion.*|do_wait|__mutex_lock.*|rwsem_down_.*|__down.*|schedule_hrtimeout_range_clock|do_nanosleep|hrtimer_nanosleep)$`)
 
 const summaryLastMessages = 15
+
+// causeLine recognises the line that says what went wrong before an
+// oops's "Oops:" line: the kernel's report of the fault or BUG.
+var causeLine = regexp.MustCompile(`^(BUG: |kernel BUG at |general protection fault|divide error|invalid opcode|Unable to handle kernel|stack segment|double fault|WARNING: CPU)`)
 
 func runSummary(ctx *Context) error {
 	k, err := ctx.Session.Kernel()
@@ -124,6 +129,12 @@ func runSummary(ctx *Context) error {
 	for i, r := range recs {
 		if j.Panic != "" && strings.Contains(r.Text, j.Panic) {
 			end = i + 1
+			break
+		}
+	}
+	for i := end - 1; i >= max(0, end-summaryLastMessages*2); i-- {
+		if l := strings.TrimSpace(recs[i].Text); causeLine.MatchString(l) {
+			j.Cause = l
 			break
 		}
 	}
@@ -196,6 +207,9 @@ func writeSummary(w io.Writer, j *summaryJSON) {
 	fmt.Fprintf(w, "     DATE: %s, up %s\n", j.Date, j.Uptime)
 	if j.Panic != "" {
 		fmt.Fprintf(w, "    PANIC: %q\n", j.Panic)
+		if j.Cause != "" && j.Cause != j.Panic {
+			fmt.Fprintf(w, "    CAUSE: %s\n", j.Cause)
+		}
 	} else {
 		fmt.Fprintln(w, "    PANIC: none in the log (a dump of a running system?)")
 	}

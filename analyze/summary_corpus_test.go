@@ -90,6 +90,9 @@ func TestSummary(t *testing.T) {
 			if d.Scenario == "hung" && (len(j.Warnings) == 0 || len(j.Blocked) == 0 || len(j.Blocked[0].Stack) == 0) {
 				t.Errorf("%s: the hung task is not reported: warnings %q, blocked %+v", d.ID, j.Warnings, j.Blocked)
 			}
+			if d.Scenario == "oops" && !strings.HasPrefix(j.Cause, "BUG: kernel NULL pointer dereference") {
+				t.Errorf("%s: the oops's cause is %q", d.ID, j.Cause)
+			}
 			if len(j.LastLog) == 0 || !strings.HasSuffix(j.LastLog[len(j.LastLog)-1], j.Panic) {
 				t.Errorf("%s: the last message is not the panic: %q", d.ID, j.LastLog)
 			}
