@@ -53,7 +53,7 @@ type EstimateInput struct {
 	Root    string   // "/" on the machine itself
 	Release string   // kernel release ("" → ROOT/proc/sys/kernel/osrelease)
 	Kernel  string   // the capture kernel's bzImage ("" → ROOT/boot/vmlinuz-RELEASE)
-	Initrd  string   // its initramfs ("" → ROOT/boot/initrd.img-RELEASE when present)
+	Initrd  string   // its initramfs ("" → ROOT/var/lib/salvage/initrd.img-RELEASE, else ROOT/boot/initrd.img-RELEASE, when present)
 	Modules []string // modules the capture loads (with their dependencies from modules.dep)
 }
 
@@ -141,8 +141,12 @@ func EstimateReservation(in EstimateInput) (*Estimate, error) {
 	// Its initramfs.
 	e.Initrd = in.Initrd
 	if e.Initrd == "" && release != "" {
-		if p := filepath.Join(root, "boot", "initrd.img-"+release); exists(p) {
-			e.Initrd = p
+		// salvage's own capture initramfs first, then the distribution's.
+		for _, p := range []string{filepath.Join(root, InitrdDir, "initrd.img-"+release), filepath.Join(root, "boot", "initrd.img-"+release)} {
+			if exists(p) {
+				e.Initrd = p
+				break
+			}
 		}
 	}
 	if e.Initrd != "" {

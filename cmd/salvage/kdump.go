@@ -96,8 +96,10 @@ the crashkernel= reservation:
        + 64M of kernel run-time allocations
   recommended = need × 64/63 (struct pages) + 10%, rounded up to 16M
 
-The kernel is /boot/vmlinuz-RELEASE and the initramfs
-/boot/initrd.img-RELEASE unless --kernel and --initrd say otherwise. It
+The kernel is KDUMP_KERNEL, else /boot/vmlinuz-RELEASE; the initramfs
+KDUMP_INITRD, else /var/lib/salvage/initrd.img-RELEASE, else
+/boot/initrd.img-RELEASE; --kernel and --initrd override them. The
+modules are kdump.conf's extra_modules and each --module. It
 prints the boot-loader line and the GRUB drop-in that applies it; --write
 writes the drop-in (atomically, mode 0644); then run update-grub and
 reboot. It warns when the current reservation is smaller.
@@ -109,6 +111,19 @@ Examples:
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			in.Root = *root
+			// What the configuration names: KDUMP_KERNEL, KDUMP_INITRD and
+			// extra_modules.
+			set, err := capture.LoadSettings(*root, kdumpCollectorCheck)
+			if err != nil {
+				return err
+			}
+			if in.Kernel == "" && set.Tools.Kernel != "" {
+				in.Kernel = filepath.Join(*root, set.Tools.Kernel)
+			}
+			if in.Initrd == "" && set.Tools.Initrd != "" {
+				in.Initrd = filepath.Join(*root, set.Tools.Initrd)
+			}
+			in.Modules = append(in.Modules, set.Conf.ExtraModules...)
 			e, err := capture.EstimateReservation(in)
 			if err != nil {
 				return err

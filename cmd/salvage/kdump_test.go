@@ -260,6 +260,19 @@ func TestKdumpEstimate(t *testing.T) {
 	if _, err := runKdump(t, "estimate", "--root", root, "--kernel", "/nosuch"); err == nil || !strings.Contains(err.Error(), "nosuch") {
 		t.Errorf("missing kernel: %v", err)
 	}
+	// The defaults under the root: /boot/vmlinuz-RELEASE and salvage's
+	// own initramfs; kdump.conf's extra_modules need modules.dep.
+	out, err = runKdump(t, "estimate", "--root", root, "--output", dropIn)
+	if err != nil || !strings.Contains(out, "init_size of "+filepath.Join(root, "boot/vmlinuz-6.1.0-56-cloud-amd64")) ||
+		!strings.Contains(out, filepath.Join(root, "var/lib/salvage/initrd.img-6.1.0-56-cloud-amd64")) {
+		t.Errorf("defaults: %v\n%s", err, out)
+	}
+	f, _ := os.OpenFile(filepath.Join(root, "etc/salvage/kdump.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("extra_modules virtio_blk\n")
+	f.Close()
+	if _, err := runKdump(t, "estimate", "--root", root); err == nil || !strings.Contains(err.Error(), "modules [virtio_blk]") {
+		t.Errorf("extra_modules without modules.dep: %v", err)
+	}
 	if _, err := runKdump(t, "estimate", "extra"); err == nil {
 		t.Error("an argument is no error")
 	}
