@@ -17,7 +17,7 @@ func btCommand() *Command {
 	return &Command{
 		Name:    "bt",
 		Summary: "show a task's stack backtrace",
-		Usage:   "[-a|-c CPUS|-g|-p|-t|-T|-v|-r|-e] [-f|-F[F]] [-l] [-s [-x|-d]] [-R REF] [PID | TASK] ...",
+		Usage:   "[-a|-c CPUS|-g|-p|-t|-T|-o|-v|-r|-e] [-f|-F[F]] [-l] [-s [-x|-d]] [-R REF] [PID | TASK] ...",
 		Help: `Prints the kernel stack backtrace of the current task (see set: the panic
 task, or in a dump of a live machine CPU 0's running task), of each PID (decimal) or TASK
 (task_struct address, hexadecimal), or of every CPU's running task (-a),
@@ -52,6 +52,8 @@ then why it stopped.
             text address, or a value in a saved register frame
   -v        check every task's stack for an overflow (STACK_END_MAGIC)
   -r        the task's whole stack, raw, two words a line
+  -o        crash's old backtrace: every return address on the stack from
+            where the walk starts, stale ones too, as numbered frames
   -e        search the task's stack for saved register frames (exception,
             interrupt or system-call entries), kernel- and user-mode, by
             the checks crash makes of a candidate frame
@@ -59,7 +61,7 @@ then why it stopped.
             vmlinux's DWARF line tables (so not without a vmlinux, nor for
             modules' frames)
 
-Not yet: -E (the IRQ and exception stacks' search), -o/-O, -I/-S, -n.
+Not yet: -E (the IRQ and exception stacks' search), -O, -I/-S, -n.
 
 --json prints each task's frames: stack pointer, pc, symbol, offset,
 module and any saved registers.
@@ -86,6 +88,7 @@ Examples:
 			{Name: "v", Help: "check stacks for overflows"},
 			{Name: "l", Help: "file and line of each frame"},
 			{Name: "r", Help: "raw stack data"},
+			{Name: "o", Help: "old backtrace: every return address on the stack"},
 			{Name: "F", Help: "frame contents, symbolically (-FF: with addresses)"},
 			{Name: "e", Help: "search the stack for exception frames"},
 		},
@@ -133,7 +136,8 @@ type btFlags struct {
 	// line, for -l, gives the source file and line of a kernel text
 	// address; nil otherwise.
 	line func(pc uint64) (string, int, bool)
-	// text is 't' or 'T' for the text-symbol listings, 0 otherwise.
+	// text is 't' or 'T' for the text-symbol listings, 'o' for the old
+	// backtrace, 0 otherwise.
 	text byte
 }
 
@@ -156,11 +160,13 @@ func runBt(ctx *Context) error {
 			fl.full = true
 		}
 	}
-	switch ctx.Opts.Last("t", "T") {
+	switch ctx.Opts.Last("t", "T", "o") {
 	case "t":
 		fl.text = 't'
 	case "T":
 		fl.text = 'T'
+	case "o":
+		fl.text = 'o'
 	}
 	if ctx.Opts.Has("l") {
 		if fl.line, err = btLines(ctx, k); err != nil {

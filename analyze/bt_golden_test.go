@@ -55,6 +55,10 @@ var btGoldenCommands = []string{
 	"bt -FF PID",
 	"bt -F 1",
 	"bt -a -F",
+	"bt -o PID",
+	"bt -o 1",
+	"bt -o",
+	"bt -a -o",
 	"bt -r 1",
 	"bt -r PID",
 	// crash 8.0.6 dies of a segmentation fault in bt -e on the sysrq

@@ -16,10 +16,16 @@ import (
 // the register frame of an exception that came from another stack (an
 // NMI's), whose registers are printed as bt prints them before the scan
 // goes on on the interrupted stack.
+//
+// -o (crash's old x86_64 backtrace) is the -t scan shown as numbered
+// frames, leaving out words that point at a function's first byte
+// (function pointers, not return addresses): the stale return addresses
+// the unwinder skips are shown too.
 func printTextSymbols(w io.Writer, k *kernel.Kernel, bt *kernel.Backtrace, fl btFlags) {
 	if t, err := k.ObjectOf(bt.Task, "struct task_struct"); err == nil {
 		printBtHeader(w, t, bt)
 	}
+	tl := &textLister{w: w, k: k, old: fl.text == 'o'}
 	fr := bt.Frames
 	if len(fr) == 0 {
 		return
@@ -28,7 +34,7 @@ func printTextSymbols(w io.Writer, k *kernel.Kernel, bt *kernel.Backtrace, fl bt
 		// -T is the task's own stack only, bottom to top.
 		if t, err := k.ObjectOf(bt.Task, "struct task_struct"); err == nil {
 			if ts, err := k.TaskStack(t); err == nil {
-				scanText(w, k, ts.Base, ts.Top)
+				tl.scan(ts.Base, ts.Top)
 			}
 		}
 		if e := fr[len(fr)-1].Exception; e != nil && e.User {
@@ -45,7 +51,9 @@ func printTextSymbols(w io.Writer, k *kernel.Kernel, bt *kernel.Backtrace, fl bt
 		// A register frame on the way up the same stack is scanned as
 		// words like any other; one that leads to another stack ends
 		// this stretch.
-		if !end && (fr[i].Exception == nil || fr[i].Exception.User || i+1 >= len(fr) || fr[i+1].Stack == fr[i].Stack) {
+		// (-o stops at every kernel register frame, as crash's old
+		// method shows each exception frame it meets.)
+		if !end && (fr[i].Exception == nil || fr[i].Exception.User || i+1 >= len(fr) || fr[i+1].Stack == fr[i].Stack && !tl.old) {
 			continue
 		}
 		// Frames start..i (i excluded at the end) are one stretch of stack.
@@ -55,16 +63,17 @@ func printTextSymbols(w io.Writer, k *kernel.Kernel, bt *kernel.Backtrace, fl bt
 		}
 		seg := fr[start]
 		from, to := seg.SP, seg.Stack.Top
-		if start > 0 {
-			// Where an exception frame led: the interrupted context first.
-			fmt.Fprintf(w, "  [%x] %s at %x%s\n", seg.SP, textName(k, seg.PC, true), seg.PC, moduleSuffix(k, seg.PC))
-			from += 8
+		if start > 0 && seg.Stack != fr[start-1].Stack {
+			// Where an exception frame led to another stack: the
+			// interrupted context first, then that stack's words from
+			// its stack pointer on.
+			tl.entry(seg.SP, seg.PC, true)
 		}
 		if e := fr[last].Exception; e != nil && !e.User && e.Addr > from && e.Addr <= to {
 			to = e.Addr
 		}
 		if to > from && seg.Stack.Top != 0 {
-			scanText(w, k, from, to)
+			tl.scan(from, to)
 		}
 		if e := fr[last].Exception; e != nil {
 			if !e.User {
@@ -85,25 +94,38 @@ func printTextSymbols(w io.Writer, k *kernel.Kernel, bt *kernel.Backtrace, fl bt
 	}
 }
 
-// scanText prints the text addresses among the words in [from, to).
-func scanText(w io.Writer, k *kernel.Kernel, from, to uint64) {
-	buf := make([]byte, to-from)
-	for off := uint64(0); off < uint64(len(buf)); {
-		n := 4096 - (from+off)&4095
-		if off+n > uint64(len(buf)) {
-			n = uint64(len(buf)) - off
+// textLister prints the text addresses found on a stack: as -t lists
+// them, or (old) as -o numbers them.
+type textLister struct {
+	w     io.Writer
+	k     *kernel.Kernel
+	old   bool
+	level int
+}
+
+func (tl *textLister) entry(addr, v uint64, exact bool) {
+	if tl.old {
+		if _, off, ok := tl.k.Symbols.ByAddr(v); ok && off == 0 && !exact {
+			return
 		}
-		if err := k.Read(buf[off:off+n], from+off); err != nil {
-			fmt.Fprintf(w, "bt: %v\n", err)
-		}
-		off += n
+		fmt.Fprintf(tl.w, "%s#%d [%x] %s at %x%s\n", pad2(tl.level), tl.level, addr, textName(tl.k, v, exact), v, moduleSuffix(tl.k, v))
+		tl.level++
+		return
+	}
+	fmt.Fprintf(tl.w, "  [%x] %s at %x%s\n", addr, textName(tl.k, v, exact), v, moduleSuffix(tl.k, v))
+}
+
+// scan lists the text addresses among the words in [from, to).
+func (tl *textLister) scan(from, to uint64) {
+	buf, err := readStack(tl.k, from, to)
+	if err != nil {
+		fmt.Fprintf(tl.w, "bt: %v\n", err)
 	}
 	for i := 0; i+8 <= len(buf); i += 8 {
 		v := binary.LittleEndian.Uint64(buf[i:])
-		if !isText(k, v) {
-			continue
+		if isText(tl.k, v) {
+			tl.entry(from+uint64(i), v, false)
 		}
-		fmt.Fprintf(w, "  [%x] %s at %x%s\n", from+uint64(i), textName(k, v, false), v, moduleSuffix(k, v))
 	}
 }
 
