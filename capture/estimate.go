@@ -161,7 +161,7 @@ func EstimateReservation(in EstimateInput) (*Estimate, error) {
 		}
 		add("initramfs unpacked", s.Unpacked, from)
 	} else {
-		e.Warnings = append(e.Warnings, "no initramfs given or found under /boot: counted as nothing; give --initrd")
+		e.Warnings = append(e.Warnings, "no initramfs given or found (" + InitrdDir + "/initrd.img-RELEASE, /boot/initrd.img-RELEASE): counted as nothing; give --initrd")
 	}
 
 	// Modules.
@@ -180,7 +180,7 @@ func EstimateReservation(in EstimateInput) (*Estimate, error) {
 	// the kernel text and each RAM range (crash_prepare_elf64_headers),
 	// in whole pages.
 	ranges := countRAMRanges(root)
-	add("elfcorehdr", roundUp(64+uint64(e.CPUs+ranges+2)*56, 4096), fmt.Sprintf("%d CPUs, %d RAM ranges", e.CPUs, ranges))
+	add("elfcorehdr", roundUp(64+uint64(e.CPUs+ranges+2)*56, 4096), fmt.Sprintf("%d CPU(s), %d RAM range(s)", e.CPUs, ranges))
 	add("kernel run time", KernelRuntime, "page tables, slab, drivers (fixed)")
 
 	withPages := e.Need * structPageShare / (structPageShare - 1)

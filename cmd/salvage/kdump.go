@@ -161,10 +161,23 @@ Examples:
 	return cmd
 }
 
-func mib(n uint64) string { return fmt.Sprintf("%.1fM", float64(n)/(1<<20)) }
+// mib prints a size for people: MiB with one decimal, or KiB below 1M.
+func mib(n uint64) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%dK", (n+1023)>>10)
+	}
+	return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
+}
+
+func plural(n int, one string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %ss", n, one)
+}
 
 func writeEstimate(w io.Writer, e *capture.Estimate, dest string, written bool) {
-	fmt.Fprintf(w, "This machine: %s of RAM (%d page frames), %d CPUs\n\n", mib(e.RAM), e.MaxPFN, e.CPUs)
+	fmt.Fprintf(w, "This machine: %s of RAM (%d page frames), %s\n\n", mib(e.RAM), e.MaxPFN, plural(e.CPUs, "CPU"))
 	for _, it := range e.Items {
 		fmt.Fprintf(w, "  %-20s %9s  %s\n", it.What, mib(it.Bytes), it.From)
 	}

@@ -242,7 +242,7 @@ func TestKdumpEstimate(t *testing.T) {
 	if err != nil || !strings.Contains(string(b), `GRUB_CMDLINE_LINUX_DEFAULT="$GRUB_CMDLINE_LINUX_DEFAULT crashkernel=`) {
 		t.Errorf("drop-in %q %v", b, err)
 	}
-	for _, want := range []string{"This machine: 1023.5M of RAM (262109 page frames), 1 CPUs\n", "  capture kernel           50.0M  init_size of ",
+	for _, want := range []string{"This machine: 1023.5M of RAM (262109 page frames), 1 CPU\n", "  capture kernel           50.0M  init_size of ",
 		"Recommended: crashkernel=", "Reserved now: 256M\n", "Written. Now run update-grub and reboot.\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("estimate lacks %q:\n%s", want, out)
