@@ -161,7 +161,7 @@ func EstimateReservation(in EstimateInput) (*Estimate, error) {
 		}
 		add("initramfs unpacked", s.Unpacked, from)
 	} else {
-		e.Warnings = append(e.Warnings, "no initramfs given or found (" + InitrdDir + "/initrd.img-RELEASE, /boot/initrd.img-RELEASE): counted as nothing; give --initrd")
+		e.Warnings = append(e.Warnings, "no initramfs given or found ("+InitrdDir+"/initrd.img-RELEASE, /boot/initrd.img-RELEASE): counted as nothing; give --initrd")
 	}
 
 	// Modules.
