@@ -93,6 +93,11 @@ func TestMeasureInitramfs(t *testing.T) {
 	if s, err := MeasureInitramfs(p); err != nil || s.Guessed != "xz" || s.Unpacked != 106*guessRatio {
 		t.Errorf("xz: %+v, %v", s, err)
 	}
+	hdr := "070701" + strings.Repeat("00000000", 11) + "00002000" + "00000000"
+	os.WriteFile(p, []byte(hdr), 0o644)
+	if _, err := MeasureInitramfs(p); err == nil || !strings.Contains(err.Error(), "cpio name of 8192 bytes: longer than PATH_MAX") {
+		t.Errorf("long name: %v", err)
+	}
 	os.WriteFile(p, []byte("070701000000"), 0o644)
 	if _, err := MeasureInitramfs(p); err == nil || !strings.Contains(err.Error(), "truncated cpio header") {
 		t.Errorf("truncated: %v", err)
@@ -252,4 +257,27 @@ func TestWriteFileAtomic(t *testing.T) {
 	if err := WriteFileAtomic(filepath.Join(p, "under-a-file"), nil, 0o644); err == nil {
 		t.Error("writing under a file is no error")
 	}
+}
+
+// FuzzMeasureInitramfs: any file gives a size or an error, never a panic
+// or a huge allocation.
+func FuzzMeasureInitramfs(f *testing.F) {
+	var buf bytes.Buffer
+	a := cpio.New()
+	a.File("init", 0o755, []byte("#!/bin/sh\n"))
+	a.WriteTo(&buf)
+	f.Add(buf.Bytes())
+	f.Add([]byte("070701"))
+	f.Add([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0})
+	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		name := filepath.Join(t.TempDir(), "initrd")
+		if err := os.WriteFile(name, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s, err := MeasureInitramfs(name)
+		if err == nil && s.File != uint64(len(b)) {
+			t.Fatalf("file size %d of %d bytes", s.File, len(b))
+		}
+	})
 }

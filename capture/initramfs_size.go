@@ -124,6 +124,11 @@ func (s *InitramfsSize) entry(br *bufio.Reader) error {
 	if err1 != nil || err2 != nil || nameSize == 0 {
 		return errors.New("bad cpio header")
 	}
+	if nameSize > 4096 {
+		// The kernel refuses names longer than PATH_MAX
+		// (init/initramfs.c do_header).
+		return fmt.Errorf("cpio name of %d bytes: longer than PATH_MAX", nameSize)
+	}
 	name := make([]byte, pad4(110+nameSize)-110)
 	if _, err := io.ReadFull(br, name); err != nil {
 		return fmt.Errorf("truncated cpio name: %w", err)
