@@ -9,7 +9,6 @@ import (
 
 	"salvage/arch"
 	"salvage/arch/amd64"
-	"salvage/debuginfo"
 	"salvage/kernel"
 )
 
@@ -386,7 +385,16 @@ func printBacktrace(w io.Writer, k *kernel.Kernel, bt *kernel.Backtrace, fl btFl
 		if i > 0 && f.Stack != fr[i-1].Stack && fr[i-1].Stack.Label != "" {
 			fmt.Fprintf(w, "--- <%s> ---\n", fr[i-1].Stack.Label)
 		}
-		name := crashSymbolName(f.Symbol)
+		sym := f.Symbol
+		if sym != "" && k != nil && k.Symbols != nil {
+			// Of the symbols at one address (identical-code folding:
+			// do_epoll_pwait.part.0 and do_compat_epoll_pwait.part.0),
+			// crash's choice, whatever order kallsyms lists them in.
+			if s, off, ok := crashByAddr(k.Symbols, f.PC); ok && off == f.Offset {
+				sym = s.Name
+			}
+		}
+		name := crashSymbolName(sym)
 		if name == "" {
 			name = "(unknown)"
 		}
@@ -429,24 +437,13 @@ func printBacktrace(w io.Writer, k *kernel.Kernel, bt *kernel.Backtrace, fl btFl
 	}
 }
 
-// btLines is -l's line lookup: the vmlinux's line tables, at link-time
-// addresses (run-time ones less the KASLR offset).
+// btLines is -l's line lookup: the debug vmlinux's DWARF line tables
+// (read one unit at a time, on first need), through the kernel model.
 func btLines(ctx *Context, k *kernel.Kernel) (func(uint64) (string, int, bool), error) {
 	if ctx.Session.Vmlinux == "" {
 		return nil, fmt.Errorf("-l: file and line numbers need the debug vmlinux (its DWARF line tables); this session has none")
 	}
-	kaslr, err := debuginfo.KASLROffset(k.VMCoreInfo(), nil)
-	if err != nil {
-		return nil, fmt.Errorf("-l: %w", err)
-	}
-	t, err := loadLineTable(ctx.Session.Vmlinux)
-	if err != nil {
-		return nil, fmt.Errorf("-l: %w", err)
-	}
-	return func(pc uint64) (string, int, bool) {
-		f, n, err := t.Line(pc - kaslr.Offset)
-		return f, n, err == nil
-	}, nil
+	return k.SourceLine, nil
 }
 
 func pad2(level int) string {

@@ -10,4 +10,5 @@ func addFormatCommands(root *cobra.Command) {
 	root.AddCommand(newReassembleCmd())
 	root.AddCommand(newDmesgCmd())
 	root.AddCommand(newCollectCmd())
+	root.AddCommand(newKdumpCmd())
 }
