@@ -96,13 +96,9 @@ func runMod(ctx *Context) error {
 		if missing, err = ctx.Session.loadModuleObjects(k, sel, file, dirs); err != nil {
 			return err
 		}
-		// crash lists the modules it loaded, then what it could not.
-		list = list[:0]
-		for _, m := range sel {
-			if _, ok := ctx.Session.modObjects[m.Name]; ok {
-				list = append(list, m)
-			}
-		}
+		// crash lists the modules in order, saying in its place which
+		// it found no object for.
+		list = sel
 	case len(ctx.Args) > 0:
 		return usagef("a file or directory goes with -s or -S")
 	}
@@ -150,15 +146,20 @@ func runMod(ctx *Context) error {
 		sizeW = max(sizeW, len(strconv.FormatUint(m.Size, 10)))
 	}
 	fmt.Fprintf(ctx.Out, "%s  %-*s  %s  %*s  OBJECT FILE\n", center(16, "MODULE", false), nameW, "NAME", center(16, "BASE", false), sizeW, "SIZE")
+	failed := map[string]bool{}
+	for _, n := range missing {
+		failed[n] = true
+	}
 	for _, m := range list {
+		if failed[m.Name] {
+			fmt.Fprintf(ctx.Out, "mod: cannot find or load object file for %s module\n", m.Name)
+			continue
+		}
 		obj := "(not loaded)  [CONFIG_KALLSYMS]"
 		if p, ok := ctx.Session.modObjects[m.Name]; ok {
 			obj = p + " "
 		}
 		fmt.Fprintf(ctx.Out, "%016x  %-*s  %016x  %*d  %s\n", m.Addr, nameW, m.Name, m.Base, sizeW, m.Size, obj)
-	}
-	for _, n := range missing {
-		fmt.Fprintf(ctx.Out, "mod: cannot find or load object file for %s module\n", n)
 	}
 	return nil
 }

@@ -57,6 +57,14 @@ func TestKASLROffset(t *testing.T) {
 // (VMCOREINFO without its KERNELOFFSET line) equals KERNELOFFSET.
 func TestKASLROffsetCorpus(t *testing.T) {
 	m := corpus.Require(t)
+	// The lab boots with KASLR on, but the kernel may draw the unmoved
+	// slot (one boot here did): some crash, not each, must have moved.
+	moved := 0
+	defer func() {
+		if moved == 0 {
+			t.Errorf("no crash of the corpus has a KASLR offset: the lab boots with KASLR on")
+		}
+	}()
 	for _, d := range onePerCrash(m) {
 		t.Run(d.Crash, func(t *testing.T) {
 			f := openCorpusDump(t, m, d)
@@ -82,8 +90,8 @@ func TestKASLROffsetCorpus(t *testing.T) {
 			if err != nil || got.Offset != want.Offset || got.Source != KASLRFromStext {
 				t.Fatalf("without KERNELOFFSET: %+v, %v; want %#x computed from _stext", got, err, want.Offset)
 			}
-			if want.Offset == 0 {
-				t.Errorf("KASLR offset 0: the lab boots with KASLR on")
+			if want.Offset != 0 {
+				moved++
 			}
 			t.Logf("KASLR offset %#x", want.Offset)
 		})

@@ -276,6 +276,16 @@ func (k *Kernel) taskLayout() (*taskLayout, error) {
 			}
 		}
 	}
+	// Read only as far as the last member ps uses: a task_struct spans
+	// pages (9.5 KiB on 6.1) and a filtered dump may lack the page of its
+	// tail, which crash, reading member by member, never asks for.
+	l.size = 0
+	for _, f := range []field{l.pid, l.tgid, l.comm, l.flags, l.mm, l.state, l.exitState, l.parent, l.cpu,
+		l.startTime, l.utime, l.stime, l.lastRun, l.policy, l.prio, l.kernelSP, l.taskRSS} {
+		if f.ok {
+			l.size = max(l.size, f.off+f.size)
+		}
+	}
 	return l, nil
 }
 
