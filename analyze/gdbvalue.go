@@ -286,6 +286,15 @@ func (p *valuePrinter) symbolAt(v uint64) string {
 		return ""
 	}
 	s, off, ok := p.k.Symbols.ByAddr(v)
+	if ok && (s.Type == 'A' || s.Type == 'a') && off == 0 && v > 0 {
+		// gdb skips absolute symbols (init_per_cpu__* can equal a
+		// kernel address): the symbol that holds the byte before, then.
+		if s2, off2, ok2 := p.k.Symbols.ByAddr(v - 1); ok2 && s2.Type != 'A' && s2.Type != 'a' {
+			s, off = s2, off2+1
+		} else {
+			return ""
+		}
+	}
 	if !ok {
 		return ""
 	}
@@ -352,16 +361,27 @@ func quoted(b []byte) string {
 	i, n := 0, 0
 	octal := false // the last character was written as an octal escape
 	for i < len(b) && n < printElements {
-		t, used := nextChar(b[i:], '"')
-		if octal && len(t) == 1 && t[0] >= '0' && t[0] <= '9' {
-			// gdb escapes a digit after an octal escape, which
-			// would otherwise read as part of it.
-			t = fmt.Sprintf(`\%03o`, t[0])
+		// gdb counts a run of one repeated character towards the limit
+		// as it prints it: whole (generic_printstr and
+		// count_next_character), so the run that crosses the limit is
+		// printed to its end.
+		_, used := nextChar(b[i:], '"')
+		run := 1
+		for j := i + used; j+used <= len(b) && string(b[j:j+used]) == string(b[i:i+used]); j += used {
+			run++
 		}
-		octal = len(t) == 4 && t[0] == '\\' && t[1] >= '0' && t[1] <= '7'
-		s.WriteString(t)
-		i += used
-		n++
+		for range run {
+			t, _ := nextChar(b[i:], '"')
+			if octal && len(t) == 1 && t[0] >= '0' && t[0] <= '9' {
+				// gdb escapes a digit after an octal escape, which
+				// would otherwise read as part of it.
+				t = fmt.Sprintf(`\%03o`, t[0])
+			}
+			octal = len(t) == 4 && t[0] == '\\' && t[1] >= '0' && t[1] <= '7'
+			s.WriteString(t)
+			i += used
+		}
+		n += run
 	}
 	s.WriteByte('"')
 	if i < len(b) {
