@@ -286,8 +286,11 @@ func TestPSGuestTruth(t *testing.T) {
 						continue
 					}
 					r := cands[0]
+					// /proc shows a busy kworker's workqueue after its
+					// comm (wq_worker_comm: "kworker/u4:1+flush-254:0"),
+					// cut to 15 characters by busybox ps.
 					name := strings.TrimSuffix(strings.TrimPrefix(r.Comm, "["), "]")
-					if r.PPID != ppid || !(name == comm || strings.HasPrefix(name, "kworker/") && strings.HasPrefix(comm, name+"-")) {
+					if r.PPID != ppid || !(name == comm || strings.HasPrefix(name, "kworker/") && (strings.HasPrefix(comm, name+"-") || strings.HasPrefix(comm, name+"+"))) {
 						t.Errorf("guest process %s: PPID %s command %q; salvage: PPID %s command %q", pid, ppid, comm, r.PPID, r.Comm)
 						continue
 					}

@@ -185,6 +185,10 @@ func TestTaskTablePartial(t *testing.T) {
 		{Name: "parent", Type: taskp, Offset: 32},
 		{Name: "comm", Type: &debuginfo.Type{Kind: debuginfo.KindArray, Elem: char, Len: 16, Size: 16}, Offset: 40},
 		{Name: "tasks", Type: lh, Offset: 64}, {Name: "thread_group", Type: lh, Offset: 80},
+		// On the second page: a task whose second page the dump lacks
+		// cannot be shown (a missing page past the members ps reads
+		// would not matter).
+		{Name: "stime", Type: &debuginfo.Type{Kind: debuginfo.KindInt, Name: "u64", Size: 8}, Offset: 4104},
 	}
 	rq := &debuginfo.Type{Kind: debuginfo.KindStruct, Name: "rq", Size: 16, Members: []debuginfo.Member{
 		{Name: "idle", Type: taskp}, {Name: "curr", Type: taskp, Offset: 8}}}
@@ -193,7 +197,7 @@ func TestTaskTablePartial(t *testing.T) {
 	const (
 		initTask = 0xffffffff82000000
 		taskA    = 0xffff888000100000
-		taskB    = 0xffff888000200000 // its second page is not in the dump
+		taskB    = 0xffff888000200000 // its second page, with stime, is not in the dump
 		rqLink   = 0x30000
 		pcpu     = 0xffffffff81002000
 		nrCPUs   = 0xffffffff81003000

@@ -27,6 +27,7 @@ type vmConfig struct {
 	Kernel, Initrd, Append, Disk string
 	MemMiB, CPUs                 int
 	Dir                          string // where the console log and QMP socket go
+	CPUModel                     string // -cpu; "" for QEMU's default
 }
 
 func startVM(c vmConfig) (*vm, error) {
@@ -39,6 +40,9 @@ func startVM(c vmConfig) (*vm, error) {
 		"-serial", "file:" + v.console,
 		"-qmp", "unix:" + v.qmpPath + ",server=on,wait=off",
 		"-drive", "file=" + c.Disk + ",format=raw,if=virtio",
+	}
+	if c.CPUModel != "" {
+		args = append(args, "-cpu", c.CPUModel)
 	}
 	v.cmd = exec.Command("qemu-system-x86_64", args...)
 	var stderr bytes.Buffer

@@ -25,6 +25,18 @@ type Scenario struct {
 	Panics   bool          // kdump captures it; otherwise QEMU dumps a live guest
 	Timeout  time.Duration // for the whole QEMU run
 	Variants []variant
+	// Guest is what the guest is told to do (lab.scenario=); Name when "".
+	Guest string
+	// CPU is QEMU's -cpu model; "" is QEMU's default.
+	CPU string
+}
+
+// guest is the lab.scenario the guest's init runs.
+func (s Scenario) guest() string {
+	if s.Guest != "" {
+		return s.Guest
+	}
+	return s.Name
 }
 
 // variant is one dump file (or split set) a scenario produces.
@@ -57,6 +69,12 @@ var Scenarios = []Scenario{
 	}},
 	{Name: "oops", Panics: true, Timeout: 15 * time.Minute, Variants: []variant{rawELF, lzo31}},
 	{Name: "hung", Panics: true, Timeout: 15 * time.Minute, Variants: []variant{rawELF, lzo31}},
+	// Thousands of tasks (3000 parked threads of the workload), for the
+	// analyzer's benchmarks: ps, bt and foreach must scale linearly.
+	{Name: "many", Panics: true, Timeout: 20 * time.Minute, Variants: []variant{rawELF, lzo31}},
+	// The sysrq crash on a CPU with LA57 (QEMU's "max"), where the 6.1
+	// kernel (CONFIG_X86_5LEVEL) runs on 5-level page tables.
+	{Name: "la57", Guest: "sysrq", CPU: "max", Panics: true, Timeout: 20 * time.Minute, Variants: []variant{rawELF, lzo31}},
 }
 
 // toolVersions are the Debian packages whose versions key the dumps.
@@ -85,7 +103,11 @@ func (l *Lab) crashKey(k *Kernel, s Scenario) (guest, crash string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	h := sha256.Sum256([]byte(guest + " " + s.Name))
+	id := guest + " " + s.Name
+	if s.CPU != "" || s.Guest != "" {
+		id += " " + s.Guest + " " + s.CPU
+	}
+	h := sha256.Sum256([]byte(id))
 	return guest, hex.EncodeToString(h[:]), nil
 }
 
@@ -154,11 +176,11 @@ func (l *Lab) Crash(k *Kernel, s Scenario) (*crashRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	l.logf("%s/%s: booting (QEMU TCG, 1 GiB, 2 CPUs, crashkernel=256M)", k.Release, s.Name)
+	l.logf("%s/%s: booting (QEMU TCG, 1 GiB, 2 CPUs, crashkernel=256M%s)", k.Release, s.Name, map[bool]string{true: ", -cpu " + s.CPU}[s.CPU != ""])
 	v, err := startVM(vmConfig{
 		Kernel: filepath.Join(k.Dir, "vmlinuz"), Initrd: prod, Disk: disk, Dir: dir,
-		Append: "console=ttyS0 crashkernel=256M panic=5 lab.scenario=" + s.Name,
-		MemMiB: 1024, CPUs: 2,
+		Append: "console=ttyS0 crashkernel=256M panic=5 lab.scenario=" + s.guest(),
+		MemMiB: 1024, CPUs: 2, CPUModel: s.CPU,
 	})
 	if err != nil {
 		return nil, err

@@ -578,6 +578,15 @@ func TestLayoutMatchesCrash(t *testing.T) {
 				{"phys_base", l.PhysBase, c["phys_base"]},
 				{"pgdir_shift", shift, c["pgdir_shift"]},
 			} {
+				if x.name == "vmalloc_end" && l.PageTableLevels == 5 && x.got != x.want &&
+					x.want == l.VmallocStart+1280<<40-1 && x.got == l.VmallocStart+12800<<40-1 {
+					// Known difference: crash 8.0.6 ends a 5-level
+					// kernel's vmalloc area 1280 TiB after its start;
+					// the kernel's VMALLOC_SIZE_TB_L5 is 12800
+					// (arch/x86/include/asm/pgtable_64_types.h).
+					t.Logf("vmalloc_end %#x (the kernel's 12800 TiB), crash says %#x (1280 TiB)", x.got, x.want)
+					continue
+				}
 				if x.got != x.want {
 					t.Errorf("%s = %#x, crash says %#x", x.name, x.got, x.want)
 				}

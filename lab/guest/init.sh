@@ -1,7 +1,7 @@
 #!/bin/sh
 # /init of the lab guest, for both the production kernel and the capture
 # kernel (which kexec starts with lab.capture=1). The scenario comes from
-# the kernel command line: lab.scenario=live|sysrq|oops|hung.
+# the kernel command line: lab.scenario=live|sysrq|oops|hung|many.
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -63,7 +63,11 @@ fi
 # files, pipes and sockets.
 i=0
 while [ $i -lt 300 ]; do sleep 100000 & i=$((i+1)); done
-/bin/workload -dir /mnt/disk/work -tmpfs /mnt/tmpfs -ready /tmp/workload.ready &
+# many: thousands of tasks (threads of the workload), for the analyzer's
+# scaling benchmarks; less memory held, so the 1 GiB guest keeps room.
+WFLAGS=""
+[ "$SCENARIO" = many ] && WFLAGS="-parked 3000 -anon-mb 48 -cache-mb 32"
+/bin/workload -dir /mnt/disk/work -tmpfs /mnt/tmpfs -ready /tmp/workload.ready $WFLAGS &
 WPID=$!
 n=0
 while [ ! -f /tmp/workload.ready ]; do
@@ -91,7 +95,7 @@ case "$SCENARIO" in
 live)
 	# The host dumps this running machine with dump-guest-memory.
 	while :; do sleep 1000; done ;;
-sysrq)
+sysrq|many)
 	# From a child process, as a user's crash would be, not from PID 1.
 	sh -c 'echo c > /proc/sysrq-trigger' ;;
 oops)

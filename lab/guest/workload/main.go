@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 )
@@ -22,8 +23,9 @@ func main() {
 	anonMB := flag.Int("anon-mb", 192, "anonymous memory to hold, MiB")
 	cacheMB := flag.Int("cache-mb", 96, "page-cache file size, MiB")
 	threads := flag.Int("threads", 48, "OS threads blocked in read(2)")
+	parked := flag.Int("parked", 0, "more OS threads, parked in futex(2): a machine with thousands of tasks")
 	flag.Parse()
-	if err := run(*dir, *tmpfs, *ready, *anonMB, *cacheMB, *threads); err != nil {
+	if err := run(*dir, *tmpfs, *ready, *anonMB, *cacheMB, *threads, *parked); err != nil {
 		fmt.Fprintln(os.Stderr, "workload:", err)
 		os.Exit(1)
 	}
@@ -32,7 +34,7 @@ func main() {
 
 var keep []any // everything the workload holds on to
 
-func run(dir, tmpfs, ready string, anonMB, cacheMB, threads int) error {
+func run(dir, tmpfs, ready string, anonMB, cacheMB, threads, parked int) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -111,6 +113,23 @@ func run(dir, tmpfs, ready string, anonMB, cacheMB, threads int) error {
 			var b [1]byte
 			syscall.Read(fd, b[:])
 		}(p[0])
+	}
+	// Parked threads cost no file descriptors: each waits on a channel
+	// that is never written, its OS thread asleep in the kernel.
+	if parked > 0 {
+		debug.SetMaxThreads(parked + 1000)
+		never := make(chan struct{})
+		started := make(chan struct{}, parked)
+		for i := 0; i < parked; i++ {
+			go func() {
+				runtime.LockOSThread()
+				started <- struct{}{}
+				<-never
+			}()
+		}
+		for i := 0; i < parked; i++ {
+			<-started
+		}
 	}
 	time.Sleep(time.Second)
 	if ready != "" {
