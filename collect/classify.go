@@ -29,6 +29,9 @@ type Counts struct {
 	HWPoison     uint64 // hardware-poisoned pages, always dropped
 	Offline      uint64 // logically offline pages, always dropped
 	Kept         uint64 // pages the dump holds (zero pages included)
+	// KeptForAnalyzer are pages the level would have excluded that the
+	// analyzer needs (see needs.go), kept and counted among Kept.
+	KeptForAnalyzer uint64
 }
 
 // Excluded is the total of the excluded classes.

@@ -78,15 +78,27 @@ func prepare(src *dump.File, level int, survey bool) (*Selection, error) {
 			rd = tr
 		}
 	}
+	// What the analyzer needs is kept whatever the level excludes.
+	var need *needs
+	var needErr error
+	if rd != nil {
+		need, needErr = analyzerNeeds(src)
+	}
 	var sel *Selection
 	var err error
 	if survey {
-		sel, err = Survey(src.Memory, src.VMCoreInfo, rd, level, true)
+		sel, err = survey1(src.Memory, src.VMCoreInfo, rd, level, true, need)
 	} else {
-		sel, err = selectAll(src.Memory, src.VMCoreInfo, rd, level, true)
+		sel, err = selectAll(src.Memory, src.VMCoreInfo, rd, level, true, need)
 	}
 	if err != nil {
 		return nil, err
+	}
+	switch {
+	case needErr != nil:
+		sel.Warnings = append(sel.Warnings, fmt.Sprintf("what the analyzer needs (kernel image, page tables, tasks and their stacks) could not be listed, so it is only as safe as the level: %v", needErr))
+	case need != nil && sel.Counts.KeptForAnalyzer > 0:
+		sel.Plan.Notes = append(sel.Plan.Notes, fmt.Sprintf("kept %d pages the analyzer needs that dump level %d would have excluded", sel.Counts.KeptForAnalyzer, sel.Plan.Level))
 	}
 	if why != "" && sel.Plan.Level&^LevelZero != 0 {
 		// There was no reader: what struct pages are needed for is dropped.

@@ -29,6 +29,9 @@ type Selection struct {
 	rd     virtReader
 	// filter drops frames the source does not hold (a filtered dump).
 	filter bool
+	// needs are frames kept whatever the level (see needs.go); nil when
+	// the kernel could not be modelled or the level excludes nothing.
+	needs *needs
 }
 
 // frameRanges turns the source's RAM ranges into frame ranges. As in
@@ -90,16 +93,17 @@ func plan(mem dump.Memory, vi *dump.VMCoreInfo, rd virtReader, level int) (*Sele
 // by the caller's zero-page test, and the plan's Level still shows the
 // bits asked for: the caller drops them.
 func Select(mem dump.Memory, vi *dump.VMCoreInfo, rd virtReader, level int) (*Selection, error) {
-	return selectAll(mem, vi, rd, level, false)
+	return selectAll(mem, vi, rd, level, false, nil)
 }
 
-// selectAll is Select; filter drops the frames mem does not hold.
-func selectAll(mem dump.Memory, vi *dump.VMCoreInfo, rd virtReader, level int, filter bool) (*Selection, error) {
+// selectAll is Select; filter drops the frames mem does not hold, and
+// need's frames are kept whatever their class.
+func selectAll(mem dump.Memory, vi *dump.VMCoreInfo, rd virtReader, level int, filter bool, need *needs) (*Selection, error) {
 	sel, err := plan(mem, vi, rd, level)
 	if err != nil {
 		return nil, err
 	}
-	sel.filter = filter
+	sel.filter, sel.needs = filter, need
 	w := sel.newWalker(&sel.Counts, &sel.Warnings)
 	sel.RAM, sel.Kept = w.window(0, sel.MaxPFN)
 	sel.Counts.Kept = sel.Kept.Count()
@@ -110,11 +114,16 @@ func selectAll(mem dump.Memory, vi *dump.VMCoreInfo, rd virtReader, level int, f
 // keeping no bitmap: the memory it takes does not grow with the machine.
 // Windows then gives the bitmaps again, window by window.
 func Survey(mem dump.Memory, vi *dump.VMCoreInfo, rd virtReader, level int, filter bool) (*Selection, error) {
+	return survey1(mem, vi, rd, level, filter, nil)
+}
+
+// survey1 is Survey keeping need's frames whatever their class.
+func survey1(mem dump.Memory, vi *dump.VMCoreInfo, rd virtReader, level int, filter bool, need *needs) (*Selection, error) {
 	sel, err := plan(mem, vi, rd, level)
 	if err != nil {
 		return nil, err
 	}
-	sel.filter = filter
+	sel.filter, sel.needs = filter, need
 	for _, w := range sel.Windows(&sel.Counts, &sel.Warnings) {
 		_, kept := w()
 		sel.Counts.Kept += kept.Count()
@@ -174,6 +183,7 @@ func (w *walker) window(base, end uint64) (ram, kept *dump.PFNSet) {
 	if sel.sm != nil {
 		w.walk(base, end, ram, kept)
 	}
+
 	if sel.filter {
 		// A filtered source does not hold every RAM page: what it lacks
 		// cannot be dumped again.
@@ -195,6 +205,13 @@ func (w *walker) walk(base, end uint64, ram, kept *dump.PFNSet) {
 		stop = min(stop, end)
 		var n uint64
 		for p := max(start, base); p < stop; p++ {
+			if sel.needs.has(p) {
+				// The analyzer needs it, whatever its class.
+				if kept.Has(p - base) {
+					w.counts.KeptForAnalyzer++
+				}
+				continue
+			}
 			if kept.Remove(p - base) {
 				n++
 			}
