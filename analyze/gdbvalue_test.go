@@ -20,7 +20,11 @@ func TestCharArray(t *testing.T) {
 		{[]byte{0xe2, 0xbf, '2', 'x'}, `"\342\277\062x"`},
 		// A printable UTF-8 sequence is shown as is.
 		{[]byte{0x14, 0xc4, 0x99, 'r', 0}, "\"\\024\u0119r\""},
-		{[]byte(strings.Repeat("x", 300)), `"` + strings.Repeat("x", 256) + `"...`},
+		// gdb counts a run of one character whole: the run that
+		// crosses the 256-element limit is printed to its end.
+		{[]byte(strings.Repeat("x", 300)), `"` + strings.Repeat("x", 300) + `"`},
+		{[]byte(strings.Repeat("xy", 150)), `"` + strings.Repeat("xy", 128) + `"...`},
+		{append([]byte(strings.Repeat("xy", 100)), strings.Repeat("z", 100)...), `"` + strings.Repeat("xy", 100) + strings.Repeat("z", 100) + `"`},
 	} {
 		if got := charArray(c.in); got != c.want {
 			t.Errorf("charArray(%q) = %s, want %s", c.in, got, c.want)
