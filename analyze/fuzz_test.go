@@ -14,6 +14,7 @@ func FuzzExec(f *testing.F) {
 		"rd -p 3d91ffe0 5", "rd -8 -a -p 3d91ffe0 30", "rd -R -N -16 -p 3d920ff0 9 --json",
 		"rd -p -e 3d921000 3d920ff0", "rd -d -o 8 -p 3d91ffe0 ffff", "help rd", "q",
 		`rd "-p" '3d91ffe0' 1`, "rd -a -p 3d920fc0", "rd -D -32 -p 1ff8 3",
+		"rd 0|0", "help > x", "alias a rd", "set", "foreach bt",
 	} {
 		f.Add(c)
 	}
@@ -22,6 +23,7 @@ func FuzzExec(f *testing.F) {
 			return
 		}
 		s, _, errw := testSession(t, testMemory(t))
+		s.NoShell = true // a fuzzer's pipelines must not run, nor its redirections write
 		err := s.Exec(line)
 		if strings.Contains(errw.String(), "internal error") {
 			t.Fatalf("%q: %s", line, errw)

@@ -29,6 +29,10 @@ type Session struct {
 	Types debuginfo.Types
 	Out   io.Writer
 	Err   io.Writer
+	// NoShell refuses pipes and redirections: a session whose commands
+	// come from somewhere untrusted (a fuzzer) must not run shell
+	// pipelines or write files.
+	NoShell bool
 
 	commands *Table
 	done     bool
@@ -69,6 +73,9 @@ func (s *Session) Exec(line string) error {
 	line, target, err := splitOutput(line)
 	if err != nil {
 		return s.report("salvage", err)
+	}
+	if s.NoShell && (target.pipe != "" || target.file != "") {
+		return s.report("salvage", errors.New("pipes and redirections are off in this session"))
 	}
 	words, err := splitWords(line)
 	if err != nil {
