@@ -228,10 +228,12 @@ func lastLines(s string, n int) string {
 }
 
 // refsKey identifies the reference outputs of one dump by everything that
-// made them.
-func refsKey(d corpus.Dump, tools []*crashTool) string {
+// made them, the cache's own path included: crash prints the vmlinux's
+// and the dump's paths (sys's KERNEL and DUMPFILE), so a moved cache
+// needs its references made again.
+func refsKey(d corpus.Dump, tools []*crashTool, root string) string {
 	h := sha256.New()
-	fmt.Fprintln(h, d.SHA256, d.ID)
+	fmt.Fprintln(h, d.SHA256, d.ID, root)
 	for _, t := range tools {
 		fmt.Fprintln(h, t.Name)
 	}
@@ -278,7 +280,7 @@ func (l *Lab) References(k *Kernel, m *corpus.Manifest) error {
 	for _, i := range order {
 		d := &m.Dumps[i]
 		dir := filepath.Join(l.Cache, "refs", d.ID)
-		key := refsKey(*d, []*crashTool{oracle, old})
+		key := refsKey(*d, []*crashTool{oracle, old}, l.Cache)
 		var rec refsRecord
 		if b, err := os.ReadFile(filepath.Join(dir, "refs.json")); err == nil && json.Unmarshal(b, &rec) == nil && rec.Key == key {
 			d.Refs, d.RefCommands, d.RefErrors = rec.Refs, rec.RefCommands, rec.RefErrors
