@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs every Go fuzz target in the module for a short time (FUZZTIME,
-# default 10s each); findings fail the run and are left in testdata/fuzz.
+# default 5s each); findings fail the run and are left in testdata/fuzz.
 #
 # Go's fuzzer sometimes ends a run with "context deadline exceeded" and no
 # failing input when a worker is slow to stop on a loaded machine (no
 # finding is written to testdata/fuzz then): such a run is tried once more.
 set -euo pipefail
-t=${FUZZTIME:-10s}
+t=${FUZZTIME:-5s}
 for pkg in $(go list ./...); do
 	for f in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
 		echo "fuzz: $pkg $f ($t)"
