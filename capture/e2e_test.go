@@ -100,7 +100,7 @@ func writeArchive(t *testing.T, name string, files map[string][]byte) {
 // With -e2e-crashkernel SIZE it reserves SIZE instead, to find the floor:
 // on this guest 80M still captures (13M left available after the
 // collector) and 64M does not (the capture kernel runs out of memory
-// while booting), against the 176M estimated — the estimate keeps room
+// while booting), against the 176M then estimated (208M since the collector models the kernel) — the estimate keeps room
 // for the drivers and firmware of real machines that QEMU lacks.
 func TestLoadAndCaptureLab(t *testing.T) {
 	m := corpus.Require(t)

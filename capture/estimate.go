@@ -37,6 +37,11 @@ const (
 	// its bitmaps stop growing at 8 GiB of RAM.
 	collectBitmaps = 5
 	collectWindow  = 1 << 21
+	// analyzerModel: before it filters, the collector models the kernel
+	// from the dump (kallsyms, the BTF it walks the task list with) to
+	// list the pages the analyzer needs (collect/needs.go); measured at
+	// 13–26M on the lab's 6.1 kernel, parsing the BTF the largest part.
+	analyzerModel = 32 << 20
 	// struct page is 64 bytes per 4 KiB page on x86_64: the capture
 	// kernel spends 1/64 of its memory describing it.
 	structPageShare = 64
@@ -199,11 +204,12 @@ func EstimateReservation(in EstimateInput) (*Estimate, error) {
 // CollectorMemory bounds what the collector uses in the capture kernel for
 // a machine of maxPFN page frames: 5 bitmaps of one bit per frame of a
 // window and the pages in flight, doubled for the Go heap's growth between
-// collections (GOGC=100), plus the Go runtime.
+// collections (GOGC=100), plus the Go runtime and the kernel model that
+// lists what the analyzer needs.
 func CollectorMemory(maxPFN uint64) uint64 {
 	bitmaps := collectBitmaps * ((min(maxPFN, collectWindow) + 7) / 8)
 	pipeline := uint64(2 * collectWorkers * collectBatchPages * 2 * 4096)
-	return 2*(bitmaps+pipeline) + goRuntime
+	return 2*(bitmaps+pipeline) + goRuntime + analyzerModel
 }
 
 // BzImageInitSize reads init_size from a bzImage's setup header (x86 boot

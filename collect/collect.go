@@ -37,6 +37,10 @@ type Options struct {
 	// selects a redrawn line ("\r") over one line per 10%.
 	Progress io.Writer
 	Terminal bool
+	// Exact keeps exactly the pages the level's classes keep, as
+	// makedumpfile does, not also those the analyzer needs (needs.go):
+	// for a dump byte-identical to makedumpfile's.
+	Exact bool
 }
 
 // Result is what a collection did.
@@ -55,13 +59,13 @@ type Result struct {
 // the whole machine, for callers that want them (tests, reports); Collect
 // uses a survey instead and classifies window by window.
 func Prepare(src *dump.File, level int) (*Selection, error) {
-	return prepare(src, level, false)
+	return prepare(src, level, false, false)
 }
 
 // prepare classifies the pages of src: with survey, counting only
 // (Survey), otherwise keeping both bitmaps (Select). Frames the source
 // does not hold (a filtered dump) are never kept.
-func prepare(src *dump.File, level int, survey bool) (*Selection, error) {
+func prepare(src *dump.File, level int, survey, exact bool) (*Selection, error) {
 	var rd virtReader
 	var why string
 	switch {
@@ -81,7 +85,7 @@ func prepare(src *dump.File, level int, survey bool) (*Selection, error) {
 	// What the analyzer needs is kept whatever the level excludes.
 	var need *needs
 	var needErr error
-	if rd != nil {
+	if rd != nil && !exact {
 		need, needErr = analyzerNeeds(src)
 	}
 	var sel *Selection
@@ -165,7 +169,7 @@ func CollectStream(ctx context.Context, src *dump.File, w io.Writer, opt Options
 	if opt.Format == FormatELF && opt.Compression != "none" {
 		return nil, errors.New("an ELF dump (-E) cannot be compressed: drop -c, -l, -p or -z")
 	}
-	sel, err := prepare(src, opt.Level, true)
+	sel, err := prepare(src, opt.Level, true, opt.Exact)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +212,7 @@ func Collect(ctx context.Context, src *dump.File, dest string, opt Options) (*Re
 			return nil, fmt.Errorf("%s exists: remove it or give --force", dest)
 		}
 	}
-	sel, err := prepare(src, opt.Level, true)
+	sel, err := prepare(src, opt.Level, true, opt.Exact)
 	if err != nil {
 		return nil, err
 	}

@@ -32,6 +32,7 @@ type collectFlags struct {
 	compression             string
 	level                   int
 	elf, flat               bool
+	exact                   bool
 	messageLevel            int
 	dumpDmesg               bool
 	threads                 int
@@ -86,6 +87,7 @@ Examples:
 	fl.StringVar(&f.compression, "compression", "", "page codec: none, zlib, lzo, snappy or zstd")
 	fl.IntVarP(&f.level, "dump-level", "d", 0, "dump level: the sum of the page classes to exclude (1 zero, 2 cache, 4 private cache, 8 user, 16 free)")
 	fl.BoolVarP(&f.elf, "elf", "E", false, "write an ELF core instead of kdump-compressed")
+	fl.BoolVar(&f.exact, "exact", false, "keep only the pages the dump level keeps, as makedumpfile does, not also those the analyzer needs (kernel image, page tables, tasks and their stacks)")
 	fl.BoolVarP(&f.flat, "flatten", "F", false, "write makedumpfile's flattened stream to standard output")
 	fl.IntVar(&f.messageLevel, "message-level", msgDefault, "what to print: 1 progress, 2 messages, 4 errors, 16 the report")
 	fl.BoolVar(&f.dumpDmesg, "dump-dmesg", false, "write the kernel log instead of a dump (not yet: use salvage dmesg)")
@@ -157,7 +159,7 @@ func runCollect(cmd *cobra.Command, f collectFlags, args []string) error {
 		return err
 	}
 	opt := collect.Options{Level: f.level, Format: collect.FormatKdump, Compression: codec,
-		Threads: f.threads, Force: f.force, Limit: f.limit}
+		Threads: f.threads, Force: f.force, Limit: f.limit, Exact: f.exact}
 	if f.elf {
 		opt.Format = collect.FormatELF
 	}
@@ -222,31 +224,34 @@ func runCollect(cmd *cobra.Command, f collectFlags, args []string) error {
 
 // collectSummary is the --json form of the report.
 type collectSummary struct {
-	Dest         string   `json:"dest"`
-	Incomplete   bool     `json:"incomplete"`
-	Error        string   `json:"error,omitempty"`
-	Level        int      `json:"dump_level"`
-	Requested    int      `json:"requested_level"`
-	Notes        []string `json:"notes,omitempty"`
-	Warnings     []string `json:"warnings,omitempty"`
-	MaxPFN       uint64   `json:"max_mapnr"`
-	RAM          uint64   `json:"ram_pages"`
-	Kept         uint64   `json:"kept_pages"`
-	Zero         uint64   `json:"zero_pages"`
-	Cache        uint64   `json:"cache_pages"`
-	CachePrivate uint64   `json:"cache_private_pages"`
-	User         uint64   `json:"user_pages"`
-	Free         uint64   `json:"free_pages"`
-	HWPoison     uint64   `json:"hwpoison_pages"`
-	Offline      uint64   `json:"offline_pages"`
-	Written      int64    `json:"bytes_written"`
+	Dest       string   `json:"dest"`
+	Incomplete bool     `json:"incomplete"`
+	Error      string   `json:"error,omitempty"`
+	Level      int      `json:"dump_level"`
+	Requested  int      `json:"requested_level"`
+	Notes      []string `json:"notes,omitempty"`
+	Warnings   []string `json:"warnings,omitempty"`
+	MaxPFN     uint64   `json:"max_mapnr"`
+	RAM        uint64   `json:"ram_pages"`
+	Kept       uint64   `json:"kept_pages"`
+	// KeptForAnalyzer of Kept are pages the level would have excluded
+	// that the analyzer needs (collect/needs.go).
+	KeptForAnalyzer uint64 `json:"kept_for_analyzer_pages"`
+	Zero            uint64 `json:"zero_pages"`
+	Cache           uint64 `json:"cache_pages"`
+	CachePrivate    uint64 `json:"cache_private_pages"`
+	User            uint64 `json:"user_pages"`
+	Free            uint64 `json:"free_pages"`
+	HWPoison        uint64 `json:"hwpoison_pages"`
+	Offline         uint64 `json:"offline_pages"`
+	Written         int64  `json:"bytes_written"`
 }
 
 func writeCollectJSON(w io.Writer, r *collect.Result, err error) {
 	c := r.Counts
 	s := collectSummary{Dest: r.Dest, Incomplete: r.Incomplete, Level: r.Selection.Plan.Level,
 		Requested: r.Selection.Plan.Requested, Notes: r.Selection.Plan.Notes, Warnings: r.Selection.Warnings,
-		MaxPFN: r.Selection.MaxPFN, RAM: c.RAM, Kept: c.Kept, Zero: c.Zero, Cache: c.Cache,
+		MaxPFN: r.Selection.MaxPFN, RAM: c.RAM, Kept: c.Kept, KeptForAnalyzer: c.KeptForAnalyzer, Zero: c.Zero, Cache: c.Cache,
 		CachePrivate: c.CachePrivate, User: c.User, Free: c.Free, HWPoison: c.HWPoison,
 		Offline: c.Offline, Written: r.Written}
 	if err != nil {

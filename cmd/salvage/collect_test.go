@@ -60,8 +60,9 @@ func makedumpfileCounts(t *testing.T) (ram, kept uint64) {
 }
 
 // salvage collect --json: the summary counts the pages of each class, as
-// many kept as makedumpfile kept of the same crash, and the file is a
-// kdump-compressed dump at level 31.
+// many kept as makedumpfile kept of the same crash (and those it kept for
+// the analyzer besides), and the file is a kdump-compressed dump at level
+// 31.
 func TestCollectCommandJSON(t *testing.T) {
 	src := sysrqVmcore(t)
 	ram, kept := makedumpfileCounts(t)
@@ -74,7 +75,7 @@ func TestCollectCommandJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &s); err != nil {
 		t.Fatalf("--json output is not JSON: %v\n%s", err, out)
 	}
-	if s.Dest != dest || s.Incomplete || s.Level != 31 || s.Kept != kept || s.Zero == 0 || s.RAM != ram {
+	if s.Dest != dest || s.Incomplete || s.Level != 31 || s.Kept-s.KeptForAnalyzer != kept || s.Zero == 0 || s.RAM != ram {
 		t.Errorf("summary %+v; makedumpfile: %d RAM frames, %d kept", s, ram, kept)
 	}
 	if s.Cache+s.CachePrivate+s.User+s.Free+s.Zero+s.Kept-s.Zero != s.RAM {
@@ -169,7 +170,7 @@ func TestCollectCommandFlattened(t *testing.T) {
 	}
 	// The summary goes to standard error, the stream alone to standard output.
 	var s collectSummary
-	if err := json.Unmarshal([]byte(errOut), &s); err != nil || s.Kept != kept {
+	if err := json.Unmarshal([]byte(errOut), &s); err != nil || s.Kept-s.KeptForAnalyzer != kept {
 		t.Errorf("--json on standard error: %v, %+v\n%s", err, s, errOut)
 	}
 	f, err := dump.NewFile(bytes.NewReader([]byte(out)), int64(len(out)), "stdout")
