@@ -37,6 +37,10 @@ type Options struct {
 	// selects a redrawn line ("\r") over one line per 10%.
 	Progress io.Writer
 	Terminal bool
+	// ProgressJSON makes the progress one JSON event per percent
+	// ({"event":"progress","done_pages":…,"eta_seconds":…}, then
+	// {"event":"done",…}), for programs.
+	ProgressJSON bool
 	// Exact keeps exactly the pages the level's classes keep, as
 	// makedumpfile does, not also those the analyzer needs (needs.go):
 	// for a dump byte-identical to makedumpfile's.

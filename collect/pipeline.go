@@ -77,6 +77,8 @@ func runPipeline(ctx context.Context, mem dump.Memory, sel *Selection, items ite
 	ps := mem.PageSize()
 	zeroes := sel.Plan.Level&LevelZero != 0 && opt.Format == FormatKdump
 	prog := newProgress(opt.Progress, opt.Terminal, "Copying data", total)
+	prog.json = opt.ProgressJSON
+	prog.pageSize = uint64(sel.PageSize)
 
 	jobs := make(chan *batch, nw)
 	order := make(chan *batch, 2*nw)

@@ -33,6 +33,7 @@ type collectFlags struct {
 	level                   int
 	elf, flat               bool
 	exact                   bool
+	progress                string
 	messageLevel            int
 	dumpDmesg               bool
 	threads                 int
@@ -87,6 +88,7 @@ Examples:
 	fl.StringVar(&f.compression, "compression", "", "page codec: none, zlib, lzo, snappy or zstd")
 	fl.IntVarP(&f.level, "dump-level", "d", 0, "dump level: the sum of the page classes to exclude (1 zero, 2 cache, 4 private cache, 8 user, 16 free)")
 	fl.BoolVarP(&f.elf, "elf", "E", false, "write an ELF core instead of kdump-compressed")
+	fl.StringVar(&f.progress, "progress", "auto", "progress on standard error: auto (a bar with rate and time left on a terminal, a line per 10% otherwise), json (an event per percent), none")
 	fl.BoolVar(&f.exact, "exact", false, "keep only the pages the dump level keeps, as makedumpfile does, not also those the analyzer needs (kernel image, page tables, tasks and their stacks)")
 	fl.BoolVarP(&f.flat, "flatten", "F", false, "write makedumpfile's flattened stream to standard output")
 	fl.IntVar(&f.messageLevel, "message-level", msgDefault, "what to print: 1 progress, 2 messages, 4 errors, 16 the report")
@@ -163,7 +165,14 @@ func runCollect(cmd *cobra.Command, f collectFlags, args []string) error {
 	if f.elf {
 		opt.Format = collect.FormatELF
 	}
-	if f.messageLevel&msgProgress != 0 && !f.jsonOut {
+	switch f.progress {
+	case "auto", "json", "none":
+	default:
+		return fmt.Errorf("--progress %q: use auto, json or none", f.progress)
+	}
+	if f.progress == "json" {
+		opt.Progress, opt.ProgressJSON = stderr, true
+	} else if f.messageLevel&msgProgress != 0 && !f.jsonOut && f.progress != "none" {
 		opt.Progress = stderr
 		if fi, ok := stderr.(*os.File); ok {
 			if st, err := fi.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {

@@ -234,3 +234,39 @@ func TestCollectCommandErrors(t *testing.T) {
 		t.Error("a failed command left a dump")
 	}
 }
+
+// --progress=json: one JSON event per percent on standard error, the
+// pages done never going back, then a "done" event with all of them.
+func TestCollectProgressJSON(t *testing.T) {
+	src := sysrqVmcore(t)
+	_, errOut, err := runSalvage(t, "collect", "-l", "-d", "31", "--progress=json", src, filepath.Join(t.TempDir(), "d"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	var last struct {
+		Event string `json:"event"`
+		Done  uint64 `json:"done_pages"`
+		Total uint64 `json:"total_pages"`
+	}
+	n := 0
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "{") {
+			continue
+		}
+		prev := last.Done
+		if err := json.Unmarshal([]byte(l), &last); err != nil {
+			t.Fatalf("progress line %q: %v", l, err)
+		}
+		if last.Done < prev {
+			t.Errorf("progress went back: %d after %d", last.Done, prev)
+		}
+		n++
+	}
+	if n < 10 || last.Event != "done" || last.Done != last.Total || last.Total == 0 {
+		t.Errorf("%d events, the last %+v", n, last)
+	}
+	if _, _, err := runSalvage(t, "collect", "--progress=sometimes", src, filepath.Join(t.TempDir(), "e")); err == nil || !strings.Contains(err.Error(), "--progress") {
+		t.Errorf("a bad --progress: %v", err)
+	}
+}
