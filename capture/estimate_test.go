@@ -142,7 +142,7 @@ func TestEstimateFormula(t *testing.T) {
 	}
 	maxPFN := uint64(0x3ffdd000 / 4096)
 	collector := 2*(5*((maxPFN+7)/8)+2*256*2*4096) + 12<<20 + 32<<20 // … + Go runtime + kernel model
-	elfhdr := uint64(4096) // 1 CPU (no cpuinfo), 2 ranges: 64+5×56 bytes
+	elfhdr := uint64(4096)                                           // 1 CPU (no cpuinfo), 2 ranges: 64+5×56 bytes
 	need := uint64(50<<20) + uint64(st.Size()) + 10<<20 + collector + elfhdr + 64<<20
 	rec := roundUp(need*64/63*110/100, 16<<20)
 	if e.MaxPFN != maxPFN || e.Need != need || e.Recommended != rec || e.Param != "crashkernel="+FormatSize(rec) {
