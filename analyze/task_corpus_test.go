@@ -20,38 +20,15 @@ func TestTaskCorpus(t *testing.T) {
 	m := corpus.Require(t)
 	counts := map[string]int{}
 	lines := map[string]int{}
-	total := 0
-	for _, mode := range modes {
-		for _, d := range m.Dumps {
-			for _, key := range []string{"task", "task-R"} {
-				want, ok, err := m.Ref(d, key)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !ok {
-					if _, failed := d.RefErrors[key]; failed || d.Scenario == "live" {
-						continue // crash 8.0.6 cannot read the live dumps
-					}
-					t.Errorf("%s: no %s reference", d.ID, key)
-					continue
-				}
-				total++
-				cmd := d.RefCommands[key]
-				t.Run(mode+"/"+d.ID+"/"+key, func(t *testing.T) {
-					got := runCmd(t, taskSession(t, m, d, mode), cmd)
-					if got != want {
-						t.Errorf("%s differs from crash:\n%s", cmd, lineDiff(got, want))
-						return
-					}
-					counts[mode+" "+key]++
-					lines[mode+" "+key] += strings.Count(want, "\n")
-				})
-			}
+	forEachRef(t, m, []string{"task", "task-R"}, func(t *testing.T, mode string, d corpus.Dump, key, cmd, want string) {
+		got := runCmd(t, taskSession(t, m, d, mode), cmd)
+		if got != want {
+			t.Errorf("%s differs from crash:\n%s", cmd, lineDiff(got, want))
+			return
 		}
-	}
-	if total == 0 {
-		t.Fatal("no task references in the corpus: rebuild the lab")
-	}
+		counts[mode+" "+key]++
+		lines[mode+" "+key] += strings.Count(want, "\n")
+	})
 	var ks []string
 	for k := range counts {
 		ks = append(ks, k)
