@@ -17,6 +17,9 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"salvage/capture"
 	"salvage/collect"
@@ -86,6 +89,11 @@ func production() {
 		say("after reload: %s", s.State)
 	}
 	say("crashing")
+	// The report travels through the console's tty buffer: let it reach
+	// the serial port before the panic and kexec cut it off
+	// (TCSBRK with a non-zero argument is tcdrain).
+	unix.IoctlSetInt(int(os.Stdout.Fd()), unix.TCSBRK, 1)
+	time.Sleep(200 * time.Millisecond)
 	os.WriteFile("/proc/sysrq-trigger", []byte("c"), 0)
 	say("still alive after sysrq c")
 }
