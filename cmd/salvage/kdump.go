@@ -30,6 +30,8 @@ leaves unset, Debian's /etc/default/kdump-tools, without running a shell.`,
 	cmd.PersistentFlags().MarkHidden("root")
 	cmd.AddCommand(newKdumpEstimateCmd(&root), newKdumpShowCmd(&root, false), newKdumpShowCmd(&root, true),
 		newKdumpLoadCmd(&root), newKdumpUnloadCmd())
+	addKdumpCaptureCommands(cmd, &root)
+	addKdumpRemoteCommands(cmd, &root)
 	return cmd
 }
 

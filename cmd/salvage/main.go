@@ -45,7 +45,10 @@ func main() {
 	// Installed (or linked) as makedumpfile, salvage is the collector with
 	// makedumpfile's command line, so core_collector lines work unchanged.
 	var err error
-	if filepath.Base(os.Args[0]) == "makedumpfile" {
+	if os.Getpid() == 1 {
+		// /init of the capture initramfs: save the dump, then reboot.
+		err = captureInitMain()
+	} else if filepath.Base(os.Args[0]) == "makedumpfile" {
 		err = makedumpfileMain(os.Args[1:])
 	} else {
 		err = newRootCmd().Execute()
