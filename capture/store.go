@@ -2,6 +2,17 @@ package capture
 
 import "io"
 
+// File is a file created in a Store: written at offsets (the collector
+// fills in a kdump-compressed file's bitmaps after its pages) or in order.
+// Close makes the data durable before it returns.
+type File interface {
+	io.Writer
+	io.WriterAt
+	io.Closer
+	// Name names the file for messages.
+	Name() string
+}
+
 // Store is a dump target seen as a directory tree, the way the capture
 // kernel writes a dump into it: a local or mounted file system, an NFS
 // mount, or an SFTP session on an ssh target. Names are slash-separated
@@ -17,8 +28,8 @@ type Store interface {
 	MkdirAll(dir string) error
 	// Create creates or truncates name, mode 0600. Close makes the data
 	// durable (fsync locally; the server's fsync extension over SFTP when
-	// it has one) before it returns.
-	Create(name string) (io.WriteCloser, error)
+	// it has one) before it returns. collect.CollectTo writes a dump into it.
+	Create(name string) (File, error)
 	// Rename renames atomically, replacing nothing: it fails when newname
 	// exists.
 	Rename(oldname, newname string) error

@@ -326,9 +326,40 @@ func kdumpWriter(out destination, h dump.KdumpHeader, codec dump.Compression, se
 }
 
 // destination is where a dump goes: a file, or a flattened stream.
-type destination interface {
+type destination = Destination
+
+// Destination is a file a dump is written into at offsets: an *os.File,
+// or a file on a remote target (an SFTP file).
+type Destination interface {
 	io.WriterAt
 	Name() string
+}
+
+// CollectTo writes the pages of src that level keeps into out, a file the
+// caller created and will make durable, rename or mark incomplete: the
+// capture kernel's way of writing to a target that is not a local path.
+// On an error the Result says what was written.
+func CollectTo(ctx context.Context, src *dump.File, out Destination, opt Options) (*Result, error) {
+	if opt.Format == "" {
+		opt.Format = FormatKdump
+	}
+	if opt.Compression == "" {
+		opt.Compression = "none"
+	}
+	if opt.Format == FormatELF && opt.Compression != "none" {
+		return nil, errors.New("an ELF dump (-E) cannot be compressed: drop -c, -l, -p or -z")
+	}
+	sel, err := prepare(src, opt.Level, true, opt.Exact)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Selection: sel, Dest: out.Name()}
+	werr := write(ctx, src, sel, out, opt, res)
+	res.Counts = sel.Counts
+	if werr != nil {
+		res.Incomplete = true
+	}
+	return res, werr
 }
 
 // ErrLimit is the error of a write past Options.Limit.
