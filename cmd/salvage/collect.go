@@ -92,7 +92,7 @@ Examples:
 	fl.BoolVar(&f.exact, "exact", false, "keep only the pages the dump level keeps, as makedumpfile does, not also those the analyzer needs (kernel image, page tables, tasks and their stacks)")
 	fl.BoolVarP(&f.flat, "flatten", "F", false, "write makedumpfile's flattened stream to standard output")
 	fl.IntVar(&f.messageLevel, "message-level", msgDefault, "what to print: 1 progress, 2 messages, 4 errors, 16 the report")
-	fl.BoolVar(&f.dumpDmesg, "dump-dmesg", false, "write the kernel log instead of a dump (not yet: use salvage dmesg)")
+	fl.BoolVar(&f.dumpDmesg, "dump-dmesg", false, "write the kernel log (makedumpfile --dump-dmesg's text) to DEST instead of a dump")
 	fl.IntVar(&f.threads, "num-threads", 0, "compression threads (default: one per CPU)")
 	fl.StringVarP(&f.vmlinux, "vmlinux", "x", "", "vmlinux with debug information (accepted; VMCOREINFO suffices)")
 	fl.StringVarP(&f.vmcoreinfo, "vmcoreinfo", "i", "", "VMCOREINFO file (KEY=VALUE lines) to use instead of the dump's")
@@ -146,7 +146,10 @@ func runCollect(cmd *cobra.Command, f collectFlags, args []string) error {
 	stderr := cmd.ErrOrStderr()
 	switch {
 	case f.dumpDmesg:
-		return errors.New("--dump-dmesg is not implemented in collect yet: use `salvage dmesg DUMP`")
+		if len(args) != 2 || f.flat {
+			return errors.New("--dump-dmesg writes the kernel log to a file: give SOURCE and DEST")
+		}
+		return collectDmesg(stderr, f, args[0], args[1])
 	case f.level < 0 || f.level > collect.LevelMax:
 		return fmt.Errorf("-d %d: the dump level is 0–31", f.level)
 	case f.flat && len(args) != 1:
@@ -229,6 +232,54 @@ func runCollect(cmd *cobra.Command, f collectFlags, args []string) error {
 		writeCollectJSON(out, res, err) // standard error under -F
 	}
 	return err
+}
+
+// collectDmesg is makedumpfile's --dump-dmesg SOURCE DEST: the kernel
+// log as text (salvage dmesg's, which is makedumpfile's format), read
+// from VMCOREINFO alone unless -x names a vmlinux. It goes through
+// DEST.incomplete and a rename, as dumps do; a log read only in part is
+// written, then reported as an error (exit status 1).
+func collectDmesg(stderr io.Writer, f collectFlags, src, dest string) error {
+	if !f.force {
+		if _, err := os.Lstat(dest); err == nil {
+			return fmt.Errorf("%s exists: remove it or give --force", dest)
+		}
+	}
+	args := []string{src}
+	if f.vmlinux != "" {
+		args = []string{f.vmlinux, src}
+	}
+	recs, logErr, err := dmesgRecords(args)
+	if err != nil {
+		return fmt.Errorf("%s: the kernel log cannot be read: %w", src, err)
+	}
+	tmp := dest + ".incomplete"
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(out, 64<<10)
+	writeDmesg(w, recs, false)
+	err = w.Flush()
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", tmp, err)
+	}
+	if logErr != nil {
+		return fmt.Errorf("the kernel log was read only in part (%d records written to %s): %s", len(recs), tmp, oneLine(logErr, src))
+	}
+	if err := os.Rename(tmp, dest); err != nil {
+		return err
+	}
+	if f.messageLevel&msgCommon != 0 {
+		fmt.Fprintf(stderr, "The dmesg log is saved to %s.\n", dest)
+	}
+	return nil
 }
 
 // collectSummary is the --json form of the report.
