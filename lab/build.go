@@ -34,6 +34,10 @@ func (l *Lab) Build(opt Options) (*corpus.Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The collector's reference for page counts on new kernels.
+	if _, err := l.sidMakedumpfile(); err != nil {
+		return nil, err
+	}
 	m := &corpus.Manifest{Root: l.Cache, Kernels: []corpus.Kernel{k.Kernel, wrong.Kernel}}
 	for _, s := range Scenarios {
 		if len(want) > 0 && !want[s.Name] {
