@@ -6,8 +6,9 @@ BIN      := bin/salvage
 VERSION  := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 export SALVAGE_LAB_CACHE := $(CACHE)
 export CGO_ENABLED := 0
+SHELL    := /bin/bash
 
-.PHONY: all build deps lab demo test fuzz bench clean
+.PHONY: all build deps lab demo test fuzz bench e2e package clean
 
 all: build
 
@@ -34,6 +35,15 @@ fuzz: deps
 
 test: lab fuzz
 	$(GO) test -count=1 -timeout 30m ./...
+
+# The kdump service end to end under QEMU, with salvage alone in the
+# guests: real panics, the capture kernel saving each dump; a line per cycle.
+e2e: lab
+	set -o pipefail; $(GO) test -count=1 -v -timeout 60m -run '^TestE2E' ./capture/ | grep -E '^(e2e:|--- FAIL|FAIL|ok)'
+
+# A Debian package of salvage with its systemd unit, in dist/.
+package: build
+	./packaging/build-deb.sh $(BIN) dist
 
 bench: lab
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./...
