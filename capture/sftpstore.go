@@ -52,7 +52,7 @@ func (s *sftpStore) String() string { return "ssh " + s.target + ":" + s.root }
 
 // path maps a store name to the server's path, never above root.
 func (s *sftpStore) path(name string) string {
-	return path.Join(s.root, path.Clean("/" + name))
+	return path.Join(s.root, path.Clean("/"+name))
 }
 
 func (s *sftpStore) errorf(op, name string, err error) error {
