@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -274,7 +275,9 @@ func newKdumpLoadCmd(root *string) *cobra.Command {
 capture kernel, its initramfs and the capture command line with
 kexec_file_load(2) and KEXEC_FILE_ON_CRASH, as kexec -s -p does, after
 applying KDUMP_SYSCTL. A crash then boots the capture kernel. --dry-run prints what it would load and
-loads nothing.
+loads nothing. Unless --initrd or KDUMP_INITRD names an existing image,
+it first builds the capture initramfs (salvage kdump initramfs) at
+`+capture.InitrdDir+`/initrd.img-RELEASE, or finds it up to date.
 
 It fails with what to do when the kernel has no kexec, no memory is
 reserved, the files do not fit, or lockdown refuses an unsigned kernel.
@@ -288,11 +291,30 @@ Examples:
 			if err != nil {
 				return err
 			}
+			w := cmd.OutOrStdout()
+			if initrd == "" && !dryRun && s.Initrd != "" {
+				// The capture initramfs is salvage's own, built (or found
+				// up to date) here, unless KDUMP_INITRD names one that
+				// exists.
+				out := filepath.Join(*root, s.Initrd)
+				if _, err := os.Stat(out); s.Settings.Tools.Initrd == "" || err != nil {
+					r, err := capture.BuildInitramfs(capture.InitramfsOptions{Root: *root, Release: s.Release, Output: out, Check: kdumpCollectorCheck})
+					if err != nil {
+						return fmt.Errorf("building the capture initramfs: %w", err)
+					}
+					if !jsonOut {
+						state := "built"
+						if r.UpToDate {
+							state = "up to date"
+						}
+						fmt.Fprintf(w, "capture initramfs: %s %s (%s)\n", s.Initrd, state, mib(uint64(r.Size)))
+					}
+				}
+			}
 			p, err := capture.PlanLoad(*root, s, kernel, initrd)
 			if err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
 			if !dryRun {
 				if err := capture.ApplySysctls(*root, p.Sysctl); err != nil {
 					return err
