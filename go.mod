@@ -19,4 +19,5 @@ require (
 	github.com/pkg/sftp v1.13.12 // indirect
 	github.com/spf13/pflag v1.0.10 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/term v0.47.0 // indirect
 )
