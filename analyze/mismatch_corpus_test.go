@@ -9,16 +9,22 @@ import (
 )
 
 // TestWrongVmlinux opens a lab dump with the debug vmlinux of another real
-// Debian kernel (6.12, fetched by the lab for this) and expects the
-// session to refuse it before any command runs, saying what differs and
-// which package holds the right one.
+// Debian kernel (6.12 for the 6.1 dumps, 6.1 for the 6.12 ones) and
+// expects the session to refuse it before any command runs, saying what
+// differs and which package holds the right one.
 func TestWrongVmlinux(t *testing.T) {
 	m := corpus.Require(t)
-	wrong := m.WrongVmlinux()
-	if wrong == "" {
-		t.Fatal("the lab corpus has no kernel fetched for mismatch tests")
-	}
 	for _, d := range m.Select(func(d corpus.Dump) bool { return d.Variant == "lzo-d31" || d.Variant == "qemu-elf" }) {
+		wrong := m.WrongVmlinuxFor(d)
+		if wrong == "" {
+			t.Fatal("the lab corpus has no kernel fetched for mismatch tests")
+		}
+		var wrongRelease string
+		for _, k := range m.Kernels {
+			if m.Path(k.DebugVmlinux) == wrong {
+				wrongRelease = k.Release
+			}
+		}
 		t.Run(d.ID, func(t *testing.T) {
 			var out, errw bytes.Buffer
 			_, err := Run(Invocation{
@@ -27,10 +33,10 @@ func TestWrongVmlinux(t *testing.T) {
 				Out:   &out, Err: &errw,
 			})
 			if err == nil {
-				t.Fatalf("a 6.12 vmlinux was accepted for a %s dump; output:\n%s", d.Release, out.String())
+				t.Fatalf("a %s vmlinux was accepted for a %s dump; output:\n%s", wrongRelease, d.Release, out.String())
 			}
 			msg := err.Error()
-			for _, want := range []string{"does not match", "build ID", d.Release, "6.12", "linux-image-" + d.Release + "-dbg"} {
+			for _, want := range []string{"does not match", "build ID", d.Release, wrongRelease, "linux-image-" + d.Release + "-dbg"} {
 				if !strings.Contains(msg, want) {
 					t.Errorf("the message lacks %q:\n%s", want, msg)
 				}

@@ -320,9 +320,14 @@ func BenchmarkBacktraceAllTasks(b *testing.B) {
 // there — the checks a wrong numbering fails.
 func TestORCLayout612(t *testing.T) {
 	m := corpus.Require(t)
-	path := m.WrongVmlinux()
+	var path string
+	for _, k := range m.Kernels {
+		if strings.HasPrefix(k.Release, "6.12.") {
+			path = m.Path(k.DebugVmlinux)
+		}
+	}
 	if path == "" {
-		t.Fatal("the corpus has no second (6.12) kernel's debug vmlinux")
+		t.Fatal("the corpus has no 6.12 kernel's debug vmlinux")
 	}
 	ts, err := debuginfo.LoadDWARF(path)
 	if err != nil {

@@ -2,8 +2,10 @@ package lab
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"salvage/lab/corpus"
@@ -13,16 +15,54 @@ import (
 type Options struct {
 	Scenarios  []string // names; empty means all
 	References bool     // run the reference tools over the dumps
+	// Kernels are the names of the kernels to crash ("6.1", "6.12"); empty
+	// means $SALVAGE_LAB_KERNELS (comma-separated), else DefaultKernels.
+	// Every other kernel of Kernels is fetched for its debug vmlinux only,
+	// the wrong vmlinux of the mismatch tests.
+	Kernels []string
 }
 
-// Build fetches the kernel, makes every selected scenario's dumps and
+// DefaultKernels are the kernels a build crashes when not told otherwise.
+var DefaultKernels = []string{"6.1"}
+
+// selectKernels resolves Options.Kernels to specs.
+func (opt Options) selectKernels() ([]KernelSpec, error) {
+	names := opt.Kernels
+	if len(names) == 0 {
+		if env := os.Getenv("SALVAGE_LAB_KERNELS"); env != "" {
+			names = strings.Split(env, ",")
+		} else {
+			names = DefaultKernels
+		}
+	}
+	var out []KernelSpec
+	for _, n := range names {
+		n = strings.TrimSpace(n)
+		found := false
+		for _, s := range Kernels {
+			if s.Name == n {
+				out, found = append(out, s), true
+			}
+		}
+		if !found {
+			var known []string
+			for _, s := range Kernels {
+				known = append(known, s.Name)
+			}
+			return nil, fmt.Errorf("lab: no kernel %q (known: %s)", n, strings.Join(known, ", "))
+		}
+	}
+	return out, nil
+}
+
+// Build fetches the kernels, makes every selected scenario's dumps and
 // reference outputs (or finds them in the cache) and writes manifest.json.
 func (l *Lab) Build(opt Options) (*corpus.Manifest, error) {
 	start := time.Now()
 	if err := os.MkdirAll(l.Cache, 0o755); err != nil {
 		return nil, err
 	}
-	k, err := l.FetchKernel(DefaultKernel)
+	specs, err := opt.selectKernels()
 	if err != nil {
 		return nil, err
 	}
@@ -30,27 +70,47 @@ func (l *Lab) Build(opt Options) (*corpus.Manifest, error) {
 	for _, s := range opt.Scenarios {
 		want[s] = true
 	}
-	wrong, err := l.FetchDebugVmlinux(MismatchKernel)
-	if err != nil {
-		return nil, err
-	}
-	// The collector's reference for page counts on new kernels.
+	// The collector's reference for page counts on new kernels, and the
+	// filter of the kernels bookworm's makedumpfile mishandles.
 	if _, err := l.sidMakedumpfile(); err != nil {
 		return nil, err
 	}
-	m := &corpus.Manifest{Root: l.Cache, Kernels: []corpus.Kernel{k.Kernel, wrong.Kernel}}
-	for _, s := range Scenarios {
-		if len(want) > 0 && !want[s.Name] {
-			continue
-		}
-		rec, err := l.Crash(k, s)
+	m := &corpus.Manifest{Root: l.Cache}
+	var crashed []*Kernel
+	for _, spec := range specs {
+		k, err := l.FetchKernel(spec)
 		if err != nil {
 			return nil, err
 		}
-		m.Dumps = append(m.Dumps, rec.Dumps...)
+		crashed = append(crashed, k)
+		m.Kernels = append(m.Kernels, k.Kernel)
+	}
+	// Each kernel not crashed is the wrong vmlinux of the mismatch tests.
+	for _, spec := range Kernels {
+		if spec.chosen(specs) {
+			continue
+		}
+		wrong, err := l.FetchDebugVmlinux(spec)
+		if err != nil {
+			return nil, err
+		}
+		m.Kernels = append(m.Kernels, wrong.Kernel)
+	}
+	for _, k := range crashed {
+		for _, s := range Scenarios {
+			if (len(want) > 0 && !want[s.Name]) || !k.Spec.crashes(s.Name) {
+				continue
+			}
+			rec, err := l.Crash(k, s)
+			if err != nil {
+				return nil, err
+			}
+			m.Dumps = append(m.Dumps, rec.Dumps...)
+			m.Rejected = append(m.Rejected, rec.Rejected...)
+		}
 	}
 	if opt.References {
-		if err := l.References(k, m); err != nil {
+		if err := l.References(crashed, m); err != nil {
 			return nil, err
 		}
 	}
@@ -64,6 +124,16 @@ func (l *Lab) Build(opt Options) (*corpus.Manifest, error) {
 	}
 	l.logf("corpus ready: %d dumps of %d crashes in %s (%.0f s)", len(m.Dumps), countCrashes(m), l.Cache, time.Since(start).Seconds())
 	return m, nil
+}
+
+// chosen reports whether s is among specs.
+func (s KernelSpec) chosen(specs []KernelSpec) bool {
+	for _, c := range specs {
+		if c.Name == s.Name {
+			return true
+		}
+	}
+	return false
 }
 
 func countCrashes(m *corpus.Manifest) int {

@@ -15,22 +15,53 @@ import (
 	"salvage/lab/corpus"
 )
 
-// KernelSpec names a Debian kernel by the metapackage that selects it.
+// KernelSpec names a Debian kernel by the metapackage that selects it, and
+// says how the lab crashes it.
 type KernelSpec struct {
+	Name string // short name, for Options.Kernels: "6.1", "6.12"
 	Meta string // e.g. linux-image-cloud-amd64
+	// Scenarios are the names of the scenarios crashed on this kernel;
+	// empty means all of them.
+	Scenarios []string
+	// HostFilter says bookworm's makedumpfile cannot filter this kernel's
+	// dumps: its -d 31 dumps made in the guest are kept only as documented
+	// failures, and the filtered variants are made on the host by sid's
+	// makedumpfile from the raw /proc/vmcore copy.
+	HostFilter bool
 }
 
 // DefaultKernel is bookworm's cloud kernel for amd64.
-var DefaultKernel = KernelSpec{Meta: "linux-image-cloud-amd64"}
+var DefaultKernel = KernelSpec{Name: "6.1", Meta: "linux-image-cloud-amd64"}
 
-// MismatchKernel is another release of the same flavour (bookworm-security
-// carries 6.12), fetched only for its debug vmlinux: the wrong vmlinux of
-// the mismatch tests.
-var MismatchKernel = KernelSpec{Meta: "linux-image-6.12-cloud-amd64-dbg"}
+// Kernel612 is the 6.12 cloud kernel of bookworm-security, crashed a few
+// ways (the corpus build's time is bounded): a second kernel generation,
+// so that what changed between 6.1 and 6.12 is tested on real dumps.
+// bookworm's makedumpfile 1.7.2 drops in-use slab pages of kernels >= 6.2
+// at -d 8 and -d 16 (so its -d 31 dumps lack the task list): its filtered
+// dumps are made on the host by sid's 1.7.8.
+var Kernel612 = KernelSpec{Name: "6.12", Meta: "linux-image-6.12-cloud-amd64",
+	Scenarios: []string{"sysrq", "oops", "hung"}, HostFilter: true}
+
+// Kernels are the kernels the lab knows how to crash, in build order.
+var Kernels = []KernelSpec{DefaultKernel, Kernel612}
+
+// crashes reports whether scenario name is crashed on this kernel.
+func (s KernelSpec) crashes(name string) bool {
+	if len(s.Scenarios) == 0 {
+		return true
+	}
+	for _, n := range s.Scenarios {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
 
 // Kernel is a fetched kernel in the cache.
 type Kernel struct {
 	corpus.Kernel
+	Spec    KernelSpec
 	Dir     string // absolute: cache/kernels/<release>
 	Modules string // absolute: directory of (non-debug) .ko files, flat
 }
@@ -124,7 +155,7 @@ func (l *Lab) FetchKernel(spec KernelSpec) (*Kernel, error) {
 	}
 	release := strings.TrimPrefix(pkg, "linux-image-")
 	release = strings.TrimSuffix(release, "-unsigned")
-	k := &Kernel{Dir: filepath.Join(l.Cache, "kernels", release)}
+	k := &Kernel{Dir: filepath.Join(l.Cache, "kernels", release), Spec: spec}
 	k.Release, k.Package, k.PackageVersion = release, pkg, version
 	k.Modules = filepath.Join(k.Dir, "modules")
 	rel := func(p string) string { r, _ := filepath.Rel(l.Cache, p); return r }
@@ -133,7 +164,10 @@ func (l *Lab) FetchKernel(spec KernelSpec) (*Kernel, error) {
 	k.DebugVmlinux = rel(filepath.Join(k.Dir, "vmlinux"))
 	k.DebugModules = rel(filepath.Join(k.Dir, "debug-modules"))
 	done := filepath.Join(k.Dir, ".complete")
-	if exists(done) {
+	// FetchDebugVmlinux (the kernel as another's wrong vmlinux) completes
+	// the same directory with the vmlinux alone: the image's files must be
+	// there too.
+	if exists(done) && exists(filepath.Join(k.Dir, "vmlinuz")) && exists(filepath.Join(k.Modules, "load-order")) {
 		b, err := os.ReadFile(done)
 		if err == nil {
 			k.BuildID = strings.TrimSpace(string(b))
@@ -175,13 +209,16 @@ func (l *Lab) FetchKernel(spec KernelSpec) (*Kernel, error) {
 		if !ok {
 			return nil, fmt.Errorf("kernel %s has no module %s", release, m)
 		}
-		b, err := os.ReadFile(filepath.Join(modRoot, p))
+		b, err := readModule(filepath.Join(modRoot, p))
 		if err != nil {
 			return nil, err
 		}
 		if err := os.WriteFile(filepath.Join(k.Modules, m+".ko"), b, 0o644); err != nil {
 			return nil, err
 		}
+		// The -dbg package's objects are never compressed.
+		p = trimCompression(p)
+		paths[m] = p
 		dbgPatterns = append(dbgPatterns, "./usr/lib/debug/lib/modules/"+release+"/"+p)
 	}
 	for _, f := range []string{"vmlinuz", "System.map", "config"} {
@@ -228,7 +265,7 @@ func (l *Lab) FetchKernel(spec KernelSpec) (*Kernel, error) {
 	if err := l.realSystemMap(k); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(done, []byte(id+"\n"), 0o644); err != nil {
+	if err := writeFileAtomic(done, []byte(id+"\n"), 0o644); err != nil {
 		return nil, err
 	}
 	return k, nil
@@ -254,15 +291,55 @@ func (l *Lab) realSystemMap(k *Kernel) error {
 	return os.Rename(filepath.Join(tmp, "usr/lib/debug/boot/System.map-"+k.Release), p)
 }
 
-// moduleIndex maps module names to their paths under a modules directory.
+// moduleCompression maps a compressed module's suffix to the command that
+// decompresses it to stdout (CONFIG_MODULE_COMPRESS_*: 6.1's cloud kernel
+// ships plain .ko files, 6.12's .ko.xz).
+var moduleCompression = map[string][]string{
+	".ko.xz":  {"xz", "-dc"},
+	".ko.zst": {"zstd", "-dcq"},
+	".ko.gz":  {"gzip", "-dc"},
+}
+
+func trimCompression(p string) string {
+	for suf := range moduleCompression {
+		if strings.HasSuffix(p, suf) {
+			return strings.TrimSuffix(p, suf) + ".ko"
+		}
+	}
+	return p
+}
+
+// readModule reads a module's ELF object, decompressed: busybox's insmod
+// loads plain objects only.
+func readModule(path string) ([]byte, error) {
+	for suf, argv := range moduleCompression {
+		if strings.HasSuffix(path, suf) {
+			ctx, cancel := timeoutCtx(time.Minute)
+			defer cancel()
+			return command(ctx, "", argv[0], append(argv[1:], path)...)
+		}
+	}
+	return os.ReadFile(path)
+}
+
+// moduleIndex maps module names to their paths under a modules directory;
+// modules built into the kernel (modules.builtin) map to "".
 func moduleIndex(root string) (map[string]string, error) {
 	idx := map[string]string{}
+	if b, err := os.ReadFile(filepath.Join(root, "modules.builtin")); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if line = strings.TrimSpace(line); line != "" {
+				name := strings.TrimSuffix(filepath.Base(line), ".ko")
+				idx[strings.ReplaceAll(name, "-", "_")] = ""
+			}
+		}
+	}
 	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if strings.HasSuffix(p, ".ko") {
-			name := strings.TrimSuffix(filepath.Base(p), ".ko")
+		if trimCompression(p) != p || strings.HasSuffix(p, ".ko") {
+			name := strings.TrimSuffix(filepath.Base(trimCompression(p)), ".ko")
 			r, _ := filepath.Rel(root, p)
 			idx[strings.ReplaceAll(name, "-", "_")] = r
 		}
@@ -273,16 +350,20 @@ func moduleIndex(root string) (map[string]string, error) {
 
 // modinfo returns a module's .modinfo key=value pairs.
 func modinfo(path string) (map[string]string, error) {
-	f, err := elf.Open(path)
+	b, err := readModule(path)
 	if err != nil {
 		return nil, err
+	}
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	defer f.Close()
 	s := f.Section(".modinfo")
 	if s == nil {
 		return nil, fmt.Errorf("%s: no .modinfo section", path)
 	}
-	b, err := s.Data()
+	b, err = s.Data()
 	if err != nil {
 		return nil, err
 	}
@@ -311,6 +392,10 @@ func loadOrder(root string, paths map[string]string, want []string) ([]string, e
 		p, ok := paths[m]
 		if !ok {
 			return fmt.Errorf("module %s (needed by %s) is not in the kernel package", m, from)
+		}
+		if p == "" {
+			state[m] = 2 // built into the kernel
+			return nil
 		}
 		state[m] = 1
 		info, err := modinfo(filepath.Join(root, p))
@@ -366,15 +451,20 @@ func readLines(path string) ([]string, error) {
 	return out, sc.Err()
 }
 
-// FetchDebugVmlinux resolves a -dbg metapackage and unpacks only the debug
-// vmlinux of the package it selects.
+// FetchDebugVmlinux resolves a kernel and unpacks only the debug vmlinux of
+// its -dbg package: the wrong vmlinux of the mismatch tests. A kernel the
+// lab also crashes shares the directory (and the vmlinux) with FetchKernel.
 func (l *Lab) FetchDebugVmlinux(spec KernelSpec) (*Kernel, error) {
 	pkg, version, err := resolve(spec)
 	if err != nil {
 		return nil, err
 	}
+	pkg = strings.TrimSuffix(pkg, "-unsigned")
+	if !strings.HasSuffix(pkg, "-dbg") {
+		pkg += "-dbg"
+	}
 	release := strings.TrimSuffix(strings.TrimPrefix(pkg, "linux-image-"), "-dbg")
-	k := &Kernel{Dir: filepath.Join(l.Cache, "kernels", release)}
+	k := &Kernel{Dir: filepath.Join(l.Cache, "kernels", release), Spec: spec}
 	k.Release, k.Package, k.PackageVersion, k.Role = release, pkg, version, "mismatch"
 	vml := filepath.Join(k.Dir, "vmlinux")
 	k.DebugVmlinux, _ = filepath.Rel(l.Cache, vml)
@@ -399,5 +489,5 @@ func (l *Lab) FetchDebugVmlinux(spec KernelSpec) (*Kernel, error) {
 	if k.BuildID, err = buildID(vml); err != nil {
 		return nil, err
 	}
-	return k, os.WriteFile(done, []byte(k.BuildID+"\n"), 0o644)
+	return k, writeFileAtomic(done, []byte(k.BuildID+"\n"), 0o644)
 }

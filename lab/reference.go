@@ -252,9 +252,9 @@ type refsRecord struct {
 	Vals        map[string]string `json:"vals,omitempty"` // PID, TASK, VADDR, PADDR of this crash
 }
 
-// References runs the reference tools over every dump in m and records
-// their outputs in m.
-func (l *Lab) References(k *Kernel, m *corpus.Manifest) error {
+// References runs the reference tools over every dump in m, each with the
+// debug vmlinux of its kernel (one of ks), and records their outputs in m.
+func (l *Lab) References(ks []*Kernel, m *corpus.Manifest) error {
 	oracle, err := l.trixieCrash()
 	if err != nil {
 		return err
@@ -263,7 +263,10 @@ func (l *Lab) References(k *Kernel, m *corpus.Manifest) error {
 	if err != nil {
 		return err
 	}
-	vmlinux := filepath.Join(k.Dir, "vmlinux")
+	vmlinuxOf := map[string]string{}
+	for _, k := range ks {
+		vmlinuxOf[k.Release] = filepath.Join(k.Dir, "vmlinux")
+	}
 	// Dumps of one crash share every address: the values the later
 	// commands need are found once per crash (from the fastest dump to
 	// open, the raw ELF), and the other dumps get a single session.
@@ -279,6 +282,10 @@ func (l *Lab) References(k *Kernel, m *corpus.Manifest) error {
 	})
 	for _, i := range order {
 		d := &m.Dumps[i]
+		vmlinux := vmlinuxOf[d.Release]
+		if vmlinux == "" {
+			return fmt.Errorf("%s: no kernel of release %s in this build", d.ID, d.Release)
+		}
 		dir := filepath.Join(l.Cache, "refs", d.ID)
 		key := refsKey(*d, []*crashTool{oracle, old}, l.Cache)
 		var rec refsRecord

@@ -107,6 +107,10 @@ func (l *Lab) crashKey(k *Kernel, s Scenario) (guest, crash string, err error) {
 	if s.CPU != "" || s.Guest != "" {
 		id += " " + s.Guest + " " + s.CPU
 	}
+	if k.Spec.HostFilter {
+		// The filtered variants are made on the host (hostArgs).
+		id += fmt.Sprintf(" host-filter %v", hostArgs)
+	}
 	h := sha256.Sum256([]byte(id))
 	return guest, hex.EncodeToString(h[:]), nil
 }
@@ -119,17 +123,22 @@ type crashRecord struct {
 	Dumps    []corpus.Dump  `json:"dumps"`
 	Seconds  float64        `json:"seconds"` // time to make it
 	Extra    map[string]any `json:"extra,omitempty"`
+	// Rejected are the guest's dumps kept only as documented failures.
+	Rejected []corpus.Rejected `json:"rejected,omitempty"`
 }
 
 // describe re-applies the scenario's description of each variant (format,
 // codec, level, producer): it describes the files, it does not make them,
 // so a corrected description needs no new dumps.
-func (rec *crashRecord) describe(s Scenario) {
+func (rec *crashRecord) describe(k *Kernel, s Scenario) {
 	for i := range rec.Dumps {
 		for _, v := range s.Variants {
 			if rec.Dumps[i].Variant == v.Name {
 				d := &rec.Dumps[i]
 				d.Producer, d.Format, d.Compression, d.DumpLevel = v.Producer, v.Format, v.Compression, v.DumpLevel
+				if k.Spec.HostFilter && hostArgs[v.Name] != nil {
+					d.Producer = hostProducer
+				}
 			}
 		}
 	}
@@ -146,7 +155,7 @@ func (l *Lab) Crash(k *Kernel, s Scenario) (*crashRecord, error) {
 	if b, err := os.ReadFile(recPath); err == nil {
 		var rec crashRecord
 		if json.Unmarshal(b, &rec) == nil && rec.Key == key {
-			rec.describe(s)
+			rec.describe(k, s)
 			return &rec, nil
 		}
 	}
@@ -236,11 +245,36 @@ func (l *Lab) Crash(k *Kernel, s Scenario) (*crashRecord, error) {
 	}
 	rec := &crashRecord{Key: key, Release: k.Release, Scenario: s.Name}
 	crashID := k.Release + "/" + s.Name
+	// A kernel bookworm's makedumpfile mishandles: its filtered dumps are
+	// made on the host from the raw copy, after it (rawELF comes first);
+	// the guest's own -d 31 dump is kept as a documented failure.
+	var rejected []variant
+	if k.Spec.HostFilter {
+		for _, vr := range s.Variants {
+			if hostArgs[vr.Name] != nil && vr.Name == lzo31.Name {
+				rejected = append(rejected, vr)
+			}
+		}
+	}
 	for _, vr := range s.Variants {
+		host := k.Spec.HostFilter && hostArgs[vr.Name] != nil
+		if host {
+			if len(rec.Dumps) == 0 || rec.Dumps[0].Variant != rawELF.Name {
+				return nil, fmt.Errorf("%s: variant %s is made from %s, which must come first", crashID, vr.Name, rawELF.Name)
+			}
+			hs := time.Now()
+			if err := l.hostFilter(l.dumpPath(rec.Dumps[0]), dir, vr); err != nil {
+				return nil, fmt.Errorf("%s: %w", crashID, err)
+			}
+			l.logf("%s/%s: sid makedumpfile on the host (%.0f s)", crashID, vr.Name, time.Since(hs).Seconds())
+		}
 		d := corpus.Dump{
 			ID: crashID + "/" + vr.Name, Release: k.Release, Scenario: s.Name, Crash: crashID,
 			Variant: vr.Name, Producer: vr.Producer, Format: vr.Format, Compression: vr.Compression,
 			DumpLevel: vr.DumpLevel,
+		}
+		if host {
+			d.Producer = hostProducer
 		}
 		for i, f := range vr.Files {
 			src := filepath.Join(out, f) // written by QEMU
@@ -248,7 +282,10 @@ func (l *Lab) Crash(k *Kernel, s Scenario) (*crashRecord, error) {
 				src = filepath.Join(out, "dumps", f) // written by the capture kernel
 			}
 			dst := filepath.Join(dir, f)
-			if err := os.Rename(src, dst); err != nil {
+			if host {
+				// The guest's file of that name, if any, is the rejected one.
+				src = dst
+			} else if err := os.Rename(src, dst); err != nil {
 				return nil, fmt.Errorf("%s: the guest did not write %s: %w", crashID, f, err)
 			}
 			os.Chmod(dst, 0o600)
@@ -267,11 +304,23 @@ func (l *Lab) Crash(k *Kernel, s Scenario) (*crashRecord, error) {
 		}
 		rec.Dumps = append(rec.Dumps, d)
 	}
+	for _, vr := range rejected {
+		r, err := l.reject(k, crashID, filepath.Join(out, "dumps"), dir, vr, rec.Dumps)
+		if err != nil {
+			return nil, err
+		}
+		rec.Rejected = append(rec.Rejected, r)
+	}
 	if exists(filepath.Join(out, "truth")) {
 		os.Rename(filepath.Join(out, "truth"), filepath.Join(dir, "truth"))
 	}
 	if exists(filepath.Join(out, "dumps", "dmesg.txt")) {
 		os.Rename(filepath.Join(out, "dumps", "dmesg.txt"), filepath.Join(dir, "dmesg.txt"))
+	}
+	for i := range rec.Rejected {
+		if exists(filepath.Join(dir, "truth")) {
+			rec.Rejected[i].Truth, _ = filepath.Rel(l.Cache, filepath.Join(dir, "truth"))
+		}
 	}
 	for i := range rec.Dumps {
 		if exists(filepath.Join(dir, "truth")) {

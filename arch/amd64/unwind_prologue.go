@@ -14,7 +14,7 @@ const maxPrologue = 64
 // for code the ORC table does not describe: the pushes and the stack
 // adjustment (sub $n,%rsp) before the body. It knows only the
 // instructions compilers put in x86_64 kernel prologues — the ftrace call
-// (or the nop it is patched to), endbr64, pushes, register moves and
+// (or the nop it is patched to), endbr64 (or its sealed nop), pushes, register moves and
 // immediate loads — and gives up at anything else. size is the bytes
 // between the stack pointer in the body and the return address; bpSave
 // is rbp's slot below the return address (0 when rbp is not pushed).
@@ -28,6 +28,11 @@ func prologueFrame(code []byte) (size int, bpSave int, ok bool) {
 		case len(c) >= 5 && c[0] == 0x0f && c[1] == 0x1f && c[2] == 0x44 && c[3] == 0 && c[4] == 0: // nop5
 			i += 5
 		case len(c) >= 4 && c[0] == 0xf3 && c[1] == 0x0f && c[2] == 0x1e && c[3] == 0xfa: // endbr64
+			i += 4
+		case len(c) >= 4 && c[0] == 0x66 && c[1] == 0x0f && c[2] == 0x1f && c[3] == 0: // nopw (%rax)
+			// The endbr64 of a function never called indirectly, sealed
+			// at boot (CONFIG_X86_KERNEL_IBT, apply_seal_endbr: 6.2+,
+			// in arch/x86/kernel/alternative.c).
 			i += 4
 		case c[0] >= 0x50 && c[0] <= 0x57: // push %rax…%rdi
 			pushes++

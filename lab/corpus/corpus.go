@@ -21,6 +21,16 @@ type Manifest struct {
 	Created string   `json:"created"`
 	Kernels []Kernel `json:"kernels"`
 	Dumps   []Dump   `json:"dumps"`
+	// Rejected are dumps a reference producer made wrongly (bookworm's
+	// makedumpfile on kernels it does not know): kept to document the
+	// failure, never iterated by the tests.
+	Rejected []Rejected `json:"rejected,omitempty"`
+}
+
+// Rejected is a dump kept only as evidence of a producer's failure.
+type Rejected struct {
+	Dump
+	Reason string `json:"reason"` // what is wrong with it, measured when it was made
 }
 
 // Kernel is one Debian kernel the lab fetched.
@@ -127,14 +137,37 @@ func (m *Manifest) Select(keep func(Dump) bool) []Dump {
 }
 
 // WrongVmlinux returns the debug vmlinux of a kernel no dump was made
-// with, for mismatch tests; "" when the corpus has none.
+// with, for mismatch tests; when every kernel was crashed, the vmlinux of
+// a kernel other than the first dump's. "" when the corpus has one kernel.
 func (m *Manifest) WrongVmlinux() string {
 	for _, k := range m.Kernels {
 		if k.Role == "mismatch" {
 			return m.Path(k.DebugVmlinux)
 		}
 	}
+	if len(m.Dumps) > 0 {
+		return m.WrongVmlinuxFor(m.Dumps[0])
+	}
 	return ""
+}
+
+// WrongVmlinuxFor returns the debug vmlinux of a kernel whose release
+// differs from d's (the mismatch kernel first), for mismatch tests; "" when
+// the corpus has none.
+func (m *Manifest) WrongVmlinuxFor(d Dump) string {
+	var other string
+	for _, k := range m.Kernels {
+		if k.Release == d.Release || k.DebugVmlinux == "" {
+			continue
+		}
+		if k.Role == "mismatch" {
+			return m.Path(k.DebugVmlinux)
+		}
+		if other == "" {
+			other = m.Path(k.DebugVmlinux)
+		}
+	}
+	return other
 }
 
 // Kernel returns the kernel of the given release, or nil.
