@@ -57,6 +57,11 @@ type Result struct {
 	// Incomplete is set when the collection stopped early: the file at
 	// Dest is readable and marked incomplete.
 	Incomplete bool
+	// Missing are the pages to dump that the source lacks (a truncated
+	// or incomplete source), left missing in the dump; FirstMissing is
+	// the physical address of the first.
+	Missing      uint64
+	FirstMissing uint64
 }
 
 // Prepare classifies the pages of src at level and keeps the bitmaps of
@@ -102,6 +107,8 @@ func prepare(src *dump.File, level int, survey, exact bool) (*Selection, error) 
 	if err != nil {
 		return nil, err
 	}
+	sel.sourceName = src.Path
+	sel.sourceEnd = elfSourceEnd(src)
 	switch {
 	case needErr != nil:
 		sel.Warnings = append(sel.Warnings, fmt.Sprintf("what the analyzer needs (kernel image, page tables, tasks and their stacks) could not be listed, so it is only as safe as the level: %v", needErr))
@@ -269,8 +276,12 @@ func write(ctx context.Context, src *dump.File, sel *Selection, out destination,
 		if err != nil {
 			return fmt.Errorf("%s: %w", out.Name(), err)
 		}
-		w = kw
-		items, total, codec = sel.keptPages(), sel.Counts.Kept, opt.Compression
+		// A file takes the pages the analyzer needs first; a stream, which
+		// crash indexes record by record, and a dump meant to equal
+		// makedumpfile's (Exact: no needs) are written in PFN order.
+		needsFirst := !h.Streamed
+		w = kdumpSink{kw, needsFirst}
+		items, total, codec = sel.keptPages(needsFirst), sel.Counts.Kept, opt.Compression
 	case FormatELF:
 		ew, src2, n, err := newELFSink(src, sel, out)
 		if err != nil {
@@ -287,6 +298,10 @@ func write(ctx context.Context, src *dump.File, sel *Selection, out destination,
 		err = w.Close()
 	}
 	res.Written = w.Size()
+	var se *SourceError
+	if errors.As(err, &se) {
+		return err // names the source, not the destination
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", out.Name(), err)
 	}
@@ -323,6 +338,20 @@ func kdumpWriter(out destination, h dump.KdumpHeader, codec dump.Compression, se
 		return nil, err
 	}
 	return kw, nil
+}
+
+// kdumpSink feeds a kdump writer: by descriptor index when the pages come
+// out of PFN order.
+type kdumpSink struct {
+	*dump.KdumpWriter
+	indexed bool
+}
+
+func (s kdumpSink) WritePage(it item, p dump.EncodedPage) error {
+	if s.indexed {
+		return s.WritePageIndex(it.idx, it.pfn, p)
+	}
+	return s.KdumpWriter.WritePage(it.pfn, p)
 }
 
 // destination is where a dump goes: a file, or a flattened stream.
@@ -384,7 +413,7 @@ func (f limitedFile) WriteAt(p []byte, off int64) (int, error) {
 
 // pageSink is a dump writer the pipeline feeds in PFN order.
 type pageSink interface {
-	WritePage(pfn uint64, p dump.EncodedPage) error
+	WritePage(it item, p dump.EncodedPage) error
 	Close() error
 	Abort() error
 	Size() int64

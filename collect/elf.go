@@ -3,6 +3,7 @@ package collect
 import (
 	"debug/elf"
 	"fmt"
+	"os"
 
 	"salvage/arch/amd64"
 	"salvage/dump"
@@ -11,7 +12,7 @@ import (
 // elfSink feeds an ELF writer: it stores pages back to back.
 type elfSink struct{ *dump.ELFWriter }
 
-func (s elfSink) WritePage(_ uint64, p dump.EncodedPage) error {
+func (s elfSink) WritePage(_ item, p dump.EncodedPage) error {
 	_, err := s.Write(p.Data)
 	return err
 }
@@ -175,4 +176,29 @@ func (d *elfDumpable) load(base uint64) {
 			}
 		}
 	}
+}
+
+// elfSourceEnd reports, for an ELF source shorter than its PT_LOADs say
+// (a copy of /proc/vmcore cut short), where the file ends and where the
+// program headers reach; nil otherwise.
+func elfSourceEnd(src *dump.File) *SourceEnd {
+	if src.Format != dump.FormatELF || src.Path == "" {
+		return nil
+	}
+	ef, err := elf.Open(src.Path)
+	if err != nil {
+		return nil
+	}
+	defer ef.Close()
+	var want int64
+	for _, p := range ef.Progs {
+		if p.Type == elf.PT_LOAD {
+			want = max(want, int64(p.Off+p.Filesz))
+		}
+	}
+	st, err := os.Stat(src.Path)
+	if err != nil || st.Size() >= want {
+		return nil
+	}
+	return &SourceEnd{Size: st.Size(), Want: want}
 }

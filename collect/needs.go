@@ -1,6 +1,7 @@
 package collect
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sort"
 
@@ -11,7 +12,9 @@ import (
 // needs is what the analyzer cannot do without, in page frames: the
 // kernel image (its text and data, and with them the BTF, the kallsyms
 // and ORC tables, the printk ring and the IDT), the page-table pages that
-// map it, and every task's task_struct and kernel stack. Whatever the dump
+// map it, every task's task_struct and kernel stack (and the signal_struct,
+// struct pid and mm_struct ps reads of it), the memory nodes'
+// pglist_data and the CPUs' static per-CPU areas. Whatever the dump
 // level, these frames are kept (a level's page classes are heuristics; a
 // makedumpfile that misreads a new kernel's page types drops in-use slab
 // pages, and with them the task list).
@@ -110,6 +113,16 @@ func analyzerNeeds(src *dump.File) (*needs, error) {
 		if err := addVirt(task.Address(), task.Address()+uint64(task.Size())); err != nil {
 			return nil, fmt.Errorf("task_struct: %w", err)
 		}
+		// What ps and bt follow from a task: its thread group (the
+		// signal_struct's thread_head), its struct pid and its mm (RSS
+		// and VSZ). Best effort, as the stack.
+		for _, member := range []string{"signal", "thread_pid", "mm"} {
+			if p, err := task.Member(member); err == nil {
+				if o, err := p.Deref(); err == nil && o.Address() != 0 && o.Size() > 0 {
+					addVirt(o.Address(), o.Address()+uint64(o.Size()))
+				}
+			}
+		}
 		v, err := task.Member("stack")
 		if err != nil {
 			continue
@@ -118,6 +131,71 @@ func analyzerNeeds(src *dump.File) (*needs, error) {
 			// A stack the dump cannot map is the analyzer's to report.
 			addVirt(stack, stack+stackSize)
 		}
+	}
+	// The memory nodes (struct pglist_data, memblock-allocated at the top
+	// of a node: sys's memory size, kmem -i) and every CPU's static
+	// per-CPU area (current_task, runqueues, the IRQ stack pointers):
+	// small, and without them a dump opens but says little. They are
+	// best effort: a kernel model that lacks one leaves it to the level.
+	if pg, err := k.SymbolAddr("node_data"); err == nil {
+		nodes := 1
+		if a, err := k.SymbolAddr("nr_node_ids"); err == nil {
+			if v, err := k.ReadUint(a, 4); err == nil && v > 0 && v <= 1<<10 {
+				nodes = int(v)
+			}
+		}
+		for i := 0; i < nodes; i++ {
+			if p, err := k.ReadPointer(pg + uint64(8*i)); err == nil && p != 0 {
+				if v, err := k.ObjectOf(p, "struct pglist_data"); err == nil {
+					addVirt(p, p+uint64(v.Size()))
+				}
+			}
+		}
+	}
+	if start, err := k.SymbolAddr("__per_cpu_start"); err == nil {
+		if end, err := k.SymbolAddr("__per_cpu_end"); err == nil && end > start && end-start < 64<<20 {
+			if n, err := k.NrCPUIDs(); err == nil {
+				for cpu := 0; cpu < min(n, 8192); cpu++ {
+					if off, err := k.PerCPUOffset(cpu); err == nil {
+						addVirt(start+off, end+off)
+					}
+				}
+			}
+		}
+	}
+	// The PID IDR's radix-tree nodes and the struct pids they hold:
+	// crash gathers its task table from them (init_pid_ns.idr).
+	if ns, err := k.Global("init_pid_ns"); err == nil {
+		if head, err := ns.Member("idr.idr_rt.xa_head"); err == nil {
+			if e, err := head.Uint(); err == nil {
+				xarrayNodes(k, e, 0, func(start, end uint64) { addVirt(start, end) })
+			}
+		}
+	}
+	// SPARSEMEM_EXTREME's section roots (mem_section points at an array
+	// of LENGTH(mem_section) pointers, each to a page of struct
+	// mem_section; mm/sparse.c): crash reads them all when it starts.
+	if vi := src.VMCoreInfo; vi != nil {
+		// Uint fails unless mem_section is a pointer (not the array of
+		// a kernel without SPARSEMEM_EXTREME).
+		if g, err := k.Global("mem_section"); err == nil {
+			n, ok := vi.Length("mem_section")
+			if root, err := g.Uint(); ok && err == nil && root != 0 && n > 0 && n < 1<<20 {
+				addVirt(root, root+8*uint64(n))
+				for i := uint64(0); i < uint64(n); i++ {
+					if p, err := k.ReadPointer(root + 8*i); err == nil && p != 0 {
+						addVirt(p, p+ps)
+					}
+				}
+			}
+		}
+	}
+	// Every page-table page of the kernel half: crash, unlike salvage,
+	// walks the page tables of the whole direct map, vmemmap and vmalloc
+	// area when it starts, and stops at the first it cannot read.
+	if t, ok := k.Arch.(interface{ Root() (phys, virt uint64) }); ok {
+		phys, _ := t.Root()
+		kernelTables(src.Memory, phys, k.Arch.Layout().PageTableLevels, set)
 	}
 	for pfn := range set {
 		n.pfns = append(n.pfns, pfn)
@@ -135,4 +213,83 @@ func openKernel(src *dump.File) (k *kernel.Kernel, err error) {
 		}
 	}()
 	return kernel.Open(src, kernel.Options{})
+}
+
+// kernelTables adds to set the frames of the page tables that map the
+// kernel half of the address space (the upper 256 entries of the top
+// level) under root, an x86_64 page table of levels levels (4 or 5):
+// each present entry that is not a large page points at a table of the
+// next level (Intel SDM vol. 3, 4.5). Tables the dump lacks are skipped.
+func kernelTables(mem dump.Memory, root uint64, levels int, set map[uint64]bool) {
+	if levels != 4 && levels != 5 {
+		return
+	}
+	const (
+		present  = 1 << 0
+		large    = 1 << 7
+		addrMask = 0x000ffffffffff000
+	)
+	ps := uint64(mem.PageSize())
+	buf := make([]byte, 4096)
+	var visit func(table uint64, level int, first int)
+	visit = func(table uint64, level int, first int) {
+		set[table/ps] = true
+		if level == 1 {
+			return
+		}
+		if _, err := mem.ReadPhys(buf, table); err != nil {
+			return
+		}
+		var next []uint64
+		for i := first; i < 512; i++ {
+			e := binary.LittleEndian.Uint64(buf[8*i:])
+			if e&present == 0 || level <= 3 && e&large != 0 {
+				continue
+			}
+			next = append(next, e&addrMask)
+		}
+		for _, n := range next {
+			visit(n, level-1, 0)
+		}
+	}
+	visit(root&addrMask, levels, 256)
+}
+
+// xarrayNodes calls add with the extent of every node of the XArray
+// whose head entry is e, and of every object its leaves point at. An
+// entry whose low two bits are 2 (and that is above 4096: the small
+// values are retry and sibling markers) is a node pointer plus 2
+// (include/linux/xarray.h xa_is_node); a node's shift is 0 at the leaves.
+func xarrayNodes(k *kernel.Kernel, e uint64, depth int, add func(start, end uint64)) {
+	const kernelHalf = 1 << 63
+	switch {
+	case depth > 12 || e < kernelHalf:
+		return
+	case e&3 == 0:
+		if v, err := k.ObjectOf(e, "struct pid"); err == nil {
+			add(e, e+uint64(v.Size()))
+		}
+		return
+	case e&3 != 2:
+		return
+	}
+	addr := e - 2
+	node, err := k.ObjectOf(addr, "struct xa_node")
+	if err != nil {
+		return
+	}
+	add(addr, addr+uint64(node.Size()))
+	slots, err := node.Member("slots")
+	if err != nil {
+		return
+	}
+	for i := 0; i < 64; i++ {
+		s, err := slots.Index(i)
+		if err != nil {
+			return
+		}
+		if c, err := s.Uint(); err == nil && c != 0 {
+			xarrayNodes(k, c, depth+1, add)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package collect
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -27,36 +28,58 @@ type item struct {
 	// error; other pages (written inside an ELF PT_LOAD only to avoid a
 	// new segment) read as zeroes when the source lacks them.
 	keep bool
+	// idx is the page's descriptor in a kdump-compressed file (its rank
+	// among the kept frames), for writers that take pages out of order.
+	idx uint64
 }
 
 // itemSource yields the items of a dump in the order the writer stores them.
 type itemSource func(yield func(item) bool)
 
 // keptPages is the item source of a kdump-compressed dump: every kept
-// frame, in PFN order, from the selection's bitmap or, for a survey, from
-// its windows classified again one at a time.
-func (sel *Selection) keptPages() itemSource {
+// frame with its descriptor index, from the selection's bitmap or, for a
+// survey, from its windows classified again one at a time. With
+// needsFirst, the frames the analyzer needs (kernel image, page tables,
+// tasks and stacks) come first and then the others, each pass in PFN
+// order: a dump cut short (a full disk, a killed collector, a power cut
+// in the capture kernel) then still holds what the analyzer opens a dump
+// with, where a PFN-ordered one cut at half lacks everything above that
+// half — on a KASLR kernel, often its image.
+func (sel *Selection) keptPages(needsFirst bool) itemSource {
 	ps := uint64(sel.PageSize)
 	return func(yield func(item) bool) {
-		each := func(base uint64, kept *dump.PFNSet) bool {
-			for i := kept.Next(0); i < kept.Len(); i = kept.Next(i + 1) {
-				pfn := base + i
-				if !yield(item{pfn: pfn, addr: pfn * ps, n: int(ps), keep: true}) {
-					return false
+		passes := []int{0}
+		if needsFirst && sel.needs != nil && len(sel.needs.pfns) > 0 {
+			passes = []int{1, 2}
+		}
+		for _, pass := range passes {
+			var idx uint64 // descriptor index of the next kept frame
+			each := func(base uint64, kept *dump.PFNSet) bool {
+				for i := kept.Next(0); i < kept.Len(); i = kept.Next(i + 1) {
+					pfn := base + i
+					idx++
+					if pass != 0 && sel.needs.has(pfn) != (pass == 1) {
+						continue
+					}
+					if !yield(item{pfn: pfn, addr: pfn * ps, n: int(ps), keep: true, idx: idx - 1}) {
+						return false
+					}
 				}
+				return true
 			}
-			return true
-		}
-		if sel.Kept != nil {
-			each(0, sel.Kept)
-			return
-		}
-		var scratch Counts
-		var warnings []string
-		for base, win := range sel.Windows(&scratch, &warnings) {
-			_, kept := win()
-			if !each(base, kept) {
-				return
+			if sel.Kept != nil {
+				if !each(0, sel.Kept) {
+					return
+				}
+				continue
+			}
+			var scratch Counts
+			var warnings []string
+			for base, win := range sel.Windows(&scratch, &warnings) {
+				_, kept := win()
+				if !each(base, kept) {
+					return
+				}
 			}
 		}
 	}
@@ -65,9 +88,11 @@ func (sel *Selection) keptPages() itemSource {
 type batch struct {
 	items []item
 	pages []dump.EncodedPage
-	data  []byte // backing store of the encoded pages
-	err   error
-	done  chan struct{}
+	// missing marks the items the source lacks (skipMissing only).
+	missing []bool
+	data    []byte // backing store of the encoded pages
+	err     error
+	done    chan struct{}
 }
 
 func runPipeline(ctx context.Context, mem dump.Memory, sel *Selection, items itemSource, total uint64, codec dump.Compression, w pageSink, opt Options, res *Result) error {
@@ -76,6 +101,10 @@ func runPipeline(ctx context.Context, mem dump.Memory, sel *Selection, items ite
 	nw := workers(opt.Threads)
 	ps := mem.PageSize()
 	zeroes := sel.Plan.Level&LevelZero != 0 && opt.Format == FormatKdump
+	// A kdump-compressed file can say a page is missing (a descriptor
+	// left zero), so the pages a truncated source lacks are skipped and
+	// the dump goes on; an ELF file cannot, so it stops there.
+	skipMissing := opt.Format == FormatKdump
 	prog := newProgress(opt.Progress, opt.Terminal, "Copying data", total)
 	prog.json = opt.ProgressJSON
 	prog.pageSize = uint64(sel.PageSize)
@@ -125,7 +154,7 @@ func runPipeline(ctx context.Context, mem dump.Memory, sel *Selection, items ite
 			defer wg.Done()
 			defer enc.Close()
 			for b := range jobs {
-				encodeBatch(mem, enc, b, ps, zeroes)
+				encodeBatch(mem, enc, b, ps, zeroes, skipMissing)
 				close(b.done)
 			}
 		}()
@@ -142,11 +171,18 @@ func runPipeline(ctx context.Context, mem dump.Memory, sel *Selection, items ite
 			err = b.err
 		}
 		for i := 0; err == nil && i < len(b.items); i++ {
+			if b.missing != nil && b.missing[i] {
+				if res.Missing == 0 {
+					res.FirstMissing = b.items[i].addr
+				}
+				res.Missing++
+				continue
+			}
 			p := b.pages[i]
 			if p.Zero && zeroes {
 				sel.Counts.Zero++
 			}
-			err = w.WritePage(b.items[i].pfn, p)
+			err = w.WritePage(b.items[i], p)
 			res.Pages++
 		}
 		if err != nil {
@@ -159,6 +195,9 @@ func runPipeline(ctx context.Context, mem dump.Memory, sel *Selection, items ite
 	for range order {
 	}
 	wg.Wait()
+	if err == nil && res.Missing > 0 {
+		err = &SourceError{Source: sourceName(sel), Missing: res.Missing, Total: total, FirstAddr: res.FirstMissing, End: sel.sourceEnd}
+	}
 	if err == nil {
 		prog.finish()
 	} else {
@@ -169,7 +208,7 @@ func runPipeline(ctx context.Context, mem dump.Memory, sel *Selection, items ite
 
 // encodeBatch reads and encodes the pages of one batch. Consecutive whole
 // pages are read with one ReadPhys (one pread on an ELF source).
-func encodeBatch(mem dump.Memory, enc *dump.PageEncoder, b *batch, ps int, zeroes bool) {
+func encodeBatch(mem dump.Memory, enc *dump.PageEncoder, b *batch, ps int, zeroes, skipMissing bool) {
 	b.pages = make([]dump.EncodedPage, len(b.items))
 	b.data = make([]byte, 0, len(b.items)*ps/2)
 	raw := make([]byte, len(b.items)*ps)
@@ -189,6 +228,14 @@ func encodeBatch(mem dump.Memory, enc *dump.PageEncoder, b *batch, ps int, zeroe
 				for k := i; k < j; k++ {
 					p := raw[k*ps : k*ps+b.items[k].n]
 					if _, err := mem.ReadPhys(p, b.items[k].addr); err != nil {
+						var pe *dump.PageError
+						if skipMissing && errors.As(err, &pe) && pe.State == dump.PageMissing {
+							if b.missing == nil {
+								b.missing = make([]bool, len(b.items))
+							}
+							b.missing[k] = true
+							continue
+						}
 						b.err = fmt.Errorf("reading the page of frame %#x: %w", b.items[k].pfn, err)
 						return
 					}
@@ -198,6 +245,9 @@ func encodeBatch(mem dump.Memory, enc *dump.PageEncoder, b *batch, ps int, zeroe
 			}
 		}
 		for k := i; k < j; k++ {
+			if b.missing != nil && b.missing[k] {
+				continue
+			}
 			if err := encodeOne(enc, b, k, raw[k*ps:k*ps+b.items[k].n], zeroes, b.items[k].n == ps); err != nil {
 				b.err = err
 				return
@@ -232,4 +282,38 @@ func encodeOne(enc *dump.PageEncoder, b *batch, i int, page []byte, zeroes, whol
 	e.Data = b.data[start:len(b.data):len(b.data)]
 	b.pages[i] = e
 	return nil
+}
+
+// SourceError says the source lacks pages the dump should hold: a copy of
+// /proc/vmcore cut short, a flattened stream that ended early, a dump
+// marked incomplete. The pages it has are written; the others are left
+// missing in a dump marked incomplete.
+type SourceError struct {
+	Source    string
+	Missing   uint64 // pages the source lacks
+	Total     uint64 // pages the dump was to hold
+	FirstAddr uint64 // physical address of the first
+	// End, for an ELF source shorter than its program headers say, is
+	// where the file ends and where they reach.
+	End *SourceEnd
+}
+
+// SourceEnd is where a truncated ELF file ends, and where it should.
+type SourceEnd struct {
+	Size, Want int64
+}
+
+func (e *SourceError) Error() string {
+	s := fmt.Sprintf("%s ends early: %d of the %d pages to dump are missing from it, the first at physical address %#x", e.Source, e.Missing, e.Total, e.FirstAddr)
+	if e.End != nil {
+		s += fmt.Sprintf(" (the file ends at offset %#x; its program headers reach offset %#x)", e.End.Size, e.End.Want)
+	}
+	return s
+}
+
+func sourceName(sel *Selection) string {
+	if sel.sourceName != "" {
+		return sel.sourceName
+	}
+	return "the source"
 }

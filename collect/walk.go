@@ -32,6 +32,10 @@ type Selection struct {
 	// needs are frames kept whatever the level (see needs.go); nil when
 	// the kernel could not be modelled or the level excludes nothing.
 	needs *needs
+	// sourceName names the source in errors; sourceEnd is set when it is
+	// an ELF file shorter than its program headers say.
+	sourceName string
+	sourceEnd  *SourceEnd
 }
 
 // frameRanges turns the source's RAM ranges into frame ranges. As in
@@ -185,10 +189,12 @@ func (w *walker) window(base, end uint64) (ram, kept *dump.PFNSet) {
 	}
 
 	if sel.filter {
-		// A filtered source does not hold every RAM page: what it lacks
-		// cannot be dumped again.
+		// A filtered source does not hold every RAM page: what it
+		// excluded cannot be dumped again. A page it should hold but
+		// lacks (a truncated or incomplete source) stays kept, to be
+		// marked missing in the dump written (see runPipeline).
 		for i := kept.Next(0); i < kept.Len(); i = kept.Next(i + 1) {
-			if st := sel.mem.State(base + i); st != dump.PagePresent && st != dump.PageZero {
+			if st := sel.mem.State(base + i); st != dump.PagePresent && st != dump.PageZero && st != dump.PageMissing {
 				kept.Remove(i)
 			}
 		}

@@ -166,13 +166,22 @@ type KdumpWriter struct {
 	bitmapOff, bitmapLen int64 // the 1st bitmap; the 2nd follows
 	streamed             bool  // see KdumpHeader.Streamed
 
-	nextPFN  uint64 // frames below it have been written
-	descOff  int64  // offset of the next descriptor
-	descBuf  []byte // descriptors not yet written, starting at descOff
-	dataOff  int64  // offset of the next page data
-	dataBuf  []byte // page data not yet written, starting at dataOff
-	zeroDesc [pageDescSize]byte
-	err      error
+	nextPFN   uint64    // in PFN-order mode, frames below it have been written
+	indexed   bool      // pages come by WritePageIndex, in any order
+	done      *PFNSet   // descriptor indexes written, in indexed mode
+	descTable int64     // offset of descriptor 0
+	descRuns  []descRun // descriptors not yet written, in the order given
+	descBytes int       // their total size
+	dataOff   int64     // offset of the next page data
+	dataBuf   []byte    // page data not yet written, starting at dataOff
+	zeroDesc  [pageDescSize]byte
+	err       error
+}
+
+// descRun is a run of consecutive page descriptors to write at off.
+type descRun struct {
+	off int64
+	b   []byte
 }
 
 // kdumpFlushSize is how much descriptor and page data the writer buffers.
@@ -267,7 +276,7 @@ func NewKdumpWriterWindowed(w io.WriterAt, h KdumpHeader, codec Compression, max
 	k.write(sub, bs)
 	k.bitmapOff = (1 + subHdrBlocks) * bs
 	k.bitmapLen = bitmapBlocks * bs
-	k.descOff = k.bitmapOff + 2*k.bitmapLen
+	k.descTable = k.bitmapOff + 2*k.bitmapLen
 	if k.err != nil {
 		return nil, k.err
 	}
@@ -300,9 +309,9 @@ func (k *KdumpWriter) StartPages(n uint64) error {
 	// Both bitmaps end on a block boundary: make sure the file reaches
 	// there when the 2nd bitmap's last bytes are padding never written.
 	if int64(k.maxMapnr+7)/8 < k.bitmapLen {
-		k.write([]byte{0}, k.descOff-1)
+		k.write([]byte{0}, k.descTable-1)
 	}
-	k.dataOff = k.descOff + pageDescSize*int64(n)
+	k.dataOff = k.descTable + pageDescSize*int64(n)
 	if k.zero {
 		// The shared zero page comes first in the page data
 		// (write_kdump_pages_cyclic's pd_zero), stored raw.
@@ -329,7 +338,7 @@ func (k *KdumpWriter) writeStatus() {
 }
 
 // WritePage stores the page of frame pfn, the next frame of the 2nd
-// bitmap.
+// bitmap: pages come in PFN order, their descriptors one after another.
 func (k *KdumpWriter) WritePage(pfn uint64, p EncodedPage) error {
 	if k.err != nil {
 		return k.err
@@ -337,13 +346,50 @@ func (k *KdumpWriter) WritePage(pfn uint64, p EncodedPage) error {
 	switch {
 	case !k.started:
 		return errors.New("kdump writer: a page given before StartPages")
+	case k.indexed:
+		return errors.New("kdump writer: WritePage after WritePageIndex (one way of giving pages per file)")
 	case pfn < k.nextPFN || pfn >= k.maxMapnr:
 		return fmt.Errorf("kdump writer: page of frame %#x given after frame %#x (pages go in PFN order, below max_mapnr %#x)", pfn, k.nextPFN-1, k.maxMapnr)
 	case k.written == k.total:
 		return fmt.Errorf("kdump writer: page of frame %#x is one more than the %d the 2nd bitmap holds", pfn, k.total)
 	}
 	k.nextPFN = pfn + 1
-	k.written++
+	return k.put(k.written, pfn, p)
+}
+
+// WritePageIndex stores the page of frame pfn whose descriptor is the
+// idx-th of the table (the rank of pfn in the 2nd bitmap). Pages may come
+// in any order — the collector writes the pages the analyzer needs first,
+// so that a dump cut short still holds them — and each page's data is
+// written before its descriptor, so a descriptor in the file always
+// points at whole data: the descriptors of pages never written stay zero,
+// which readers (crash's PAGE_INCOMPLETE, salvage's PageMissing) take for
+// missing.
+func (k *KdumpWriter) WritePageIndex(idx, pfn uint64, p EncodedPage) error {
+	if k.err != nil {
+		return k.err
+	}
+	switch {
+	case !k.started:
+		return errors.New("kdump writer: a page given before StartPages")
+	case k.written > 0 && !k.indexed:
+		return errors.New("kdump writer: WritePageIndex after WritePage (one way of giving pages per file)")
+	case idx >= k.total || pfn >= k.maxMapnr:
+		return fmt.Errorf("kdump writer: page of frame %#x at descriptor %d: the table has %d descriptors, max_mapnr is %#x", pfn, idx, k.total, k.maxMapnr)
+	}
+	if !k.indexed {
+		k.indexed = true
+		k.done = NewPFNSet(k.total)
+	}
+	if k.done.Has(idx) {
+		return fmt.Errorf("kdump writer: descriptor %d (frame %#x) written twice", idx, pfn)
+	}
+	k.done.Add(idx)
+	return k.put(idx, pfn, p)
+}
+
+// put buffers the page's data and its descriptor, the idx-th.
+func (k *KdumpWriter) put(idx, pfn uint64, p EncodedPage) error {
 	var d [pageDescSize]byte
 	if p.Zero && k.zero {
 		d = k.zeroDesc
@@ -361,12 +407,23 @@ func (k *KdumpWriter) WritePage(pfn uint64, p EncodedPage) error {
 		le.PutUint32(d[12:], bits)
 		k.dataBuf = append(k.dataBuf, p.Data...)
 	}
-	k.descBuf = append(k.descBuf, d[:]...)
-	if len(k.dataBuf) >= kdumpFlushSize || len(k.descBuf) >= kdumpFlushSize {
+	k.written++
+	off := k.descTable + int64(idx)*pageDescSize
+	if n := len(k.descRuns); n > 0 && k.descRuns[n-1].off+int64(len(k.descRuns[n-1].b)) == off {
+		k.descRuns[n-1].b = append(k.descRuns[n-1].b, d[:]...)
+	} else {
+		k.descRuns = append(k.descRuns, descRun{off: off, b: append([]byte(nil), d[:]...)})
+	}
+	k.descBytes += pageDescSize
+	if len(k.dataBuf) >= kdumpFlushSize || k.descBytes >= kdumpFlushSize || len(k.descRuns) >= kdumpMaxRuns {
 		k.flush()
 	}
 	return k.err
 }
+
+// kdumpMaxRuns bounds the descriptor runs buffered: pages given out of
+// order (task stacks scattered over memory) make a run each.
+const kdumpMaxRuns = 4096
 
 // flush writes the buffered page data, then the descriptors that point at
 // it. When the data is written only in part (a disk that fills up), the
@@ -378,25 +435,34 @@ func (k *KdumpWriter) flush() {
 	}
 	if n, err := k.w.WriteAt(k.dataBuf, k.dataOff); err != nil {
 		k.err = fmt.Errorf("writing %d bytes at offset %#x: %w", len(k.dataBuf), k.dataOff, err)
+		// The data is in the order the descriptors were given: write
+		// those up to the first whose data is not whole.
 		end := k.dataOff + int64(n)
-		good := 0
-		for ; good+pageDescSize <= len(k.descBuf); good += pageDescSize {
-			d := parsePageDescriptor(k.descBuf[good:])
-			if d.Offset+int64(d.Size) > end && d.Offset >= k.dataOff {
+		for _, r := range k.descRuns {
+			good := 0
+			for ; good+pageDescSize <= len(r.b); good += pageDescSize {
+				d := parsePageDescriptor(r.b[good:])
+				if d.Offset+int64(d.Size) > end && d.Offset >= k.dataOff {
+					break
+				}
+			}
+			k.w.WriteAt(r.b[:good], r.off)
+			if good < len(r.b) {
 				break
 			}
 		}
-		k.w.WriteAt(k.descBuf[:good], k.descOff)
 		return
 	}
 	k.dataOff += int64(len(k.dataBuf))
 	k.dataBuf = k.dataBuf[:0]
-	k.write(k.descBuf, k.descOff)
-	if k.err != nil {
-		return
+	for _, r := range k.descRuns {
+		k.write(r.b, r.off)
+		if k.err != nil {
+			return
+		}
 	}
-	k.descOff += int64(len(k.descBuf))
-	k.descBuf = k.descBuf[:0]
+	k.descRuns = k.descRuns[:0]
+	k.descBytes = 0
 }
 
 // Close writes what is buffered and, when every page of the 2nd bitmap
