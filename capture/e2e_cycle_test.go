@@ -1,0 +1,535 @@
+package capture
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"salvage/capture/cpio"
+	"salvage/lab"
+	"salvage/lab/corpus"
+)
+
+// The kdump cycles end to end: the lab's kernel boots under QEMU with a
+// production initramfs that holds salvage and nothing else of kdump (no
+// kexec-tools, makedumpfile, busybox or shell): its /init
+// (testdata/e2eprod) loads the disk's drivers, runs `salvage kdump load` —
+// which builds the capture initramfs in the guest from its /lib/modules
+// and live sysfs and loads it with kexec_file_load — and crashes; the
+// capture kernel runs salvage as PID 1, which saves the dump to the
+// target; the host then reads the disk (debugfs, without mounting it) or
+// runs `salvage kdump savecore` on the raw disk image, and analyzes the
+// dump with salvage (no vmlinux: BTF and kallsyms from the dump) for the
+// right PANIC and the right function in the panic task's stack.
+//
+// Each cycle prints one "e2e:" line on standard output (make e2e shows
+// them); the guests' consoles go to the log only when a cycle fails.
+
+// e2eLab is what every cycle boots with.
+type e2eLab struct {
+	assets  *lab.E2EAssets
+	dir     string
+	salvage string            // the static salvage binary
+	init    []byte            // testdata/e2eprod
+	modules map[string][]byte // /lib/modules/RELEASE/… files, modules.dep included
+	order   []string          // module paths to load, relative to the tree
+	config  []byte            // the kernel's config (for the initramfs codec)
+}
+
+func goBuild(t *testing.T, out, pkg string) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+}
+
+func setupE2E(t *testing.T) *e2eLab {
+	t.Helper()
+	m := corpus.Require(t)
+	a, err := lab.FindE2EAssets(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &e2eLab{assets: a, dir: t.TempDir(), modules: map[string][]byte{}}
+	e.salvage = filepath.Join(e.dir, "salvage")
+	goBuild(t, e.salvage, "../cmd/salvage")
+	goBuild(t, filepath.Join(e.dir, "init"), "./testdata/e2eprod")
+	if e.init, err = os.ReadFile(filepath.Join(e.dir, "init")); err != nil {
+		t.Fatal(err)
+	}
+	if e.config, err = os.ReadFile(filepath.Join(filepath.Dir(a.Vmlinuz), "config")); err != nil {
+		t.Fatal(err)
+	}
+	// The guest's module tree, laid out as Debian's package lays it out,
+	// indexed by the host's depmod (kmod) as the package's postinst does.
+	where := map[string]string{"virtio_blk": "kernel/drivers/block", "qemu_fw_cfg": "kernel/drivers/firmware"}
+	stage := filepath.Join(e.dir, "stage")
+	tree := filepath.Join(stage, "lib/modules", a.Release)
+	put := func(src, rel string) {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Join(tree, filepath.Dir(rel)), 0o755)
+		if err := os.WriteFile(filepath.Join(tree, rel), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ko := range a.Modules {
+		name := strings.TrimSuffix(filepath.Base(ko), ".ko")
+		d := where[name]
+		if d == "" {
+			d = "kernel/drivers/virtio"
+		}
+		rel := d + "/" + name + ".ko"
+		put(ko, rel)
+		e.order = append(e.order, rel)
+	}
+	put(a.SalvageLab, "extra/salvage_lab.ko")
+	e.order = append(e.order, "extra/salvage_lab.ko")
+	if out, err := exec.Command("depmod", "-b", stage, a.Release).CombinedOutput(); err != nil {
+		t.Fatalf("depmod -b %s %s: %v\n%s", stage, a.Release, err, out)
+	}
+	err = filepath.Walk(tree, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(tree, p)
+		if strings.HasSuffix(rel, ".bin") {
+			return nil // depmod's binary indexes: salvage reads the text ones
+		}
+		b, err := os.ReadFile(p)
+		e.modules[rel] = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// prodImage writes the production initramfs with kdump.conf and
+// kdump-tools' file.
+func (e *e2eLab) prodImage(t *testing.T, name, kdumpConf, kdumpTools string) string {
+	t.Helper()
+	a := cpio.New()
+	for _, d := range []string{"proc", "sys", "dev", "tmp", "var/lib/salvage", "etc/e2e"} {
+		a.Dir(d, 0o755)
+	}
+	a.CharDev("dev/console", 0o600, 5, 1)
+	a.File("init", 0o755, e.init)
+	sb, err := os.ReadFile(e.salvage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.File("bin/salvage", 0o755, sb)
+	kb, err := os.ReadFile(e.assets.Vmlinuz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.File("boot/vmlinuz-"+e.assets.Release, 0o644, kb)
+	a.File("boot/config-"+e.assets.Release, 0o644, e.config)
+	for rel, b := range e.modules {
+		a.File("lib/modules/"+e.assets.Release+"/"+rel, 0o644, b)
+	}
+	a.File("etc/e2e/load-order", 0o644, []byte(strings.Join(e.order, "\n")+"\n"))
+	a.File("etc/salvage/kdump.conf", 0o644, []byte(kdumpConf))
+	a.File("etc/default/kdump-tools", 0o644, []byte("USE_KDUMP=1\n"+kdumpTools))
+	var buf bytes.Buffer
+	if _, err := a.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(e.dir, name)
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// boot runs the guest to its end (the capture kernel powers it off) and
+// returns its console.
+func (e *e2eLab) boot(t *testing.T, initrd, disk, scenario string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-smp", "2", "-nographic", "-no-reboot",
+		"-kernel", e.assets.Vmlinuz, "-initrd", initrd, "-drive", "file="+disk+",format=raw,if=virtio",
+		"-append", "console=ttyS0 panic=-1 crashkernel=256M e2e.scenario="+scenario)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var console []string
+	sc := bufio.NewScanner(out)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		console = append(console, strings.TrimRight(sc.Text(), "\r"))
+	}
+	cmd.Wait()
+	return console
+}
+
+// e2eCycle is one crash and its checks.
+type e2eCycle struct {
+	scenario string
+	target   string // kdump.conf's target line
+	conf     string // more kdump.conf lines
+	tools    string // /etc/default/kdump-tools
+	panic    string // in the summary's PANIC
+	frame    string // a function of the panic task's stack (regexp)
+	// blocked, for the hung task: a function of a D-state task's stack.
+	blocked string
+}
+
+func mkfsExt4(t *testing.T, disk, label, uuid string) {
+	t.Helper()
+	if err := os.WriteFile(disk, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(disk, 256<<20); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-L", label, "-U", uuid, disk).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
+	}
+}
+
+// debugfsEntry is one line of debugfs's ls -l.
+type debugfsEntry struct {
+	name string
+	mode uint32
+	size int64
+}
+
+var debugfsLs = regexp.MustCompile(`^\s*\d+\s+([0-7]+)\s+\(\d+\)\s+\d+\s+\d+\s+(\d+)\s+\S+\s+\S+\s+(\S+)\s*$`)
+
+func debugfsList(t *testing.T, disk, dir string) []debugfsEntry {
+	t.Helper()
+	out, err := exec.Command("debugfs", "-R", "ls -l "+dir, disk).CombinedOutput()
+	if err != nil {
+		t.Fatalf("debugfs ls %s: %v\n%s", dir, err, out)
+	}
+	var ents []debugfsEntry
+	for _, l := range strings.Split(string(out), "\n") {
+		if m := debugfsLs.FindStringSubmatch(l); m != nil && m[3] != "." && m[3] != ".." {
+			var mode uint32
+			var size int64
+			fmt.Sscanf(m[1], "%o", &mode)
+			fmt.Sscan(m[2], &size)
+			ents = append(ents, debugfsEntry{name: m[3], mode: mode, size: size})
+		}
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].name < ents[j].name })
+	return ents
+}
+
+func debugfsRead(t *testing.T, disk, file, out string) {
+	t.Helper()
+	if b, err := exec.Command("debugfs", "-R", "dump "+file+" "+out, disk).CombinedOutput(); err != nil {
+		t.Fatalf("debugfs dump %s: %v\n%s", file, err, b)
+	}
+}
+
+// summary is what the checks read of `salvage analyze --summary-json`.
+type e2eSummary struct {
+	Panic string `json:"panic"`
+	Task  *struct {
+		Comm  string   `json:"command"`
+		Stack []string `json:"stack"`
+	} `json:"task"`
+	Blocked []struct {
+		Comm  string   `json:"command"`
+		Stack []string `json:"stack"`
+	} `json:"blocked"`
+}
+
+// analyzeDump checks a saved dump with salvage's analyzer and returns
+// the panic and the stack for the report line.
+func (e *e2eLab) analyzeDump(t *testing.T, path string, c e2eCycle) (string, []string, bool) {
+	t.Helper()
+	out, err := exec.Command(e.salvage, "analyze", "--summary-json", path).Output()
+	if err != nil {
+		t.Errorf("salvage analyze --summary-json %s: %v\n%s", path, err, out)
+		return "", nil, false
+	}
+	var s e2eSummary
+	if err := json.Unmarshal(out, &s); err != nil {
+		t.Errorf("summary of %s: %v", path, err)
+		return "", nil, false
+	}
+	ok := true
+	if !strings.Contains(s.Panic, c.panic) {
+		t.Errorf("%s: PANIC %q, want %q", path, s.Panic, c.panic)
+		ok = false
+	}
+	if s.Task == nil {
+		t.Errorf("%s: no panic task", path)
+		return s.Panic, nil, false
+	}
+	re := regexp.MustCompile(c.frame)
+	found := false
+	for _, f := range s.Task.Stack {
+		found = found || re.MatchString(f)
+	}
+	if !found {
+		t.Errorf("%s: no %s in the panic task's (%s) stack %q", path, c.frame, s.Task.Comm, s.Task.Stack)
+		ok = false
+	}
+	if c.blocked != "" {
+		re := regexp.MustCompile(c.blocked)
+		found := false
+		for _, b := range s.Blocked {
+			for _, f := range b.Stack {
+				found = found || re.MatchString(f)
+			}
+		}
+		if !found {
+			t.Errorf("%s: no blocked task with %s in its stack: %+v", path, c.blocked, s.Blocked)
+			ok = false
+		}
+	}
+	return s.Panic, s.Task.Stack, ok
+}
+
+// checkDmesg checks the saved kernel log ends with the panic.
+func checkDmesg(t *testing.T, path, panicText string) bool {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Error(err)
+		return false
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	tail := strings.Join(lines[max(0, len(lines)-80):], "\n")
+	if !strings.Contains(tail, "Kernel panic - not syncing: "+strings.TrimPrefix(panicText, "Kernel panic - not syncing: ")) && !strings.Contains(tail, panicText) {
+		t.Errorf("%s: the last lines do not hold %q:\n%s", path, panicText, tail)
+		return false
+	}
+	return true
+}
+
+func fmtStack(s []string) string {
+	if len(s) > 4 {
+		s = append(s[:4:4], "…")
+	}
+	return strings.Join(s, " ← ")
+}
+
+func consoleTail(console []string, n int) string {
+	return strings.Join(console[max(0, len(console)-n):], "\n")
+}
+
+// runExt4Cycle boots one cycle onto disk (an ext4 image) and checks the
+// dump it leaves under /var/crash; it returns the dump directories after.
+func (e *e2eLab) runExt4Cycle(t *testing.T, i, n int, c e2eCycle, disk string, before []string, keep int) (after []string) {
+	t.Helper()
+	start := time.Now()
+	img := e.prodImage(t, fmt.Sprintf("prod-%s-%d.img", c.scenario, i), c.target+"\npath /var/crash\ncore_collector makedumpfile -l --message-level 7 -d 31\nfinal_action poweroff\nfailure_action poweroff\n"+c.conf, c.tools)
+	console := e.boot(t, img, disk, c.scenario)
+	dur := time.Since(start)
+	failed := false
+	fail := func(format string, a ...any) {
+		t.Errorf(format, a...)
+		failed = true
+	}
+	defer func() {
+		if failed || t.Failed() {
+			t.Logf("cycle %d/%d %s console:\n%s", i, n, c.scenario, strings.Join(console, "\n"))
+			fmt.Printf("e2e: cycle %d/%d %s → %s: FAILED (%.0f s)\n", i, n, c.scenario, c.target, dur.Seconds())
+		}
+	}()
+	all := strings.Join(console, "\n")
+	for _, want := range []string{"E2E: load: capture initramfs: /var/lib/salvage/initrd.img-" + e.assets.Release + " built", "loaded: ready to kdump",
+		"salvage: capture kernel: saving the dump", "salvage: dump saved; poweroff"} {
+		if !strings.Contains(all, want) {
+			fail("cycle %d %s: no %q on the console", i, c.scenario, want)
+			return before
+		}
+	}
+	for _, ent := range debugfsList(t, disk, "/var/crash") {
+		if IsDumpDir(ent.name) {
+			after = append(after, ent.name)
+		}
+	}
+	var added []string
+	for _, d := range after {
+		if !contains(before, d) {
+			added = append(added, d)
+		}
+	}
+	if len(added) != 1 {
+		fail("cycle %d: dump directories %v before, %v after: want one new", i, before, after)
+		return after
+	}
+	dir := added[0]
+	wantDirs := len(before) + 1
+	if keep > 0 && wantDirs > keep {
+		wantDirs = keep
+	}
+	if len(after) != wantDirs {
+		fail("cycle %d: %d dump directories after (%v), want %d (KDUMP_NUM_DUMPS=%d)", i, len(after), after, wantDirs, keep)
+	}
+	ents := debugfsList(t, disk, "/var/crash/"+dir)
+	var names []string
+	var dumpSize int64
+	for _, ent := range ents {
+		names = append(names, ent.name)
+		if ent.mode&0o7777 != 0o600 {
+			fail("%s/%s: mode %o, want 0600", dir, ent.name, ent.mode&0o7777)
+		}
+		if strings.HasSuffix(ent.name, IncompleteSuffix) {
+			fail("%s/%s: an incomplete dump is left", dir, ent.name)
+		}
+		if ent.name == "dump."+dir {
+			dumpSize = ent.size
+		}
+	}
+	if want := []string{"dmesg." + dir, "dump." + dir}; strings.Join(names, " ") != strings.Join(want, " ") {
+		fail("%s holds %v, want %v", dir, names, want)
+		return after
+	}
+	local := filepath.Join(e.dir, fmt.Sprintf("%s-%d", c.scenario, i))
+	os.MkdirAll(local, 0o755)
+	debugfsRead(t, disk, "/var/crash/"+dir+"/dump."+dir, filepath.Join(local, "dump"))
+	debugfsRead(t, disk, "/var/crash/"+dir+"/dmesg."+dir, filepath.Join(local, "dmesg"))
+	panicText, stack, ok := e.analyzeDump(t, filepath.Join(local, "dump"), c)
+	if !ok || !checkDmesg(t, filepath.Join(local, "dmesg"), panicText) {
+		failed = true
+		return after
+	}
+	fmt.Printf("e2e: cycle %d/%d %s → %s: ok, dump.%s (%.0f MiB, lzo -d 31), PANIC %q, bt: %s (%.0f s)\n",
+		i, n, c.scenario, c.target, dir, float64(dumpSize)/(1<<20), panicText, fmtStack(stack), dur.Seconds())
+	return after
+}
+
+func contains(s []string, x string) bool {
+	for _, y := range s {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// TestE2ESysrqCycles crashes the guest through `salvage kdump test` three
+// times in a row onto one ext4 disk with KDUMP_NUM_DUMPS=2: every cycle
+// must leave a valid dump, and pruning must keep the last two.
+func TestE2ESysrqCycles(t *testing.T) {
+	e := setupE2E(t)
+	disk := filepath.Join(e.dir, "sysrq.disk")
+	mkfsExt4(t, disk, "e2edump", "3f0f8d2e-5b1c-4c3a-9d47-0e2e5a1b7c11")
+	c := e2eCycle{scenario: "sysrq", target: "ext4 /dev/vda", tools: "KDUMP_NUM_DUMPS=2\n",
+		panic: "sysrq triggered crash", frame: `^sysrq_handle_crash`}
+	var dirs []string
+	const n = 3
+	for i := 1; i <= n; i++ {
+		dirs = e.runExt4Cycle(t, i, n, c, disk, dirs, 2)
+		if t.Failed() {
+			t.Fatalf("%d consecutive successful sysrq cycles, then a failure", i-1)
+		}
+	}
+	t.Logf("%d consecutive successful sysrq cycles; dump directories left: %v", n, dirs)
+}
+
+// TestE2EOopsAndHung crashes the guest with the lab module's NULL
+// dereference (panic_on_oops) and its task stuck in D state
+// (hung_task_panic), saving to the ext4 disk named by UUID= and by
+// LABEL= (found by the capture's own superblock reader: no udev).
+func TestE2EOopsAndHung(t *testing.T) {
+	e := setupE2E(t)
+	disk := filepath.Join(e.dir, "oops.disk")
+	uuid := "8c2b6d1e-2f4a-4e9b-a1c3-5d6e7f809a1b"
+	mkfsExt4(t, disk, "e2edump", uuid)
+	cycles := []e2eCycle{
+		{scenario: "oops", target: "ext4 UUID=" + uuid, conf: "kdump_pre /bin/salvage version\n",
+			panic: "Fatal exception", frame: `^salvage_lab_oops`},
+		{scenario: "hung", target: "ext4 LABEL=e2edump",
+			panic: "hung_task: blocked tasks", frame: `^(watchdog|check_hung_uninterruptible_tasks)`, blocked: `^salvage_lab_hang`},
+	}
+	var dirs []string
+	for i, c := range cycles {
+		dirs = e.runExt4Cycle(t, i+1, len(cycles), c, disk, dirs, 0)
+	}
+}
+
+// TestE2ERaw saves the dump of a sysrq crash to a raw disk, then runs
+// `salvage kdump savecore --raw` on the host over the disk image: the dump
+// must come out in the local layout, analyzable, and a second savecore
+// must find nothing (the header is cleared).
+func TestE2ERaw(t *testing.T) {
+	e := setupE2E(t)
+	disk := filepath.Join(e.dir, "raw.disk")
+	if err := os.WriteFile(disk, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(disk, 256<<20); err != nil {
+		t.Fatal(err)
+	}
+	c := e2eCycle{scenario: "sysrq", target: "raw /dev/vda", panic: "sysrq triggered crash", frame: `^sysrq_handle_crash`}
+	start := time.Now()
+	img := e.prodImage(t, "prod-raw.img", c.target+"\ncore_collector makedumpfile -l -d 31\nfinal_action poweroff\n", "")
+	console := e.boot(t, img, disk, c.scenario)
+	dur := time.Since(start)
+	defer func() {
+		if t.Failed() {
+			t.Logf("raw cycle console:\n%s", strings.Join(console, "\n"))
+			fmt.Printf("e2e: cycle 1/1 sysrq → raw /dev/vda: FAILED (%.0f s)\n", dur.Seconds())
+		}
+	}()
+	if all := strings.Join(console, "\n"); !strings.Contains(all, "salvage: dump saved; poweroff") {
+		t.Fatalf("the capture did not save the dump; console tail:\n%s", consoleTail(console, 30))
+	}
+	root := filepath.Join(e.dir, "hostroot") // no configuration: the defaults
+	os.MkdirAll(root, 0o755)
+	out := filepath.Join(e.dir, "saved")
+	cmd := exec.Command(e.salvage, "kdump", "savecore", "--root", root, "--raw", disk, "--dir", out, "--json")
+	b, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("salvage kdump savecore: %v\n%s", err, b)
+	}
+	var sv Saved
+	if err := json.Unmarshal(b, &sv); err != nil {
+		t.Fatal(err)
+	}
+	if sv.Incomplete || sv.Dmesg == "" {
+		t.Errorf("savecore: %+v", sv)
+	}
+	for _, f := range []string{sv.Dump, sv.Dmesg} {
+		st, err := os.Stat(filepath.Join(out, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %o, want 0600", f, st.Mode().Perm())
+		}
+	}
+	panicText, stack, ok := e.analyzeDump(t, filepath.Join(out, sv.Dump), c)
+	if ok {
+		ok = checkDmesg(t, filepath.Join(out, sv.Dmesg), panicText)
+	}
+	b, err = exec.Command(e.salvage, "kdump", "savecore", "--root", root, "--raw", disk, "--dir", out).CombinedOutput()
+	if err == nil || !strings.Contains(string(b), "no salvage raw dump header") {
+		t.Errorf("a second savecore: %v, %s; want the header cleared", err, b)
+	}
+	if ok && !t.Failed() {
+		fmt.Printf("e2e: cycle 1/1 sysrq → raw /dev/vda, savecore on the host: ok, %s (%.0f MiB, lzo -d 31), PANIC %q, bt: %s (%.0f s)\n",
+			sv.Dump, float64(sv.Bytes)/(1<<20), panicText, fmtStack(stack), dur.Seconds())
+	}
+}
