@@ -55,8 +55,8 @@ kernel/loop/a.ko: kernel/loop/b.ko
 kernel/loop/b.ko: kernel/loop/a.ko
 kernel/broken/needs-gone.ko: kernel/broken/gone.ko
 `,
-		"modules.builtin": "kernel/fs/ext4/ext4.ko\nkernel/drivers/block/loop.ko\n",
-		"modules.alias":   "alias fs-xfs xfs\nalias fs-ext3 ext4\nalias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci\n",
+		"modules.builtin":                    "kernel/fs/ext4/ext4.ko\nkernel/drivers/block/loop.ko\n",
+		"modules.alias":                      "alias fs-xfs xfs\nalias fs-ext3 ext4\nalias pci:v00001AF4d*sv*sd*bc*sc*i* virtio_pci\n",
 		"kernel/drivers/block/virtio_blk.ko": "x", "kernel/drivers/virtio/virtio_ring.ko": "xx",
 	})
 	tree, err := OpenModuleTree(dir)
