@@ -213,7 +213,7 @@ func planInitramfs(o InitramfsOptions) (*initramfsPlan, error) {
 		return nil, err
 	}
 	if len(set.Errors) > 0 {
-		return nil, fmt.Errorf("the configuration has mistakes:\n  %s", strings.Join(set.Errors, "\n  "))
+		return nil, fmt.Errorf("the configuration has mistakes: %s", strings.Join(set.Errors, "; "))
 	}
 	conf := set.Conf
 	c := &CaptureConfig{Release: o.Release, Target: conf.Target, Path: set.CoreDir, Collector: set.Collector,
@@ -547,6 +547,3 @@ func addProgram(root, name string, got map[string]bool, add func(string, uint32,
 	}
 	return nil
 }
-
-
-
