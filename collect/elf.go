@@ -2,6 +2,7 @@ package collect
 
 import (
 	"debug/elf"
+	"errors"
 	"fmt"
 	"os"
 
@@ -85,9 +86,12 @@ func newELFSink(src *dump.File, sel *Selection, out destination) (pageSink, item
 			for a, end := l.Paddr, l.Paddr+l.Filesz; a < end; {
 				n := min(ps-a%ps, end-a)
 				pfn := a / ps
-				// A page the source holds must read; one it lacks (a
-				// short excluded run of a filtered source) is zeroes.
-				keep := n == ps && src.Memory.State(pfn) == dump.PagePresent
+				// A page the source holds must read; one it excluded (a
+				// short excluded run of a filtered source) is zeroes; one
+				// it should hold but lacks (a truncated source) stops the
+				// dump with a SourceError.
+				st := src.Memory.State(pfn)
+				keep := n == ps && (st == dump.PagePresent || st == dump.PageMissing)
 				if !yield(item{pfn: pfn, addr: a, n: int(n), keep: keep}) {
 					return
 				}
@@ -166,6 +170,11 @@ func (d *elfDumpable) load(base uint64) {
 	d.counted[base] = true
 	for i := kept.Next(0); i < kept.Len(); i = kept.Next(i + 1) {
 		if _, err := d.mem.ReadPhys(page, (base+i)*ps); err != nil {
+			var pe *dump.PageError
+			if errors.As(err, &pe) && pe.State == dump.PageMissing {
+				// Kept: the pipeline stops there with a SourceError.
+				continue
+			}
 			d.err = fmt.Errorf("reading the page of frame %#x: %w", base+i, err)
 			return
 		}

@@ -195,8 +195,12 @@ func runPipeline(ctx context.Context, mem dump.Memory, sel *Selection, items ite
 	for range order {
 	}
 	wg.Wait()
-	if err == nil && res.Missing > 0 {
+	var mp *missingPage
+	switch {
+	case err == nil && res.Missing > 0:
 		err = &SourceError{Source: sourceName(sel), Missing: res.Missing, Total: total, FirstAddr: res.FirstMissing, End: sel.sourceEnd}
+	case errors.As(err, &mp):
+		err = &SourceError{Source: sourceName(sel), Missing: 1, Total: total, FirstAddr: mp.addr, End: sel.sourceEnd, Stopped: true}
 	}
 	if err == nil {
 		prog.finish()
@@ -235,6 +239,10 @@ func encodeBatch(mem dump.Memory, enc *dump.PageEncoder, b *batch, ps int, zeroe
 							}
 							b.missing[k] = true
 							continue
+						}
+						if errors.As(err, &pe) && pe.State == dump.PageMissing {
+							b.err = &missingPage{addr: b.items[k].addr}
+							return
 						}
 						b.err = fmt.Errorf("reading the page of frame %#x: %w", b.items[k].pfn, err)
 						return
@@ -296,6 +304,17 @@ type SourceError struct {
 	// End, for an ELF source shorter than its program headers say, is
 	// where the file ends and where they reach.
 	End *SourceEnd
+	// Stopped: the dump stopped at the first missing page (an ELF dump
+	// cannot say a page is missing).
+	Stopped bool
+}
+
+// missingPage is a page the source lacks, met by a writer that cannot
+// leave it missing.
+type missingPage struct{ addr uint64 }
+
+func (e *missingPage) Error() string {
+	return fmt.Sprintf("physical address %#x: page missing", e.addr)
 }
 
 // SourceEnd is where a truncated ELF file ends, and where it should.
@@ -305,6 +324,9 @@ type SourceEnd struct {
 
 func (e *SourceError) Error() string {
 	s := fmt.Sprintf("%s ends early: %d of the %d pages to dump are missing from it, the first at physical address %#x", e.Source, e.Missing, e.Total, e.FirstAddr)
+	if e.Stopped {
+		s = fmt.Sprintf("%s ends early: the page at physical address %#x is missing from it, and an ELF dump cannot mark a page missing, so it stops there", e.Source, e.FirstAddr)
+	}
 	if e.End != nil {
 		s += fmt.Sprintf(" (the file ends at offset %#x; its program headers reach offset %#x)", e.End.Size, e.End.Want)
 	}
