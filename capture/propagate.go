@@ -267,11 +267,11 @@ func Propagate(ctx context.Context, o PropagateOptions) (*PropagateResult, error
 			}))
 	}
 	cfg := &ssh.ClientConfig{User: user, Auth: auth, HostKeyCallback: check,
-		HostKeyAlgorithms: hk.algorithms(knownhosts.Normalize(target.Addr())), Timeout: target.Timeout}
+		HostKeyAlgorithms: hk.algorithms(target.Addr()), Timeout: target.Timeout}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 20 * time.Second
 	}
-	conn, err := dialOnce(ctx, target.Addr(), cfg, cfg.Timeout)
+	conn, err := dialOnce(ctx, target.Addr(), target.Addr(), cfg, cfg.Timeout)
 	switch {
 	case refused != nil:
 		return nil, refused

@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,10 @@ type SSHConfig struct {
 	User string
 	Host string
 	Port int
+	// DialIP, when set, is the address dialed instead of Host (the
+	// capture kernel has no resolver); the host key is still checked
+	// under Host's name.
+	DialIP string
 	// KeyFile is the private key (OpenSSH or PEM format, unencrypted).
 	KeyFile string
 	// Signer, when set, replaces KeyFile (propagate's operator
@@ -163,7 +168,8 @@ func (h *hostKeyChecker) check(hostname string, remote net.Addr, key ssh.PublicK
 	return err
 }
 
-// algorithms lists the host key algorithms known_hosts has for addr, so
+// algorithms lists the host key algorithms known_hosts has for addr
+// (host:port), so
 // that the server is asked for a key we can check rather than its
 // preferred one (a host with both ed25519 and RSA keys, recorded by its
 // RSA key, would otherwise look changed).
@@ -200,7 +206,7 @@ func (h *hostKeyChecker) algorithms(addr string) []string {
 }
 
 // ed25519Probe is a fixed public key no host has (32 bytes of 0x5a).
-var ed25519Probe = bytes.Repeat([]byte{0x5a}, 32)
+var ed25519Probe = ed25519.PublicKey(bytes.Repeat([]byte{0x5a}, 32))
 
 // readSigner reads an unencrypted private key.
 func readSigner(file string) (ssh.Signer, error) {
@@ -255,12 +261,12 @@ func DialSSH(ctx context.Context, c *SSHConfig, logf func(string, ...any)) (*ssh
 		User:              c.User,
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signers...)},
 		HostKeyCallback:   hk.check,
-		HostKeyAlgorithms: hk.algorithms(knownhosts.Normalize(c.Addr())),
+		HostKeyAlgorithms: hk.algorithms(c.Addr()),
 		Timeout:           timeout,
 	}
 	pause := time.Second
 	for try := 1; ; try++ {
-		cl, err := dialOnce(ctx, c.Addr(), cfg, timeout)
+		cl, err := dialOnce(ctx, c.dialAddr(), c.Addr(), cfg, timeout)
 		if err == nil {
 			return cl, nil
 		}
@@ -289,10 +295,18 @@ func DialSSH(ctx context.Context, c *SSHConfig, logf func(string, ...any)) (*ssh
 	}
 }
 
-// dialOnce makes one connection; ctx cancels it even mid-handshake.
-func dialOnce(ctx context.Context, addr string, cfg *ssh.ClientConfig, timeout time.Duration) (*ssh.Client, error) {
+func (c *SSHConfig) dialAddr() string {
+	if c.DialIP != "" {
+		return net.JoinHostPort(c.DialIP, strconv.Itoa(c.Port))
+	}
+	return c.Addr()
+}
+
+// dialOnce makes one connection to dial, checking the host key as addr's;
+// ctx cancels it even mid-handshake.
+func dialOnce(ctx context.Context, dial, addr string, cfg *ssh.ClientConfig, timeout time.Duration) (*ssh.Client, error) {
 	d := net.Dialer{Timeout: timeout}
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := d.DialContext(ctx, "tcp", dial)
 	if err != nil {
 		return nil, err
 	}

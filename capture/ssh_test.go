@@ -444,3 +444,36 @@ func TestSSHConnectRetryAndCancel(t *testing.T) {
 		t.Errorf("cancelled: %v", err)
 	}
 }
+
+// TestHostKeyAlgorithms: the client asks the server for the key types
+// known_hosts holds for the host (port 22 is written without a port),
+// so a host recorded by its RSA key is not taken for a changed one.
+func TestHostKeyAlgorithms(t *testing.T) {
+	dir := t.TempDir()
+	ed := newTestKey(t, filepath.Join(dir, "ed"))
+	rsaFile := filepath.Join(dir, "rsa")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", rsaFile).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	rb, _ := os.ReadFile(rsaFile + ".pub")
+	rsaPub, _, _, _, err := ssh.ParseAuthorizedKey(rb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kh := filepath.Join(dir, "known_hosts")
+	os.WriteFile(kh, []byte(knownhosts.Line([]string{"10.0.2.2"}, rsaPub)+"\n"+
+		knownhosts.Line([]string{"[10.0.2.2]:2222"}, ed)+"\n"+knownhosts.Line([]string{"[10.0.2.2]:2222"}, rsaPub)+"\n"), 0o600)
+	hk, err := newHostKeyChecker(kh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[string]string{
+		"10.0.2.2:22":   "rsa-sha2-512 rsa-sha2-256 ssh-rsa",
+		"10.0.2.2:2222": "ssh-ed25519 rsa-sha2-512 rsa-sha2-256 ssh-rsa",
+		"10.0.2.3:22":   "",
+	} {
+		if got := strings.Join(hk.algorithms(addr), " "); got != want {
+			t.Errorf("algorithms(%s) = %q, want %q", addr, got, want)
+		}
+	}
+}
