@@ -1,0 +1,232 @@
+package capture
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// initramfsRoot is a fake production machine: kdump.conf names an ext4
+// target on /dev/vdb, a virtio disk in sysfs; the module tree is a
+// depmod-style fixture; extra_bins is the host's /usr/bin/true, a
+// dynamic program, with its loader and libraries copied in.
+func initramfsRoot(t *testing.T, conf string) string {
+	t.Helper()
+	img := filepath.Join(t.TempDir(), "vdb.img")
+	mkfsImage(t, img, "ext4", "crash", "66666666-7777-8888-9999-aaaaaaaaaaaa")
+	root := fakeBlockRoot(t, map[string]string{"vdb": img})
+	pci := "sys/devices/pci0000:00/0000:00:05.0"
+	os.RemoveAll(filepath.Join(root, "sys/class/block/vdb"))
+	for _, d := range []string{pci + "/virtio2/block/vdb", "sys/bus/pci/drivers/virtio-pci", "sys/bus/virtio/drivers/virtio_blk", "sys/module/virtio_pci", "sys/module/virtio_blk"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	for link, target := range map[string]string{
+		pci + "/driver":                            "../../../bus/pci/drivers/virtio-pci",
+		"sys/bus/pci/drivers/virtio-pci/module":    "../../../../module/virtio_pci",
+		pci + "/virtio2/driver":                    "../../../../bus/virtio/drivers/virtio_blk",
+		"sys/bus/virtio/drivers/virtio_blk/module": "../../../../module/virtio_blk",
+		pci + "/virtio2/block/vdb/device":          "../../../virtio2",
+		"sys/class/block/vdb":                      "../../devices/pci0000:00/0000:00:05.0/virtio2/block/vdb",
+	} {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := map[string]string{
+		"proc/sys/kernel/osrelease":        "6.1.0-56-cloud-amd64\n",
+		"proc/filesystems":                 "nodev\tsysfs\nnodev\ttmpfs\n\text4\n",
+		"proc/self/mountinfo":              "22 1 0:21 / / rw,relatime - rootfs rootfs rw\n",
+		"boot/config-6.1.0-56-cloud-amd64": "CONFIG_RD_GZIP=y\nCONFIG_RD_ZSTD=y\n",
+		"etc/salvage/kdump.conf":           conf,
+		"etc/default/kdump-tools":          "USE_KDUMP=1\nKDUMP_NUM_DUMPS=3\n",
+		"usr/sbin/salvage":                 "a static salvage",
+		"lib/modules/6.1.0-56-cloud-amd64/modules.dep": `kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
+kernel/drivers/virtio/virtio_ring.ko:
+kernel/drivers/virtio/virtio.ko:
+kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_pci_modern_dev.ko kernel/drivers/virtio/virtio_pci_legacy_dev.ko kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko
+kernel/drivers/virtio/virtio_pci_modern_dev.ko:
+kernel/drivers/virtio/virtio_pci_legacy_dev.ko:
+kernel/drivers/net/e1000.ko:
+kernel/fs/xfs/xfs.ko:
+`,
+		"lib/modules/6.1.0-56-cloud-amd64/modules.builtin": "kernel/fs/ext4/ext4.ko\n",
+	}
+	for _, m := range []string{"block/virtio_blk", "virtio/virtio_ring", "virtio/virtio", "virtio/virtio_pci", "virtio/virtio_pci_modern_dev",
+		"virtio/virtio_pci_legacy_dev", "net/e1000"} {
+		files["lib/modules/6.1.0-56-cloud-amd64/kernel/drivers/"+m+".ko"] = "module " + m
+	}
+	for n, b := range files {
+		p := filepath.Join(root, n)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// /usr/bin/true and what it needs, as on this machine.
+	for _, f := range []string{"/usr/bin/true", "/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/libc.so.6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Join(root, filepath.Dir(f)), 0o755)
+		if err := os.WriteFile(filepath.Join(root, f), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// unpack decompresses a zstd initramfs and lists it with GNU cpio,
+// extracting it into a directory.
+func unpack(t *testing.T, img string) (string, []string) {
+	t.Helper()
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := zstd.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("%s is not zstd: %v", img, err)
+	}
+	dir := t.TempDir()
+	cmd := exec.Command("cpio", "-idm", "--quiet", "--no-absolute-filenames")
+	cmd.Dir, cmd.Stdin = dir, bytes.NewReader(raw)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cpio -i: %v\n%s", err, out)
+	}
+	var names []string
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			rel, _ := filepath.Rel(dir, p)
+			names = append(names, rel)
+		}
+		return nil
+	})
+	sort.Strings(names)
+	return dir, names
+}
+
+func TestBuildInitramfs(t *testing.T) {
+	root := initramfsRoot(t, "ext4 /dev/vdb\npath /dumps\nextra_bins /usr/bin/true\nextra_modules e1000\nfinal_action poweroff\n")
+	o := InitramfsOptions{Root: root, Salvage: filepath.Join(root, "usr/sbin/salvage")}
+	r, err := BuildInitramfs(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(root, "var/lib/salvage/initrd.img-6.1.0-56-cloud-amd64")
+	if r.Output != img || r.UpToDate || r.Compression != "zstd" {
+		t.Errorf("result %+v", r)
+	}
+	if st, err := os.Stat(img); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("%s: %v, want mode 0600", img, err)
+	}
+	dir, names := unpack(t, img)
+	rel := "lib/modules/6.1.0-56-cloud-amd64/kernel/drivers/"
+	want := []string{"dev/console", "dev/kmsg", "etc/default/kdump-tools", "etc/salvage/capture.json", "etc/salvage/kdump.conf", "init",
+		"lib/x86_64-linux-gnu/libc.so.6", "lib64/ld-linux-x86-64.so.2",
+		rel + "block/virtio_blk.ko", rel + "net/e1000.ko", rel + "virtio/virtio.ko", rel + "virtio/virtio_pci.ko", rel + "virtio/virtio_pci_legacy_dev.ko",
+		rel + "virtio/virtio_pci_modern_dev.ko", rel + "virtio/virtio_ring.ko", "usr/bin/true"}
+	sort.Strings(want)
+	if !reflect.DeepEqual(names, want) {
+		t.Errorf("the image holds\n  %q\nwant\n  %q", names, want)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "init")); string(b) != "a static salvage" {
+		t.Errorf("/init is %q, not the salvage binary", b)
+	}
+	var c CaptureConfig
+	b, _ := os.ReadFile(filepath.Join(dir, "etc/salvage/capture.json"))
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	wantMods := []string{"kernel/drivers/net/e1000.ko", "kernel/drivers/virtio/virtio_ring.ko", "kernel/drivers/virtio/virtio.ko",
+		"kernel/drivers/block/virtio_blk.ko", "kernel/drivers/virtio/virtio_pci_modern_dev.ko", "kernel/drivers/virtio/virtio_pci_legacy_dev.ko",
+		"kernel/drivers/virtio/virtio_pci.ko"}
+	if c.Target.String() != "ext4 /dev/vdb" || c.Path != "/dumps" || c.NumDumps != 3 || c.FinalAction != "poweroff" || c.FailureAction != "reboot" ||
+		!c.DumpDmesg || c.Key != r.Key || !reflect.DeepEqual(c.Modules, wantMods) || c.Local != nil {
+		t.Errorf("capture.json: %+v", c)
+	}
+
+	// Nothing changed: up to date, nothing written.
+	st0, _ := os.Stat(img)
+	r2, err := BuildInitramfs(o)
+	if err != nil || !r2.UpToDate || r2.Key != r.Key {
+		t.Errorf("a second build: %+v, %v; want up to date", r2, err)
+	}
+	if st, _ := os.Stat(img); !st.ModTime().Equal(st0.ModTime()) {
+		t.Error("an up-to-date image was written again")
+	}
+	// The configuration, a module or salvage changed: rebuilt.
+	for _, change := range []string{"etc/default/kdump-tools", "lib/modules/6.1.0-56-cloud-amd64/kernel/drivers/virtio/virtio.ko", "usr/sbin/salvage"} {
+		p := filepath.Join(root, change)
+		b, _ := os.ReadFile(p)
+		os.WriteFile(p, append(b, '\n'), 0o644)
+		r3, err := BuildInitramfs(o)
+		if err != nil || r3.UpToDate || r3.Key == r.Key {
+			t.Errorf("after changing %s: %+v, %v; want a rebuild with a new key", change, r3, err)
+		}
+		r = r3
+	}
+	// force_rebuild 1 always rebuilds.
+	os.WriteFile(filepath.Join(root, "etc/salvage/kdump.conf"), []byte("ext4 /dev/vdb\nforce_rebuild 1\n"), 0o644)
+	for i := 0; i < 2; i++ {
+		if r, err := BuildInitramfs(o); err != nil || r.UpToDate {
+			t.Errorf("force_rebuild, build %d: %+v, %v", i, r, err)
+		}
+	}
+}
+
+// Mistakes are one line naming the file or the thing that is wrong.
+func TestBuildInitramfsErrors(t *testing.T) {
+	for _, c := range []struct {
+		conf string
+		edit func(root string)
+		want string
+	}{
+		{conf: "ext4 /dev/vdz\n", want: "target ext4 /dev/vdz: device /dev/vdz: "},
+		{conf: "ext4 LABEL=nope\n", want: "target ext4 LABEL=nope: device LABEL=nope: no block device has it (the device must be present to find its drivers)"},
+		{conf: "bogus 1\n", want: `the configuration has mistakes: /etc/salvage/kdump.conf:1: unknown directive "bogus"`},
+		{conf: "xfs /dev/vdb\n", want: "kernel modules: libcrc32c"},
+		{conf: "btrfs /dev/vdb\n", want: "filesystem btrfs: no module btrfs in "},
+		{conf: "ext4 /dev/vdb\nextra_modules nosuch\n", want: "kernel modules: nosuch is not in "},
+		{conf: "ext4 /dev/vdb\nextra_bins /usr/bin/nothere\n", want: "extra_bins/kdump_pre/kdump_post /usr/bin/nothere: "},
+		{conf: "path /var/crash\n", want: "local target /var/crash: it is on / (rootfs), which the capture kernel cannot mount again; give `<fstype> <device>` or raw in /etc/salvage/kdump.conf"},
+		{conf: "ssh root@10.0.2.2\n", want: "ssh target: the ssh key /root/.ssh/kdump_id_rsa is missing: run `salvage kdump propagate`"},
+		{conf: "ext4 /dev/vdb\n", edit: func(root string) { os.Remove(filepath.Join(root, "usr/sbin/salvage")) }, want: "the salvage binary: "},
+		{conf: "ext4 /dev/vdb\n", edit: func(root string) {
+			b, _ := os.ReadFile("/usr/bin/true")
+			os.WriteFile(filepath.Join(root, "usr/sbin/salvage"), b, 0o755)
+		}, want: "is dynamically linked: the capture initramfs needs a static salvage (CGO_ENABLED=0)"},
+	} {
+		root := initramfsRoot(t, c.conf)
+		if c.conf == "xfs /dev/vdb\n" {
+			// xfs.ko needs libcrc32c, which the tree lacks.
+			p := filepath.Join(root, "lib/modules/6.1.0-56-cloud-amd64/modules.dep")
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, bytes.Replace(b, []byte("kernel/fs/xfs/xfs.ko:"), []byte("kernel/fs/xfs/xfs.ko: kernel/lib/libcrc32c.ko"), 1), 0o644)
+			os.MkdirAll(filepath.Join(root, "lib/modules/6.1.0-56-cloud-amd64/kernel/fs/xfs"), 0o755)
+			os.WriteFile(filepath.Join(root, "lib/modules/6.1.0-56-cloud-amd64/kernel/fs/xfs/xfs.ko"), []byte("x"), 0o644)
+		}
+		if c.edit != nil {
+			c.edit(root)
+		}
+		_, err := BuildInitramfs(InitramfsOptions{Root: root, Salvage: filepath.Join(root, "usr/sbin/salvage")})
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: %v\nwant one line with %q", c.conf, err, c.want)
+		}
+	}
+}
