@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"syscall"
 	"time"
 
 	"salvage/arch/amd64"
@@ -41,6 +42,12 @@ type Options struct {
 	// ({"event":"progress","done_pages":…,"eta_seconds":…}, then
 	// {"event":"done",…}), for programs.
 	ProgressJSON bool
+	// RetryLevels are the dump levels to start again at, in turn, when
+	// the destination runs out of space (a full disk, or Limit): each
+	// attempt replaces the incomplete file of the one before
+	// (--retry-levels 11,31). Levels not above the one that failed are
+	// skipped.
+	RetryLevels []int
 	// Exact keeps exactly the pages the level's classes keep, as
 	// makedumpfile does, not also those the analyzer needs (needs.go):
 	// for a dump byte-identical to makedumpfile's.
@@ -62,6 +69,9 @@ type Result struct {
 	// the physical address of the first.
 	Missing      uint64
 	FirstMissing uint64
+	// LevelsTried are the dump levels attempted, the last the one
+	// written (more than one after a retry: Options.RetryLevels).
+	LevelsTried []int
 }
 
 // Prepare classifies the pages of src at level and keeps the bitmaps of
@@ -207,8 +217,57 @@ func CollectStream(ctx context.Context, src *dump.File, w io.Writer, opt Options
 // written to dest.incomplete (mode 0600), synced and renamed to dest; an
 // existing dest is an error unless opt.Force. On a read or write error the
 // partial file is left at dest.incomplete, marked incomplete and readable,
-// and the error is returned with the Result.
+// and the error is returned with the Result. When the destination runs
+// out of space and opt.RetryLevels names a higher level, the dump starts
+// again at that level, and the Result's notes say so.
 func Collect(ctx context.Context, src *dump.File, dest string, opt Options) (*Result, error) {
+	levels := []int{opt.Level}
+	for _, l := range opt.RetryLevels {
+		if l > levels[len(levels)-1] && l <= LevelMax {
+			levels = append(levels, l)
+		}
+	}
+	var notes []string
+	for i, level := range levels {
+		o := opt
+		o.Level = level
+		res, err := collectOnce(ctx, src, dest, o)
+		if res != nil {
+			res.LevelsTried = levels[:i+1]
+		}
+		if err == nil || res == nil || i == len(levels)-1 || !OutOfSpace(err) {
+			if res != nil && res.Selection != nil && len(notes) > 0 {
+				res.Selection.Plan.Notes = append(notes, res.Selection.Plan.Notes...)
+			}
+			return res, err
+		}
+		size := res.Written
+		if st, err := os.Stat(res.Dest); err == nil {
+			size = st.Size()
+		}
+		notes = append(notes, fmt.Sprintf("dump level %d ran out of space after %d bytes (%v): started again at dump level %d", level, size, spaceCause(err), levels[i+1]))
+		os.Remove(res.Dest)
+	}
+	panic("unreachable")
+}
+
+// OutOfSpace reports whether err is the destination running out of room:
+// a full disk or quota, a file size limit, or Options.Limit.
+func OutOfSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG) || errors.Is(err, ErrLimit)
+}
+
+func spaceCause(err error) string {
+	for _, e := range []error{syscall.ENOSPC, syscall.EDQUOT, syscall.EFBIG, ErrLimit} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return err.Error()
+}
+
+// collectOnce is Collect at one level.
+func collectOnce(ctx context.Context, src *dump.File, dest string, opt Options) (*Result, error) {
 	if opt.Format == "" {
 		opt.Format = FormatKdump
 	}

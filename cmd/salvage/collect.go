@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -41,6 +43,7 @@ type collectFlags struct {
 	limit                   int64
 	force                   bool
 	jsonOut                 bool
+	retryLevels             string
 }
 
 func newCollectCmd() *cobra.Command {
@@ -62,10 +65,16 @@ missing the bit is dropped and the report says why.
 DEST is written to DEST.incomplete (mode 0600), synced and renamed; an
 existing DEST is kept unless --force. On a read or write error the partial
 dump stays at DEST.incomplete, marked incomplete, and the exit status is 1.
+With --retry-levels, running out of space (a full disk, or -L) starts the
+dump again at the next higher level instead, and the report says so.
+The pages the analyzer needs (kernel image, page tables, tasks, stacks)
+are written first, so a dump cut short still opens in salvage and crash.
 
 Examples:
   salvage collect -l -d 31 /proc/vmcore /var/crash/vmcore
   salvage collect --compression zstd -d 31 vmcore.elf vmcore.kdump
+  salvage collect -l -d 1 --retry-levels 11,31 /proc/vmcore /var/crash/vmcore
+  salvage collect --dump-dmesg /proc/vmcore /var/crash/dmesg.txt
   makedumpfile -l --message-level 1 -d 31 /proc/vmcore /var/crash/dump`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if f.flat && len(args) == 1 {
@@ -98,6 +107,7 @@ Examples:
 	fl.StringVarP(&f.vmcoreinfo, "vmcoreinfo", "i", "", "VMCOREINFO file (KEY=VALUE lines) to use instead of the dump's")
 	fl.Int64VarP(&f.limit, "limit", "L", 0, "stop when DEST reaches SIZE bytes, leaving an incomplete dump (exit status 1)")
 	fl.BoolVarP(&f.force, "force", "f", false, "overwrite DEST if it exists")
+	fl.StringVar(&f.retryLevels, "retry-levels", "", "when DEST runs out of space (a full disk, or -L), start again at the next of these higher dump levels, e.g. 11,31")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the summary as JSON")
 	return cmd
 }
@@ -163,8 +173,15 @@ func runCollect(cmd *cobra.Command, f collectFlags, args []string) error {
 	if err != nil {
 		return err
 	}
+	retry, err := parseRetryLevels(f.retryLevels, f.level)
+	if err != nil {
+		return err
+	}
+	if len(retry) > 0 && f.flat {
+		return errors.New("--retry-levels cannot restart a flattened stream (-F): what was sent is gone")
+	}
 	opt := collect.Options{Level: f.level, Format: collect.FormatKdump, Compression: codec,
-		Threads: f.threads, Force: f.force, Limit: f.limit, Exact: f.exact}
+		Threads: f.threads, Force: f.force, Limit: f.limit, Exact: f.exact, RetryLevels: retry}
 	if f.elf {
 		opt.Format = collect.FormatELF
 	}
@@ -232,6 +249,30 @@ func runCollect(cmd *cobra.Command, f collectFlags, args []string) error {
 		writeCollectJSON(out, res, err) // standard error under -F
 	}
 	return err
+}
+
+// parseRetryLevels reads --retry-levels: dump levels, comma-separated,
+// each above the one before and above -d.
+func parseRetryLevels(s string, level int) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []int
+	prev := level
+	for _, part := range strings.Split(s, ",") {
+		l, err := strconv.Atoi(strings.TrimSpace(part))
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("--retry-levels %q: %q is not a dump level", s, part)
+		case l < 0 || l > collect.LevelMax:
+			return nil, fmt.Errorf("--retry-levels %q: dump level %d is not in 0–31", s, l)
+		case l <= prev:
+			return nil, fmt.Errorf("--retry-levels %q: each level must be above the one before (and above -d %d)", s, level)
+		}
+		out = append(out, l)
+		prev = l
+	}
+	return out, nil
 }
 
 // collectDmesg is makedumpfile's --dump-dmesg SOURCE DEST: the kernel
@@ -305,6 +346,11 @@ type collectSummary struct {
 	HWPoison        uint64 `json:"hwpoison_pages"`
 	Offline         uint64 `json:"offline_pages"`
 	Written         int64  `json:"bytes_written"`
+	// LevelsTried are the dump levels attempted (--retry-levels), the
+	// last the one written.
+	LevelsTried []int `json:"levels_tried,omitempty"`
+	// Missing are pages the source lacks, left missing in the dump.
+	Missing uint64 `json:"missing_pages,omitempty"`
 }
 
 func writeCollectJSON(w io.Writer, r *collect.Result, err error) {
@@ -313,7 +359,7 @@ func writeCollectJSON(w io.Writer, r *collect.Result, err error) {
 		Requested: r.Selection.Plan.Requested, Notes: r.Selection.Plan.Notes, Warnings: r.Selection.Warnings,
 		MaxPFN: r.Selection.MaxPFN, RAM: c.RAM, Kept: c.Kept, KeptForAnalyzer: c.KeptForAnalyzer, Zero: c.Zero, Cache: c.Cache,
 		CachePrivate: c.CachePrivate, User: c.User, Free: c.Free, HWPoison: c.HWPoison,
-		Offline: c.Offline, Written: r.Written}
+		Offline: c.Offline, Written: r.Written, LevelsTried: r.LevelsTried, Missing: r.Missing}
 	if err != nil {
 		s.Error = err.Error()
 	}

@@ -225,6 +225,11 @@ func TestCollectCommandErrors(t *testing.T) {
 		{[]string{"collect", "--dump-dmesg", src}, "SOURCE and DEST"},
 		{[]string{"collect", "--dump-dmesg", filepath.Join(dir, "nonexistent"), filepath.Join(dir, "x")}, "nonexistent"},
 		{[]string{"collect", "-i", filepath.Join(dir, "nonexistent"), src, filepath.Join(dir, "x")}, "nonexistent"},
+		{[]string{"collect", "-d", "11", "--retry-levels", "31,11", src, filepath.Join(dir, "x")}, "above the one before"},
+		{[]string{"collect", "-d", "11", "--retry-levels", "11", src, filepath.Join(dir, "x")}, "above the one before"},
+		{[]string{"collect", "--retry-levels", "31,x", src, filepath.Join(dir, "x")}, "not a dump level"},
+		{[]string{"collect", "--retry-levels", "64", src, filepath.Join(dir, "x")}, "not in 0–31"},
+		{[]string{"collect", "-F", "--retry-levels", "31", src}, "cannot restart a flattened stream"},
 	} {
 		_, _, err := runSalvage(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
@@ -317,5 +322,55 @@ func TestCollectDumpDmesg(t *testing.T) {
 	}
 	if crashes < 5 {
 		t.Errorf("%d crashes with makedumpfile's dmesg, want the lab's 5 captured ones", crashes)
+	}
+}
+
+// --retry-levels: a dump that runs out of space (-L) at -d 1 starts again
+// at -d 31 and succeeds; the summary and the report say so, the dump is
+// complete, at level 31, within the limit, and no .incomplete is left.
+func TestCollectRetryLevels(t *testing.T) {
+	src := sysrqVmcore(t)
+	dir := t.TempDir()
+	const limit = 40000000
+	dest := filepath.Join(dir, "dump")
+	out, _, err := runSalvage(t, "collect", "-l", "-d", "1", "-L", fmt.Sprint(limit), "--retry-levels", "31", "--json", src, dest)
+	if err != nil {
+		t.Fatalf("collect with --retry-levels 31: %v", err)
+	}
+	var s collectSummary
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Incomplete || s.Level != 31 || fmt.Sprint(s.LevelsTried) != "[1 31]" || len(s.Notes) == 0 ||
+		!strings.HasPrefix(s.Notes[0], "dump level 1 ran out of space after") || !strings.Contains(s.Notes[0], "started again at dump level 31") {
+		t.Errorf("summary: %+v", s)
+	}
+	t.Logf("%s", s.Notes[0])
+	f, err := dump.Open(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.Incomplete || f.DumpLevel != 31 {
+		t.Errorf("the dump: incomplete %v, level %d", f.Incomplete, f.DumpLevel)
+	}
+	if st, _ := os.Stat(dest); st.Size() > limit {
+		t.Errorf("%d bytes, over the %d-byte limit", st.Size(), limit)
+	}
+	if _, err := os.Stat(dest + ".incomplete"); err == nil {
+		t.Error("the first attempt's .incomplete is left")
+	}
+	// The text report says it too; with 11,31 both retries are named.
+	out, _, err = runSalvage(t, "collect", "-l", "-d", "1", "-L", fmt.Sprint(limit), "--retry-levels", "11,31", "--progress", "none", src, filepath.Join(dir, "b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "Note: dump level 1 ran out of space after") || !strings.Contains(out, "The dumpfile is saved to "+filepath.Join(dir, "b")) {
+		t.Errorf("report:\n%s", out)
+	}
+	// Without it, the same limit fails.
+	_, _, err = runSalvage(t, "collect", "-l", "-d", "1", "-L", fmt.Sprint(limit), "--message-level", "0", src, filepath.Join(dir, "c"))
+	if !errors.Is(err, collect.ErrLimit) {
+		t.Errorf("without --retry-levels: %v, want the size limit", err)
 	}
 }
