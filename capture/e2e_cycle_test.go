@@ -189,11 +189,12 @@ func (e *e2eLab) boot(t *testing.T, initrd, disk, scenario string) []string {
 // e2eCycle is one crash and its checks.
 type e2eCycle struct {
 	scenario string
-	target   string // kdump.conf's target line
-	conf     string // more kdump.conf lines
-	tools    string // /etc/default/kdump-tools
-	panic    string // in the summary's PANIC
-	frame    string // a function of the panic task's stack (regexp)
+	target   string   // kdump.conf's target line
+	conf     string   // more kdump.conf lines
+	tools    string   // /etc/default/kdump-tools
+	panic    string   // in the summary's PANIC
+	dmesg    []string // in the last lines of the saved kernel log
+	frame    string   // a function of the panic task's stack (regexp)
 	// blocked, for the hung task: a function of a D-state task's stack.
 	blocked string
 }
@@ -308,8 +309,9 @@ func (e *e2eLab) analyzeDump(t *testing.T, path string, c e2eCycle) (string, []s
 	return s.Panic, s.Task.Stack, ok
 }
 
-// checkDmesg checks the saved kernel log ends with the panic.
-func checkDmesg(t *testing.T, path, panicText string) bool {
+// checkDmesg checks the saved kernel log ends with the panic: its last
+// lines hold each of want.
+func checkDmesg(t *testing.T, path string, want []string) bool {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -317,10 +319,12 @@ func checkDmesg(t *testing.T, path, panicText string) bool {
 		return false
 	}
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	tail := strings.Join(lines[max(0, len(lines)-80):], "\n")
-	if !strings.Contains(tail, "Kernel panic - not syncing: "+strings.TrimPrefix(panicText, "Kernel panic - not syncing: ")) && !strings.Contains(tail, panicText) {
-		t.Errorf("%s: the last lines do not hold %q:\n%s", path, panicText, tail)
-		return false
+	tail := strings.Join(lines[max(0, len(lines)-120):], "\n")
+	for _, w := range want {
+		if !strings.Contains(tail, w) {
+			t.Errorf("%s: the last lines do not hold %q:\n%s", path, w, tail)
+			return false
+		}
 	}
 	return true
 }
@@ -344,13 +348,13 @@ func (e *e2eLab) runExt4Cycle(t *testing.T, i, n int, c e2eCycle, disk string, b
 	img := e.prodImage(t, fmt.Sprintf("prod-%s-%d.img", c.scenario, i), c.target+"\npath /var/crash\ncore_collector makedumpfile -l --message-level 7 -d 31\nfinal_action poweroff\nfailure_action poweroff\n"+c.conf, c.tools)
 	console := e.boot(t, img, disk, c.scenario)
 	dur := time.Since(start)
-	failed := false
+	failed, failedBefore := false, t.Failed()
 	fail := func(format string, a ...any) {
 		t.Errorf(format, a...)
 		failed = true
 	}
 	defer func() {
-		if failed || t.Failed() {
+		if failed || t.Failed() && !failedBefore {
 			t.Logf("cycle %d/%d %s console:\n%s", i, n, c.scenario, strings.Join(console, "\n"))
 			fmt.Printf("e2e: cycle %d/%d %s → %s: FAILED (%.0f s)\n", i, n, c.scenario, c.target, dur.Seconds())
 		}
@@ -410,7 +414,7 @@ func (e *e2eLab) runExt4Cycle(t *testing.T, i, n int, c e2eCycle, disk string, b
 	debugfsRead(t, disk, "/var/crash/"+dir+"/dump."+dir, filepath.Join(local, "dump"))
 	debugfsRead(t, disk, "/var/crash/"+dir+"/dmesg."+dir, filepath.Join(local, "dmesg"))
 	panicText, stack, ok := e.analyzeDump(t, filepath.Join(local, "dump"), c)
-	if !ok || !checkDmesg(t, filepath.Join(local, "dmesg"), panicText) {
+	if !ok || !checkDmesg(t, filepath.Join(local, "dmesg"), c.dmesg) {
 		failed = true
 		return after
 	}
@@ -436,7 +440,7 @@ func TestE2ESysrqCycles(t *testing.T) {
 	disk := filepath.Join(e.dir, "sysrq.disk")
 	mkfsExt4(t, disk, "e2edump", "3f0f8d2e-5b1c-4c3a-9d47-0e2e5a1b7c11")
 	c := e2eCycle{scenario: "sysrq", target: "ext4 /dev/vda", tools: "KDUMP_NUM_DUMPS=2\n",
-		panic: "sysrq triggered crash", frame: `^sysrq_handle_crash`}
+		panic: "sysrq triggered crash", frame: `^sysrq_handle_crash`, dmesg: []string{"Kernel panic - not syncing: sysrq triggered crash"}}
 	var dirs []string
 	const n = 3
 	for i := 1; i <= n; i++ {
@@ -459,9 +463,13 @@ func TestE2EOopsAndHung(t *testing.T) {
 	mkfsExt4(t, disk, "e2edump", uuid)
 	cycles := []e2eCycle{
 		{scenario: "oops", target: "ext4 UUID=" + uuid, conf: "kdump_pre /bin/salvage version\n",
-			panic: "Fatal exception", frame: `^salvage_lab_oops`},
+			panic: "Oops: ", frame: `^salvage_lab_oops`,
+			// oops_end kexecs before panic() prints "Fatal exception": the
+			// log ends with the oops itself.
+			dmesg: []string{"BUG: kernel NULL pointer dereference", "Oops: ", "salvage_lab_oops"}},
 		{scenario: "hung", target: "ext4 LABEL=e2edump",
-			panic: "hung_task: blocked tasks", frame: `^(watchdog|check_hung_uninterruptible_tasks)`, blocked: `^salvage_lab_hang`},
+			panic: "hung_task: blocked tasks", frame: `^(watchdog|check_hung_uninterruptible_tasks)`, blocked: `^salvage_lab_hang`,
+			dmesg: []string{"blocked for more than", "Kernel panic - not syncing: hung_task: blocked tasks"}},
 	}
 	var dirs []string
 	for i, c := range cycles {
@@ -482,7 +490,8 @@ func TestE2ERaw(t *testing.T) {
 	if err := os.Truncate(disk, 256<<20); err != nil {
 		t.Fatal(err)
 	}
-	c := e2eCycle{scenario: "sysrq", target: "raw /dev/vda", panic: "sysrq triggered crash", frame: `^sysrq_handle_crash`}
+	c := e2eCycle{scenario: "sysrq", target: "raw /dev/vda", panic: "sysrq triggered crash", frame: `^sysrq_handle_crash`,
+		dmesg: []string{"Kernel panic - not syncing: sysrq triggered crash"}}
 	start := time.Now()
 	img := e.prodImage(t, "prod-raw.img", c.target+"\ncore_collector makedumpfile -l -d 31\nfinal_action poweroff\n", "")
 	console := e.boot(t, img, disk, c.scenario)
@@ -522,7 +531,7 @@ func TestE2ERaw(t *testing.T) {
 	}
 	panicText, stack, ok := e.analyzeDump(t, filepath.Join(out, sv.Dump), c)
 	if ok {
-		ok = checkDmesg(t, filepath.Join(out, sv.Dmesg), panicText)
+		ok = checkDmesg(t, filepath.Join(out, sv.Dmesg), c.dmesg)
 	}
 	b, err = exec.Command(e.salvage, "kdump", "savecore", "--root", root, "--raw", disk, "--dir", out).CombinedOutput()
 	if err == nil || !strings.Contains(string(b), "no salvage raw dump header") {

@@ -110,9 +110,12 @@ type Show struct {
 	Release   string   `json:"release"`
 	Kernel    string   `json:"kernel"`
 	Initrd    string   `json:"initrd"`
-	Cmdline   string   `json:"capture_cmdline"`
-	Ready     bool     `json:"ready"`
-	State     string   `json:"state"`
+	// InitrdState says whether salvage's own capture initramfs (the
+	// default initrd) is built and up to date; "" for KDUMP_INITRD's.
+	InitrdState string `json:"initrd_state,omitempty"`
+	Cmdline     string `json:"capture_cmdline"`
+	Ready       bool   `json:"ready"`
+	State       string `json:"state"`
 	// Reasons say why the machine is not ready, with what to do.
 	Reasons     []string     `json:"reasons,omitempty"`
 	Reservation *Reservation `json:"reservation"`
@@ -152,7 +155,8 @@ func ReadShow(root string, check CollectorCheck) (*Show, error) {
 	}
 	s.Initrd = set.Tools.Initrd
 	if s.Initrd == "" && s.Release != "" {
-		s.Initrd = InitrdDir + "/initrd.img-" + s.Release
+		s.Initrd = InitrdPath(s.Release)
+		s.InitrdState = initrdState(root, s.Release, check)
 	}
 	base := res.Cmdline
 	if set.Tools.Cmdline != "" {
@@ -166,6 +170,27 @@ func ReadShow(root string, check CollectorCheck) (*Show, error) {
 		s.State = "not ready to kdump"
 	}
 	return s, nil
+}
+
+// initrdState says whether the capture initramfs salvage builds for
+// release is there and matches the configuration, modules and salvage of
+// now (the key of BuildInitramfs).
+func initrdState(root, release string, check CollectorCheck) string {
+	out := filepath.Join(root, InitrdPath(release))
+	if _, err := os.Stat(out); err != nil {
+		return "not built: `salvage kdump load` builds it"
+	}
+	if _, err := os.Stat(out + KeySuffix); err != nil {
+		return "not built by salvage (no " + InitrdPath(release) + KeySuffix + ")"
+	}
+	_, fresh, err := InitramfsKey(InitramfsOptions{Root: root, Release: release, Output: out, Check: check})
+	switch {
+	case err != nil:
+		return "cannot tell whether it is up to date: " + err.Error()
+	case !fresh:
+		return "stale: `salvage kdump load` rebuilds it"
+	}
+	return "up to date"
 }
 
 // notReady lists what stands between the machine and a dump, most
@@ -235,7 +260,11 @@ func WriteShow(w io.Writer, s *Show) {
 		fmt.Fprintf(w, "crashkernel addr:       none\n")
 	}
 	fmt.Fprintf(w, "kdump kernel:           %s\n", s.Kernel)
-	fmt.Fprintf(w, "kdump initrd:           %s\n", s.Initrd)
+	if s.InitrdState != "" {
+		fmt.Fprintf(w, "kdump initrd:           %s (%s)\n", s.Initrd, s.InitrdState)
+	} else {
+		fmt.Fprintf(w, "kdump initrd:           %s\n", s.Initrd)
+	}
 	fmt.Fprintf(w, "current state:          %s\n", s.State)
 	for _, x := range s.Reasons {
 		fmt.Fprintf(w, "   %s\n", x)

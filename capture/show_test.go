@@ -104,7 +104,7 @@ sysctl:                 kernel.sysrq = 1
 crashkernel addr:       0x2e000000
    crashkernel size:    0x10000000 (256M)
 kdump kernel:           /boot/vmlinuz-6.1.0-56-cloud-amd64
-kdump initrd:           /var/lib/salvage/initrd.img-6.1.0-56-cloud-amd64
+kdump initrd:           /var/lib/salvage/initrd.img-6.1.0-56-cloud-amd64 (not built: ` + "`salvage kdump load`" + ` builds it)
 current state:          ready to kdump
 
 capture command line:
