@@ -230,3 +230,42 @@ func TestBuildInitramfsErrors(t *testing.T) {
 		}
 	}
 }
+
+// The filesystem behind a local dump path, from a mountinfo of a machine
+// with / on vda1, /var on an xfs vdb (by UUID through its superblock
+// when it has one) and tmpfs/proc mounts that are no place for a dump.
+func TestFindLocalFS(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "vda1.img")
+	mkfsImage(t, img, "ext4", "root", "11111111-2222-3333-4444-555555555555")
+	root := fakeBlockRoot(t, map[string]string{"vda1": img})
+	os.MkdirAll(filepath.Join(root, "proc/self"), 0o755)
+	os.WriteFile(filepath.Join(root, "proc/self/mountinfo"), []byte(`21 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw,errors=remount-ro
+22 21 0:20 / /proc rw,nosuid shared:12 - proc proc rw
+23 21 0:21 / /run rw,nosuid,nodev shared:2 - tmpfs tmpfs rw,size=100m
+24 21 254:16 / /var rw,relatime shared:3 - xfs /dev/vdb rw,attr2
+25 24 254:32 / /var/my\040dumps rw,relatime shared:4 - ext4 /dev/vdc rw
+`), 0o644)
+	for _, c := range []struct {
+		dir  string
+		want *LocalFS
+		err  string
+	}{
+		{dir: "/crash", want: &LocalFS{Device: "UUID=11111111-2222-3333-4444-555555555555", FSType: "ext4", MountPoint: "/", Path: "/crash"}},
+		{dir: "/var/crash", want: &LocalFS{Device: "/dev/vdb", FSType: "xfs", MountPoint: "/var", Path: "/crash"}},
+		{dir: "/var", want: &LocalFS{Device: "/dev/vdb", FSType: "xfs", MountPoint: "/var", Path: "/"}},
+		{dir: "/variable", want: &LocalFS{Device: "UUID=11111111-2222-3333-4444-555555555555", FSType: "ext4", MountPoint: "/", Path: "/variable"}},
+		{dir: "/var/my dumps/x", want: &LocalFS{Device: "/dev/vdc", FSType: "ext4", MountPoint: "/var/my dumps", Path: "/x"}},
+		{dir: "/run/crash", err: "it is on /run (tmpfs), which the capture kernel cannot mount again"},
+	} {
+		got, err := FindLocalFS(root, c.dir)
+		if c.err != "" {
+			if err == nil || err.Error() != c.err {
+				t.Errorf("%s: %+v, %v; want %q", c.dir, got, err, c.err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: %+v, %v; want %+v", c.dir, got, err, c.want)
+		}
+	}
+}

@@ -173,6 +173,17 @@ func RunCapture(ctx context.Context, env *CaptureEnv, c *CaptureConfig) *Capture
 		env.Now = time.Now
 	}
 	rep := &CaptureReport{}
+	vmcore := env.Vmcore
+	if vmcore == "" {
+		vmcore = env.path("/proc/vmcore")
+	}
+	if _, err := os.Stat(vmcore); err != nil {
+		// Booted as an ordinary initramfs, or the crashed kernel left no
+		// ELF core header: there is nothing to save, and rebooting (the
+		// usual failure_action) would only boot this image again.
+		env.logf("FAILED: no /proc/vmcore: this is not a kdump capture kernel; halting")
+		return &CaptureReport{Status: 1, Err: "no /proc/vmcore: this is not a kdump capture kernel", Action: "halt"}
+	}
 	err := env.capture(ctx, c, rep)
 	rep.Action = c.FinalAction
 	if err != nil {

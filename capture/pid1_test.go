@@ -151,6 +151,7 @@ func TestRunCaptureFailures(t *testing.T) {
 		{"collector", func(c *CaptureConfig, _ *fakeSystem) { c.Collector = []string{"cp"} }, `core_collector "cp": unexpected core_collector`, "halt"},
 		{"ssh", func(c *CaptureConfig, _ *fakeSystem) { c.Target = Target{Kind: "ssh", Host: "root@10.0.2.2"} }, "ssh: reading known hosts: ", "halt"}, // the image lacks what RemoteInitramfsFiles bakes in
 		{"local without a device", func(c *CaptureConfig, _ *fakeSystem) { c.Target = Target{Kind: "local"} }, "local target /var/crash: it was on no block device when the initramfs was built", "halt"},
+		{"no vmcore", func(*CaptureConfig, *fakeSystem) {}, "no /proc/vmcore: this is not a kdump capture kernel", "halt"},
 		{"dump_to_rootfs", func(c *CaptureConfig, _ *fakeSystem) {
 			c.Target.Device = "LABEL=gone"
 			c.FailureAction = "dump_to_rootfs"
@@ -160,6 +161,9 @@ func TestRunCaptureFailures(t *testing.T) {
 		root, conf := captureRoot(t)
 		sys := &fakeSystem{}
 		c.edit(conf, sys)
+		if c.name == "no vmcore" {
+			os.Remove(filepath.Join(root, "proc/vmcore"))
+		}
 		var console bytes.Buffer
 		env := &CaptureEnv{Root: root, Sys: sys, Collector: testCollector, Dmesg: testDmesg, Console: &console}
 		rep := RunCapture(context.Background(), env, conf)
@@ -174,6 +178,12 @@ func TestRunCaptureFailures(t *testing.T) {
 		}
 		if rep.Status != 1 || !strings.Contains(rep.Err, c.err) || strings.Contains(rep.Err, "\n") {
 			t.Errorf("%s: status %d, error %q; want one line with %q", c.name, rep.Status, rep.Err, c.err)
+		}
+		if c.name == "no vmcore" {
+			if len(sys.calls) != 0 {
+				t.Errorf("%s: %q done without a vmcore", c.name, sys.calls)
+			}
+			continue
 		}
 		if got := sys.calls[len(sys.calls)-1]; got != "run /bin/post 1" {
 			t.Errorf("%s: last call %q, want kdump_post with status 1", c.name, got)
