@@ -219,6 +219,11 @@ func TestSSHStoreOperations(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	// OpenSSH offers both extensions: Close then fsyncs on the server,
+	// and Rename is rename(2) there.
+	if ss := st.(*sftpStore); !ss.fsync || !ss.posix {
+		t.Errorf("fsync@openssh.com %v, posix-rename@openssh.com %v: want both", ss.fsync, ss.posix)
+	}
 	if want := "ssh root@127.0.0.1:" + strconv.Itoa(fx.Port) + ":" + root; st.String() != want {
 		t.Errorf("String() = %q, want %q", st.String(), want)
 	}
