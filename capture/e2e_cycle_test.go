@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -123,9 +124,12 @@ func setupE2E(t *testing.T) *e2eLab {
 
 // prodImage writes the production initramfs with kdump.conf and
 // kdump-tools' file.
-func (e *e2eLab) prodImage(t *testing.T, name, kdumpConf, kdumpTools string) string {
+func (e *e2eLab) prodImage(t *testing.T, name, kdumpConf, kdumpTools, mount string) string {
 	t.Helper()
 	a := cpio.New()
+	if mount != "" {
+		a.File("etc/e2e/mount", 0o644, []byte(mount+"\n"))
+	}
 	for _, d := range []string{"proc", "sys", "dev", "tmp", "var/lib/salvage", "etc/e2e"} {
 		a.Dir(d, 0o755)
 	}
@@ -197,6 +201,10 @@ type e2eCycle struct {
 	frame    string   // a function of the panic task's stack (regexp)
 	// blocked, for the hung task: a function of a D-state task's stack.
 	blocked string
+	// mount is a filesystem the production machine mounts ("DEVICE DIR
+	// FSTYPE"); dir is where the dumps are on the disk (default
+	// /var/crash).
+	mount, dir string
 }
 
 func mkfsExt4(t *testing.T, disk, label, uuid string) {
@@ -224,6 +232,9 @@ var debugfsLs = regexp.MustCompile(`^\s*\d+\s+([0-7]+)\s+\(\d+\)\s+\d+\s+\d+\s+(
 func debugfsList(t *testing.T, disk, dir string) []debugfsEntry {
 	t.Helper()
 	out, err := exec.Command("debugfs", "-R", "ls -l "+dir, disk).CombinedOutput()
+	if strings.Contains(string(out), "File not found by ext2_lookup") {
+		return nil // not made yet
+	}
 	if err != nil {
 		t.Fatalf("debugfs ls %s: %v\n%s", dir, err, out)
 	}
@@ -342,10 +353,20 @@ func consoleTail(console []string, n int) string {
 
 // runExt4Cycle boots one cycle onto disk (an ext4 image) and checks the
 // dump it leaves under /var/crash; it returns the dump directories after.
-func (e *e2eLab) runExt4Cycle(t *testing.T, i, n int, c e2eCycle, disk string, before []string, keep int) (after []string) {
+func (e *e2eLab) runExt4Cycle(t *testing.T, i, n int, c e2eCycle, disk string, keep int) (after []string) {
 	t.Helper()
+	crashDir := c.dir
+	if crashDir == "" {
+		crashDir = "/var/crash"
+	}
+	var before []string
+	for _, ent := range debugfsList(t, disk, crashDir) {
+		if IsDumpDir(ent.name) {
+			before = append(before, ent.name)
+		}
+	}
 	start := time.Now()
-	img := e.prodImage(t, fmt.Sprintf("prod-%s-%d.img", c.scenario, i), c.target+"\npath /var/crash\ncore_collector makedumpfile -l --message-level 7 -d 31\nfinal_action poweroff\nfailure_action poweroff\n"+c.conf, c.tools)
+	img := e.prodImage(t, fmt.Sprintf("prod-%s-%d.img", c.scenario, i), c.target+"\npath /var/crash\ncore_collector makedumpfile -l --message-level 7 -d 31\nfinal_action poweroff\nfailure_action poweroff\n"+c.conf, c.tools, c.mount)
 	console := e.boot(t, img, disk, c.scenario)
 	dur := time.Since(start)
 	failed, failedBefore := false, t.Failed()
@@ -356,7 +377,7 @@ func (e *e2eLab) runExt4Cycle(t *testing.T, i, n int, c e2eCycle, disk string, b
 	defer func() {
 		if failed || t.Failed() && !failedBefore {
 			t.Logf("cycle %d/%d %s console:\n%s", i, n, c.scenario, strings.Join(console, "\n"))
-			fmt.Printf("e2e: cycle %d/%d %s → %s: FAILED (%.0f s)\n", i, n, c.scenario, c.target, dur.Seconds())
+			fmt.Printf("e2e: cycle %d/%d %s → %s: FAILED (%.0f s)\n", i, n, c.scenario, describeE2ETarget(c), dur.Seconds())
 		}
 	}()
 	all := strings.Join(console, "\n")
@@ -367,7 +388,7 @@ func (e *e2eLab) runExt4Cycle(t *testing.T, i, n int, c e2eCycle, disk string, b
 			return before
 		}
 	}
-	for _, ent := range debugfsList(t, disk, "/var/crash") {
+	for _, ent := range debugfsList(t, disk, crashDir) {
 		if IsDumpDir(ent.name) {
 			after = append(after, ent.name)
 		}
@@ -390,7 +411,7 @@ func (e *e2eLab) runExt4Cycle(t *testing.T, i, n int, c e2eCycle, disk string, b
 	if len(after) != wantDirs {
 		fail("cycle %d: %d dump directories after (%v), want %d (KDUMP_NUM_DUMPS=%d)", i, len(after), after, wantDirs, keep)
 	}
-	ents := debugfsList(t, disk, "/var/crash/"+dir)
+	ents := debugfsList(t, disk, path.Join(crashDir, dir))
 	var names []string
 	var dumpSize int64
 	for _, ent := range ents {
@@ -411,16 +432,36 @@ func (e *e2eLab) runExt4Cycle(t *testing.T, i, n int, c e2eCycle, disk string, b
 	}
 	local := filepath.Join(e.dir, fmt.Sprintf("%s-%d", c.scenario, i))
 	os.MkdirAll(local, 0o755)
-	debugfsRead(t, disk, "/var/crash/"+dir+"/dump."+dir, filepath.Join(local, "dump"))
-	debugfsRead(t, disk, "/var/crash/"+dir+"/dmesg."+dir, filepath.Join(local, "dmesg"))
+	debugfsRead(t, disk, path.Join(crashDir, dir, "dump."+dir), filepath.Join(local, "dump"))
+	debugfsRead(t, disk, path.Join(crashDir, dir, "dmesg."+dir), filepath.Join(local, "dmesg"))
 	panicText, stack, ok := e.analyzeDump(t, filepath.Join(local, "dump"), c)
 	if !ok || !checkDmesg(t, filepath.Join(local, "dmesg"), c.dmesg) {
 		failed = true
 		return after
 	}
-	fmt.Printf("e2e: cycle %d/%d %s → %s: ok, dump.%s (%.0f MiB, lzo -d 31), PANIC %q, bt: %s (%.0f s)\n",
-		i, n, c.scenario, c.target, dir, float64(dumpSize)/(1<<20), panicText, fmtStack(stack), dur.Seconds())
+	fmt.Printf("e2e: cycle %d/%d %s → %s: ok, dump.%s (%.0f MiB, lzo -d 31), PANIC %q, bt: %s (%.0f s; capture initramfs %s)\n",
+		i, n, c.scenario, describeE2ETarget(c), dir, float64(dumpSize)/(1<<20), panicText, fmtStack(stack), dur.Seconds(), initrdSize(console))
 	return after
+}
+
+func describeE2ETarget(c e2eCycle) string {
+	if c.mount != "" {
+		f := strings.Fields(c.mount)
+		return "local /var/crash (" + f[2] + " " + f[0] + " mounted there)"
+	}
+	return c.target
+}
+
+var initrdBuilt = regexp.MustCompile(`capture initramfs: \S+ built \(([^)]+)\)`)
+
+// initrdSize is the size of the capture initramfs the guest built.
+func initrdSize(console []string) string {
+	for _, l := range console {
+		if m := initrdBuilt.FindStringSubmatch(l); m != nil {
+			return m[1]
+		}
+	}
+	return "?"
 }
 
 func contains(s []string, x string) bool {
@@ -444,7 +485,7 @@ func TestE2ESysrqCycles(t *testing.T) {
 	var dirs []string
 	const n = 3
 	for i := 1; i <= n; i++ {
-		dirs = e.runExt4Cycle(t, i, n, c, disk, dirs, 2)
+		dirs = e.runExt4Cycle(t, i, n, c, disk, 2)
 		if t.Failed() {
 			t.Fatalf("%d consecutive successful sysrq cycles, then a failure", i-1)
 		}
@@ -467,13 +508,15 @@ func TestE2EOopsAndHung(t *testing.T) {
 			// oops_end kexecs before panic() prints "Fatal exception": the
 			// log ends with the oops itself.
 			dmesg: []string{"BUG: kernel NULL pointer dereference", "Oops: ", "salvage_lab_oops"}},
-		{scenario: "hung", target: "ext4 LABEL=e2edump",
+		// A local path: the machine has the disk mounted on /var/crash, so
+		// the capture mounts it from the UUID the initramfs recorded, and
+		// the dumps are at the top of the disk.
+		{scenario: "hung", target: "# local", mount: "/dev/vda /var/crash ext4", dir: "/",
 			panic: "hung_task: blocked tasks", frame: `^(watchdog|check_hung_uninterruptible_tasks)`, blocked: `^salvage_lab_hang`,
 			dmesg: []string{"blocked for more than", "Kernel panic - not syncing: hung_task: blocked tasks"}},
 	}
-	var dirs []string
 	for i, c := range cycles {
-		dirs = e.runExt4Cycle(t, i+1, len(cycles), c, disk, dirs, 0)
+		e.runExt4Cycle(t, i+1, len(cycles), c, disk, 0)
 	}
 }
 
@@ -493,7 +536,7 @@ func TestE2ERaw(t *testing.T) {
 	c := e2eCycle{scenario: "sysrq", target: "raw /dev/vda", panic: "sysrq triggered crash", frame: `^sysrq_handle_crash`,
 		dmesg: []string{"Kernel panic - not syncing: sysrq triggered crash"}}
 	start := time.Now()
-	img := e.prodImage(t, "prod-raw.img", c.target+"\ncore_collector makedumpfile -l -d 31\nfinal_action poweroff\n", "")
+	img := e.prodImage(t, "prod-raw.img", c.target+"\ncore_collector makedumpfile -l -d 31\nfinal_action poweroff\n", "", "")
 	console := e.boot(t, img, disk, c.scenario)
 	dur := time.Since(start)
 	defer func() {

@@ -67,6 +67,7 @@ type imageFile struct {
 	name string // path in the image, no leading slash
 	perm uint32
 	data []byte
+	link string // a symbolic link to this target instead of data
 }
 
 // initramfsPlan is everything that goes into the image, before packing.
@@ -172,6 +173,10 @@ func BuildInitramfs(o InitramfsOptions) (*InitramfsResult, error) {
 	a.CharDev("dev/console", 0o600, 5, 1)
 	a.CharDev("dev/kmsg", 0o644, 1, 11)
 	for _, f := range p.files {
+		if f.link != "" {
+			a.Symlink(f.name, f.link)
+			continue
+		}
 		a.File(f.name, f.perm, f.data)
 	}
 	var raw bytes.Buffer
@@ -303,12 +308,18 @@ func planInitramfs(o InitramfsOptions) (*initramfsPlan, error) {
 	p.modules = mods
 
 	h := sha256.New()
-	add := func(name string, perm uint32, data []byte) {
-		p.files = append(p.files, imageFile{name: strings.TrimPrefix(path.Clean("/"+name), "/"), perm: perm, data: data})
-	}
 	exe, err := os.ReadFile(o.Salvage)
 	if err != nil {
 		return nil, fmt.Errorf("the salvage binary: %w", err)
+	}
+	add := func(name string, perm uint32, data []byte) {
+		f := imageFile{name: strings.TrimPrefix(path.Clean("/"+name), "/"), perm: perm, data: data}
+		if f.name != "init" && bytes.Equal(data, exe) {
+			// salvage itself named by extra_bins or kdump_pre (salvage
+			// run as a program): a link to /init, not a second copy.
+			f.data, f.link = nil, "/init"
+		}
+		p.files = append(p.files, f)
 	}
 	if f, err := elf.NewFile(bytes.NewReader(exe)); err == nil {
 		for _, ph := range f.Progs {
@@ -354,7 +365,7 @@ func planInitramfs(o InitramfsOptions) (*initramfsPlan, error) {
 	sort.Slice(p.files, func(i, j int) bool { return p.files[i].name < p.files[j].name })
 	fmt.Fprintf(h, "salvage capture initramfs 1\ncodec %s\n", p.codec)
 	for _, f := range p.files {
-		fmt.Fprintf(h, "%s %o %d\n", f.name, f.perm, len(f.data))
+		fmt.Fprintf(h, "%s %o %d %s\n", f.name, f.perm, len(f.data), f.link)
 		h.Write(f.data)
 	}
 	cj, _ := json.Marshal(c)

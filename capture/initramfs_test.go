@@ -71,6 +71,7 @@ kernel/fs/xfs/xfs.ko:
 			t.Fatal(err)
 		}
 	}
+	os.Chmod(filepath.Join(root, "usr/sbin/salvage"), 0o755)
 	// /usr/bin/true and what it needs, as on this machine.
 	for _, f := range []string{"/usr/bin/true", "/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/libc.so.6"} {
 		b, err := os.ReadFile(f)
@@ -122,7 +123,7 @@ func unpack(t *testing.T, img string) (string, []string) {
 }
 
 func TestBuildInitramfs(t *testing.T) {
-	root := initramfsRoot(t, "ext4 /dev/vdb\npath /dumps\nextra_bins /usr/bin/true\nextra_modules e1000\nfinal_action poweroff\n")
+	root := initramfsRoot(t, "ext4 /dev/vdb\npath /dumps\nextra_bins /usr/bin/true\nextra_modules e1000\nfinal_action poweroff\nkdump_pre /usr/sbin/salvage version\n")
 	o := InitramfsOptions{Root: root, Salvage: filepath.Join(root, "usr/sbin/salvage")}
 	r, err := BuildInitramfs(o)
 	if err != nil {
@@ -140,13 +141,16 @@ func TestBuildInitramfs(t *testing.T) {
 	want := []string{"dev/console", "dev/kmsg", "etc/default/kdump-tools", "etc/salvage/capture.json", "etc/salvage/kdump.conf", "init",
 		"lib/x86_64-linux-gnu/libc.so.6", "lib64/ld-linux-x86-64.so.2",
 		rel + "block/virtio_blk.ko", rel + "net/e1000.ko", rel + "virtio/virtio.ko", rel + "virtio/virtio_pci.ko", rel + "virtio/virtio_pci_legacy_dev.ko",
-		rel + "virtio/virtio_pci_modern_dev.ko", rel + "virtio/virtio_ring.ko", "usr/bin/true"}
+		rel + "virtio/virtio_pci_modern_dev.ko", rel + "virtio/virtio_ring.ko", "usr/bin/true", "usr/sbin/salvage"}
 	sort.Strings(want)
 	if !reflect.DeepEqual(names, want) {
 		t.Errorf("the image holds\n  %q\nwant\n  %q", names, want)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "init")); string(b) != "a static salvage" {
 		t.Errorf("/init is %q, not the salvage binary", b)
+	}
+	if l, err := os.Readlink(filepath.Join(dir, "usr/sbin/salvage")); l != "/init" {
+		t.Errorf("kdump_pre's salvage is not a link to /init: %q, %v", l, err)
 	}
 	var c CaptureConfig
 	b, _ := os.ReadFile(filepath.Join(dir, "etc/salvage/capture.json"))
@@ -157,7 +161,7 @@ func TestBuildInitramfs(t *testing.T) {
 		"kernel/drivers/block/virtio_blk.ko", "kernel/drivers/virtio/virtio_pci_modern_dev.ko", "kernel/drivers/virtio/virtio_pci_legacy_dev.ko",
 		"kernel/drivers/virtio/virtio_pci.ko"}
 	if c.Target.String() != "ext4 /dev/vdb" || c.Path != "/dumps" || c.NumDumps != 3 || c.FinalAction != "poweroff" || c.FailureAction != "reboot" ||
-		!c.DumpDmesg || c.Key != r.Key || !reflect.DeepEqual(c.Modules, wantMods) || c.Local != nil {
+		!c.DumpDmesg || c.Key != r.Key || !reflect.DeepEqual(c.KdumpPre, []string{"/usr/sbin/salvage", "version"}) || !reflect.DeepEqual(c.Modules, wantMods) || c.Local != nil {
 		t.Errorf("capture.json: %+v", c)
 	}
 

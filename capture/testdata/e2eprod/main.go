@@ -69,6 +69,18 @@ func run() {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// /etc/e2e/mount: "DEVICE DIR FSTYPE", a filesystem of the machine
+	// (a local dump path on its own disk).
+	if b, err := os.ReadFile("/etc/e2e/mount"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 3 {
+			os.MkdirAll(f[1], 0o755)
+			if err := syscall.Mount(f[0], f[1], f[2], 0, ""); err != nil {
+				say("mount %s on %s: %v", f[0], f[1], err)
+				return
+			}
+			say("mounted %s on %s", f[0], f[1])
+		}
+	}
 	start := time.Now()
 	if !salvage("load", "kdump", "load") {
 		return
