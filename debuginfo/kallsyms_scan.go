@@ -13,8 +13,11 @@ import (
 // are still in the kernel image, in the order scripts/kallsyms emits
 // them — kallsyms_offsets and kallsyms_relative_base (or
 // kallsyms_addresses), kallsyms_num_syms, kallsyms_names,
-// kallsyms_markers, kallsyms_token_table, kallsyms_token_index — so
-// scanKallsyms finds them by their shape:
+// kallsyms_markers, kallsyms_token_table, kallsyms_token_index; since
+// 6.2 ("kallsyms: change the output order to fill the padding between
+// sections") the addresses come last, after the token index, and
+// kallsyms_seqs_of_names after them — so scanKallsyms finds them by their
+// shape:
 //
 //  1. kallsyms_token_index: 256 increasing u16 offsets from 0, each step
 //     the length of a NUL-terminated token of the table just before it;
@@ -22,7 +25,9 @@ import (
 //     after a kernel address (kallsyms_relative_base, or the last of
 //     kallsyms_addresses) whose names stream, right after it, decodes to
 //     exactly that many symbols ending before the token table;
-//  3. the addresses before it, which must come out in ascending order.
+//  3. the addresses before it, which must come out in ascending order —
+//     or, in the newer order, the offsets and relative base right after
+//     the token index, with the names stream ending at the markers.
 
 const (
 	scanChunk    = 1 << 20
@@ -30,6 +35,9 @@ const (
 	scanMaxGap   = 4 << 20   // of pages not in the dump in a row: past the image (the text-rodata gap is < 2 MiB)
 	scanMaxBytes = 128 << 20 // of the kernel image, from _stext
 	scanMaxToken = 128       // bytes of one token; real ones are a few
+	// scanAfterIndex is how much of the image after the token index the
+	// scan reads: room for kallsyms_offsets of 1M symbols.
+	scanAfterIndex = 4 << 20
 )
 
 // scanKallsyms locates the kallsyms tables in the kernel image.
@@ -48,7 +56,7 @@ func scanKallsyms(r VirtReader, vi *dump.VMCoreInfo) (kallsymsInfo, error) {
 	// gives back at boot.
 	var img []byte
 	searched, missing, gap := 0, 0, 0
-	for len(img) < scanMaxBytes && gap < scanMaxGap {
+	grow := func() {
 		old := len(img)
 		if cap(img)-old < scanChunk {
 			img = slices.Grow(img, max(scanChunk, 2*cap(img))) // double: the image is tens of MiB
@@ -68,7 +76,15 @@ func scanKallsyms(r VirtReader, vi *dump.VMCoreInfo) (kallsymsInfo, error) {
 			missing++
 			gap += scanPage
 		}
+	}
+	for len(img) < scanMaxBytes && gap < scanMaxGap {
+		grow()
 		if k, ok := findTokenIndex(img, searched); ok {
+			// Since 6.2 the addresses follow the token index: read on
+			// far enough for the largest offsets table there can be.
+			for len(img) < k.index+512+scanAfterIndex && len(img) < scanMaxBytes && gap < scanMaxGap {
+				grow()
+			}
 			return finishScan(img, start, k)
 		}
 		searched = max(0, len(img)-512)
@@ -166,6 +182,9 @@ func finishScan(img []byte, start uint64, tl tokenLayout) (kallsymsInfo, error) 
 		tokens[i] = string(img[s:e])
 	}
 	va := func(off int) uint64 { return start + uint64(off) }
+	if k, ok := scanNewOrder(img, tl, &tokens, va); ok {
+		return k, nil
+	}
 	for x := (tl.table - 4) &^ 3; x >= 8; x -= 4 {
 		n := int(le.Uint32(img[x:]))
 		if n == 0 || n > maxKallsyms || le.Uint64(img[x-8:]) < 1<<63 {
@@ -192,6 +211,40 @@ func finishScan(img []byte, start uint64, tl tokenLayout) (kallsymsInfo, error) 
 		}
 	}
 	return kallsymsInfo{}, fmt.Errorf("found kallsyms_token_table at %#x but no kallsyms_num_syms and names before it", va(tl.table))
+}
+
+// scanNewOrder finds the tables in the order of 6.2+ scripts/kallsyms:
+// kallsyms_num_syms, kallsyms_names, kallsyms_markers (a u32 per 256
+// symbols), kallsyms_token_table, kallsyms_token_index, then
+// kallsyms_offsets and kallsyms_relative_base, each label 8-aligned.
+func scanNewOrder(img []byte, tl tokenLayout, tokens *[256]string, va func(int) uint64) (kallsymsInfo, bool) {
+	le := binary.LittleEndian
+	align8 := func(x int) int { return (x + 7) &^ 7 }
+	for x := (tl.table - 4) &^ 7; x >= 0; x -= 8 {
+		n := int(le.Uint32(img[x:]))
+		if n < 2 || n > maxKallsyms {
+			continue
+		}
+		for _, names := range []int{x + 4, align8(x + 4)} {
+			end, ok := namesEnd(img, names, n, tokens)
+			if !ok || end > tl.table {
+				continue
+			}
+			// The markers fill what is between the names and the table.
+			markers := (n + 255) >> 8
+			if gap := tl.table - align8(end); gap != align8(4*markers) && gap != 8*markers {
+				continue
+			}
+			off := align8(tl.index + 512)
+			base := align8(off + 4*n)
+			if base+8 > len(img) || !sortedAddrs(img, off, base, n, false) {
+				continue
+			}
+			return kallsymsInfo{numSyms: va(x), names: va(names), tokenTable: va(tl.table), tokenIndex: va(tl.index),
+				offsets: va(off), relativeBase: va(base), ptrSize: 8}, true
+		}
+	}
+	return kallsymsInfo{}, false
 }
 
 // namesEnd decodes n names from img[at:] just enough to find where the

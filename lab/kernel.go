@@ -156,7 +156,7 @@ func (l *Lab) FetchKernel(spec KernelSpec) (*Kernel, error) {
 	release := strings.TrimPrefix(pkg, "linux-image-")
 	release = strings.TrimSuffix(release, "-unsigned")
 	k := &Kernel{Dir: filepath.Join(l.Cache, "kernels", release), Spec: spec}
-	k.Release, k.Package, k.PackageVersion = release, pkg, version
+	k.Name, k.Release, k.Package, k.PackageVersion = spec.Name, release, pkg, version
 	k.Modules = filepath.Join(k.Dir, "modules")
 	rel := func(p string) string { r, _ := filepath.Rel(l.Cache, p); return r }
 	k.Vmlinuz = rel(filepath.Join(k.Dir, "vmlinuz"))
@@ -465,7 +465,7 @@ func (l *Lab) FetchDebugVmlinux(spec KernelSpec) (*Kernel, error) {
 	}
 	release := strings.TrimSuffix(strings.TrimPrefix(pkg, "linux-image-"), "-dbg")
 	k := &Kernel{Dir: filepath.Join(l.Cache, "kernels", release), Spec: spec}
-	k.Release, k.Package, k.PackageVersion, k.Role = release, pkg, version, "mismatch"
+	k.Name, k.Release, k.Package, k.PackageVersion, k.Role = spec.Name, release, pkg, version, "mismatch"
 	vml := filepath.Join(k.Dir, "vmlinux")
 	k.DebugVmlinux, _ = filepath.Rel(l.Cache, vml)
 	done := filepath.Join(k.Dir, ".complete")

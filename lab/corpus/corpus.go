@@ -35,6 +35,7 @@ type Rejected struct {
 
 // Kernel is one Debian kernel the lab fetched.
 type Kernel struct {
+	Name           string `json:"name,omitempty"`  // the lab's name of it: "6.1", "6.12"
 	Release        string `json:"release"`         // uname -r, e.g. 6.1.0-56-cloud-amd64
 	PackageVersion string `json:"package_version"` // e.g. 6.1.192-2
 	Package        string `json:"package"`         // linux-image-… package name
