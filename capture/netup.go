@@ -367,27 +367,20 @@ func BringUp(ctx context.Context, c *NetConfig, logf func(string, ...any)) error
 		return fmt.Errorf("net: adding %s to %s: %v", addr, name, err)
 	}
 	target := net.ParseIP(c.TargetIP)
-	if gw != "" {
+	via := "the local subnet"
+	if gw != "" && !a.IPNet.Contains(target) {
 		r := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: net.ParseIP(gw)}
-		if !a.IPNet.Contains(target) {
-			if err := netlink.RouteReplace(r); err != nil {
-				return fmt.Errorf("net: default route via %s on %s: %v", gw, name, err)
-			}
+		if err := netlink.RouteReplace(r); err != nil {
+			return fmt.Errorf("net: default route via %s on %s: %v", gw, name, err)
 		}
+		via = gw
 	}
 	rs, err := netlink.RouteGet(target)
 	if err != nil || len(rs) == 0 {
 		return fmt.Errorf("net: no route to the target %s after configuring %s: %v", target, name, err)
 	}
-	logf("net: %s (%s) up with %s, target %s via %s", name, c.MAC, addr, target, orDirect(gw))
+	logf("net: %s (%s) up with %s, target %s via %s", name, link.Attrs().HardwareAddr, addr, target, via)
 	return nil
-}
-
-func orDirect(gw string) string {
-	if gw == "" {
-		return "the local subnet"
-	}
-	return gw
 }
 
 // findLink waits (the driver may still be probing) for the interface
