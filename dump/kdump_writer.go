@@ -133,6 +133,13 @@ type KdumpHeader struct {
 	// Notes are the ELF notes of the source (/proc/vmcore's PT_NOTE),
 	// copied into the sub-header area; VMCOREINFO is found among them.
 	Notes []Note
+	// Split makes the file one part of a split dump (makedumpfile
+	// --split) holding the pages of frames [StartPFN, EndPFN): the
+	// sub-header's split flag and range (both the 32-bit fields of header
+	// version 2 and the 64-bit ones of version 6, as makedumpfile fills
+	// them); its descriptor table starts with the range's first page.
+	Split            bool
+	StartPFN, EndPFN uint64
 }
 
 // EncodedPage is one page as the writer stores it.
@@ -269,6 +276,16 @@ func NewKdumpWriterWindowed(w io.WriterAt, h KdumpHeader, codec Compression, max
 		copy(sub[kdumpSubHeaderSize:], notes)
 	}
 	le.PutUint64(sub[96:], maxMapnr)
+	if h.Split {
+		if h.StartPFN > h.EndPFN || h.EndPFN > maxMapnr {
+			return nil, fmt.Errorf("kdump writer: split part of frames [%#x, %#x) is not within max_mapnr %#x", h.StartPFN, h.EndPFN, maxMapnr)
+		}
+		le.PutUint32(sub[12:], 1)
+		le.PutUint64(sub[16:], h.StartPFN)
+		le.PutUint64(sub[24:], h.EndPFN)
+		le.PutUint64(sub[80:], h.StartPFN)
+		le.PutUint64(sub[88:], h.EndPFN)
+	}
 
 	k := &KdumpWriter{w: w, hdr: hdr, status: status, pageSize: bs, maxMapnr: maxMapnr,
 		zero: h.DumpLevel&1 != 0, streamed: h.Streamed}
@@ -301,8 +318,20 @@ func (k *KdumpWriter) WriteBitmaps(base uint64, ram, dumped *PFNSet) error {
 // of the 2nd bitmap, and writes the shared zero page when zero pages are
 // excluded.
 func (k *KdumpWriter) StartPages(n uint64) error {
+	return k.StartPagesIn(n, n)
+}
+
+// StartPagesIn is StartPages for a file that holds n pages in a table of
+// table entries: a part of a split dump, whose table is as long as the
+// whole dump's (makedumpfile sizes every part's at num_dumpable, the
+// pages of the whole machine, and starts its data past it; the part's
+// own descriptors come first and the rest is left unwritten).
+func (k *KdumpWriter) StartPagesIn(n, table uint64) error {
 	if k.started {
 		return errors.New("kdump writer: StartPages called twice")
+	}
+	if table < n {
+		return fmt.Errorf("kdump writer: %d pages do not fit a table of %d", n, table)
 	}
 	k.started = true
 	k.total = n
@@ -311,7 +340,7 @@ func (k *KdumpWriter) StartPages(n uint64) error {
 	if int64(k.maxMapnr+7)/8 < k.bitmapLen {
 		k.write([]byte{0}, k.descTable-1)
 	}
-	k.dataOff = k.descTable + pageDescSize*int64(n)
+	k.dataOff = k.descTable + pageDescSize*int64(table)
 	if k.zero {
 		// The shared zero page comes first in the page data
 		// (write_kdump_pages_cyclic's pd_zero), stored raw.

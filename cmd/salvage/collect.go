@@ -44,6 +44,7 @@ type collectFlags struct {
 	force                   bool
 	jsonOut                 bool
 	retryLevels             string
+	split                   string
 }
 
 func newCollectCmd() *cobra.Command {
@@ -80,6 +81,9 @@ Examples:
 			if f.flat && len(args) == 1 {
 				return nil
 			}
+			if f.split != "" && len(args) >= 2 {
+				return nil
+			}
 			if len(args) != 2 {
 				return fmt.Errorf("collect needs SOURCE and DEST, got %d argument(s)", len(args))
 			}
@@ -107,6 +111,8 @@ Examples:
 	fl.StringVarP(&f.vmcoreinfo, "vmcoreinfo", "i", "", "VMCOREINFO file (KEY=VALUE lines) to use instead of the dump's")
 	fl.Int64VarP(&f.limit, "limit", "L", 0, "stop when DEST reaches SIZE bytes, leaving an incomplete dump (exit status 1)")
 	fl.BoolVarP(&f.force, "force", "f", false, "overwrite DEST if it exists")
+	fl.StringVar(&f.split, "split", "", "write a split dump: --split SOURCE DEST1 DEST2… (makedumpfile's), or --split=N SOURCE DEST for DEST.1…DEST.N")
+	fl.Lookup("split").NoOptDefVal = splitFiles
 	fl.StringVar(&f.retryLevels, "retry-levels", "", "when DEST runs out of space (a full disk, or -L), start again at the next of these higher dump levels, e.g. 11,31")
 	fl.BoolVar(&f.jsonOut, "json", false, "print the summary as JSON")
 	return cmd
@@ -164,7 +170,7 @@ func runCollect(cmd *cobra.Command, f collectFlags, args []string) error {
 		return fmt.Errorf("-d %d: the dump level is 0–31", f.level)
 	case f.flat && len(args) != 1:
 		return errors.New("-F writes the dump to standard output: give SOURCE only")
-	case !f.flat && len(args) != 2:
+	case !f.flat && f.split == "" && len(args) != 2:
 		return errors.New("give SOURCE and DEST (or -F and SOURCE only)")
 	case f.limit < 0:
 		return fmt.Errorf("-L %d: the size limit must be positive", f.limit)
@@ -176,6 +182,15 @@ func runCollect(cmd *cobra.Command, f collectFlags, args []string) error {
 	retry, err := parseRetryLevels(f.retryLevels, f.level)
 	if err != nil {
 		return err
+	}
+	var splitDests []string
+	if f.split != "" {
+		if args, splitDests, err = splitArgs(f.split, args); err != nil {
+			return err
+		}
+		if f.flat || f.elf {
+			return errors.New("--split writes kdump-compressed files: drop -F and -E")
+		}
 	}
 	if len(retry) > 0 && f.flat {
 		return errors.New("--retry-levels cannot restart a flattened stream (-F): what was sent is gone")
@@ -223,7 +238,9 @@ func runCollect(cmd *cobra.Command, f collectFlags, args []string) error {
 	defer stop()
 	var res *collect.Result
 	out := cmd.OutOrStdout()
-	if f.flat {
+	if splitDests != nil {
+		res, err = collect.CollectSplit(ctx, src, splitDests, opt)
+	} else if f.flat {
 		bw := bufio.NewWriterSize(out, 1<<20)
 		res, err = collect.CollectStream(ctx, src, bw, opt)
 		if ferr := bw.Flush(); ferr != nil && err == nil {
@@ -249,6 +266,43 @@ func runCollect(cmd *cobra.Command, f collectFlags, args []string) error {
 		writeCollectJSON(out, res, err) // standard error under -F
 	}
 	return err
+}
+
+// splitFiles is --split's value when given without one (makedumpfile's
+// --split SOURCE DEST1 DEST2…).
+const splitFiles = "files"
+
+// splitArgs reads --split: makedumpfile's form, SOURCE DEST1 DEST2…, or
+// ours, --split=N SOURCE DEST for DEST.1…DEST.N. "--split N SOURCE DEST"
+// (the value apart) reaches here as --split with N among the arguments:
+// a first argument that is a number and not a file is taken for N.
+func splitArgs(split string, args []string) (rest, dests []string, err error) {
+	if split == splitFiles && len(args) == 3 {
+		if n, err := strconv.Atoi(args[0]); err == nil {
+			if _, serr := os.Stat(args[0]); serr != nil {
+				split, args = fmt.Sprint(n), args[1:]
+			}
+		}
+	}
+	if split == splitFiles {
+		if len(args) < 3 {
+			return nil, nil, errors.New("--split needs SOURCE and at least two DEST files (or --split=N SOURCE DEST)")
+		}
+		return args[:1], args[1:], nil
+	}
+	n, err := strconv.Atoi(split)
+	switch {
+	case err != nil:
+		return nil, nil, fmt.Errorf("--split=%q: want a number of files", split)
+	case n < 2 || n > 256:
+		return nil, nil, fmt.Errorf("--split=%d: a split dump has 2 to 256 files", n)
+	case len(args) != 2:
+		return nil, nil, fmt.Errorf("--split=%d takes SOURCE and one DEST (the files are DEST.1…DEST.%d)", n, n)
+	}
+	for i := 1; i <= n; i++ {
+		dests = append(dests, fmt.Sprintf("%s.%d", args[1], i))
+	}
+	return args[:1], dests, nil
 }
 
 // parseRetryLevels reads --retry-levels: dump levels, comma-separated,

@@ -374,3 +374,71 @@ func TestCollectRetryLevels(t *testing.T) {
 		t.Errorf("without --retry-levels: %v, want the size limit", err)
 	}
 }
+
+// --split, both forms: makedumpfile's (--split SOURCE DEST1 DEST2) and
+// ours (--split 3 SOURCE DEST: DEST.1…DEST.3); salvage info --split
+// opens the parts together, complete, with every page the single-file
+// dump holds.
+func TestCollectCommandSplit(t *testing.T) {
+	src := sysrqVmcore(t)
+	_, kept := makedumpfileCounts(t)
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args  []string
+		parts []string
+	}{
+		{[]string{"--split", src, filepath.Join(dir, "a1"), filepath.Join(dir, "a2")}, []string{"a1", "a2"}},
+		{[]string{"--split", "3", src, filepath.Join(dir, "b")}, []string{"b.1", "b.2", "b.3"}},
+		{[]string{"--split=2", src, filepath.Join(dir, "c")}, []string{"c.1", "c.2"}},
+	} {
+		args := append([]string{"collect", "-l", "-d", "31", "--json"}, c.args...)
+		out, _, err := runSalvage(t, args...)
+		if err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		var s collectSummary
+		if err := json.Unmarshal([]byte(out), &s); err != nil || s.Incomplete || s.Kept-s.KeptForAnalyzer != kept {
+			t.Errorf("%v: summary %+v (%v)", c.args, s, err)
+		}
+		var paths []string
+		for _, p := range c.parts {
+			paths = append(paths, filepath.Join(dir, p))
+		}
+		js, _, err := runSalvage(t, append([]string{"info", "--json", "--split"}, paths...)...)
+		if err != nil {
+			t.Fatalf("info --split %v: %v", c.parts, err)
+		}
+		var info struct {
+			Format     string `json:"format"`
+			Incomplete bool   `json:"incomplete"`
+		}
+		if err := json.Unmarshal([]byte(js), &info); err != nil || info.Format != "split" || info.Incomplete {
+			t.Errorf("info --split %v: %+v %v\n%s", c.parts, info, err, js)
+		}
+		f, err := dump.Open(paths...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n uint64
+		for _, r := range f.Memory.Ranges() {
+			for pfn := r.Start / 4096; pfn < r.End/4096; pfn++ {
+				if st := f.Memory.State(pfn); st == dump.PagePresent || st == dump.PageZero {
+					n++
+				}
+			}
+		}
+		f.Close()
+		if n != s.Kept {
+			t.Errorf("%v: the parts hold %d pages, the summary says %d", c.parts, n, s.Kept)
+		}
+	}
+	for _, bad := range [][]string{
+		{"collect", "--split", src, filepath.Join(dir, "x")},
+		{"collect", "--split=1", src, filepath.Join(dir, "x")},
+		{"collect", "--split=2", "-E", src, filepath.Join(dir, "x")},
+	} {
+		if _, _, err := runSalvage(t, bad...); err == nil || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%v: %v, want a one-line error", bad[1:], err)
+		}
+	}
+}
