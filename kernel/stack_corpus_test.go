@@ -59,7 +59,7 @@ func TestORCTableMatchesVmlinux(t *testing.T) {
 					t.Fatal(err)
 				}
 				mem := st.unw.(*amd64.Unwinder).Tables[0]
-				file := vmlinuxORCSections(t, m.Path(m.Kernel(d.Release).DebugVmlinux))
+				file := vmlinuxORCSections(t, m.Path(m.Kernel(d.Release).DebugVmlinux), vmlinuxORCLayout(t, m, d))
 				kaslr, err := debuginfo.KASLROffset(k.Dump.VMCoreInfo, nil)
 				if err != nil {
 					t.Fatal(err)
@@ -84,7 +84,22 @@ func TestORCTableMatchesVmlinux(t *testing.T) {
 	}
 }
 
-func vmlinuxORCSections(t *testing.T, path string) *amd64.ORCTable {
+// vmlinuxORCLayout is struct orc_entry as the dump's debug vmlinux
+// declares it.
+func vmlinuxORCLayout(t *testing.T, m *corpus.Manifest, d corpus.Dump) amd64.ORCLayout {
+	t.Helper()
+	typ, err := openTypedKernel(t, m, d).Types.Struct("orc_entry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ORCLayoutOf(typ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func vmlinuxORCSections(t *testing.T, path string, l amd64.ORCLayout) *amd64.ORCTable {
 	t.Helper()
 	f, err := elf.Open(path)
 	if err != nil {
@@ -103,38 +118,70 @@ func vmlinuxORCSections(t *testing.T, path string) *amd64.ORCTable {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tab, err := amd64.ParseORC("vmlinux", ip, ipSec.Addr, orc, amd64.DefaultORCLayout)
+	tab, err := amd64.ParseORC("vmlinux", ip, ipSec.Addr, orc, l)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tab
 }
 
-// TestORCLayoutFromTypes reads struct orc_entry from DWARF and from BTF:
-// both must give 6.1's layout.
+// labORCLayouts are struct orc_entry of the lab's kernels, by the lab's
+// name of each: 6.1's (type:2, end:1) and 6.12's (type:3 with the 6.4+
+// numbering, signal:1), as arch/x86/include/asm/orc_types.h declares them.
+var labORCLayouts = map[string]amd64.ORCLayout{
+	"6.1": amd64.DefaultORCLayout,
+	"6.12": {
+		Size: 6, SPOffset: 0, BPOffset: 2,
+		SPReg: amd64.ORCBitfield{Offset: 4, Bit: 0, Size: 4}, BPReg: amd64.ORCBitfield{Offset: 4, Bit: 4, Size: 4},
+		Type: amd64.ORCBitfield{Offset: 4, Bit: 8, Size: 3}, Signal: amd64.ORCBitfield{Offset: 4, Bit: 11, Size: 1},
+		UndefinedEndOfStack: true,
+	},
+}
+
+// TestORCLayoutFromTypes reads struct orc_entry from DWARF and from BTF
+// on a dump of each lab kernel: both must give that kernel's layout.
 func TestORCLayoutFromTypes(t *testing.T) {
 	m := corpus.Require(t)
-	d := oneDumpPerCrash(m)[0]
-	for _, mode := range stackModes {
-		k := mode.open(t, m, d)
-		l, err := k.orcLayout()
-		if err != nil {
-			t.Fatalf("%s: %v", mode.name, err)
+	seen := map[string]bool{}
+	for _, d := range oneDumpPerCrash(m) {
+		if seen[d.Release] {
+			continue
 		}
-		if l != amd64.DefaultORCLayout {
-			t.Errorf("%s: layout %+v, want 6.1's %+v", mode.name, l, amd64.DefaultORCLayout)
+		seen[d.Release] = true
+		name := m.Kernel(d.Release).Name
+		if name == "" {
+			name = "6.1" // a manifest from before kernels had names
+		}
+		want, ok := labORCLayouts[name]
+		if !ok {
+			t.Errorf("%s: no known ORC layout for lab kernel %q", d.ID, name)
+			continue
+		}
+		for _, mode := range stackModes {
+			k := mode.open(t, m, d)
+			l, err := k.orcLayout()
+			if err != nil {
+				t.Fatalf("%s %s: %v", d.ID, mode.name, err)
+			}
+			if l != want {
+				t.Errorf("%s %s: layout %+v, want %s's %+v", d.ID, mode.name, l, name, want)
+			}
 		}
 	}
 }
 
-// outermost are the functions a complete walk of a 6.1 x86_64 kernel
+// outermost are the functions a complete walk of a 6.1 or 6.12 x86_64 kernel
 // stack ends in: a kernel thread's ret_from_fork, a user task's system
 // call entry, an idle task's boot entry; and the interrupt or exception
 // entries that stopped a user task in user mode.
 var outermost = map[string]bool{
-	"ret_from_fork":                   true,
-	"entry_SYSCALL_64_after_hwframe":  true,
-	"secondary_startup_64_no_verify":  true,
+	"ret_from_fork":                  true,
+	"entry_SYSCALL_64_after_hwframe": true,
+	"secondary_startup_64_no_verify": true,
+	// 6.12's names: ret_from_fork's assembly entry (6.7+) and the idle
+	// tasks' common startup path (arch/x86/kernel/head_64.S, 6.9+).
+	"ret_from_fork_asm":               true,
+	"common_startup_64":               true,
 	"asm_sysvec_apic_timer_interrupt": true,
 	"asm_exc_page_fault":              true,
 	"asm_common_interrupt":            true,

@@ -8,23 +8,43 @@ import (
 )
 
 // TestRBTreeMatchesList walks the kernel's two indexes of vmalloc areas,
-// the rb_tree vmap_area_root and the sorted list vmap_area_list: in order,
-// they hold the same areas.
+// an rb_tree and a sorted list: in order, they hold the same areas. Before
+// 6.9 they are the globals vmap_area_root and vmap_area_list; since, each
+// node of vmap_nodes has its own (busy.root, busy.head: struct rb_list in
+// mm/vmalloc.c), and the test walks the first node's.
 func TestRBTreeMatchesList(t *testing.T) {
 	m := corpus.Require(t)
 	for _, d := range m.Dumps {
 		t.Run(d.ID, func(t *testing.T) {
 			k := openTypedKernel(t, m, d)
-			root, err := k.Global("vmap_area_root")
-			if err != nil {
-				t.Fatal(err)
-			}
-			head, err := k.Global("vmap_area_list")
-			if err != nil {
-				t.Fatal(err)
+			var rootAddr, headAddr uint64
+			if root, err := k.Global("vmap_area_root"); err == nil {
+				head, err := k.Global("vmap_area_list")
+				if err != nil {
+					t.Fatal(err)
+				}
+				rootAddr, headAddr = root.Address(), head.Address()
+			} else {
+				nodes, nerr := k.Global("vmap_nodes")
+				if nerr != nil {
+					t.Fatalf("%v; %v", err, nerr)
+				}
+				node, err := nodes.Deref()
+				if err != nil {
+					t.Fatal(err)
+				}
+				root, err := node.Member("busy.root")
+				if err != nil {
+					t.Fatal(err)
+				}
+				head, err := node.Member("busy.head")
+				if err != nil {
+					t.Fatal(err)
+				}
+				rootAddr, headAddr = root.Address(), head.Address()
 			}
 			var byTree, byList []uint64
-			for node, err := range k.RBNodes(root.Address()) {
+			for node, err := range k.RBNodes(rootAddr) {
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -34,7 +54,7 @@ func TestRBTreeMatchesList(t *testing.T) {
 				}
 				byTree = append(byTree, va.Address())
 			}
-			for va, err := range k.ListEntries(head.Address(), "struct vmap_area", "list") {
+			for va, err := range k.ListEntries(headAddr, "struct vmap_area", "list") {
 				if err != nil {
 					t.Fatal(err)
 				}

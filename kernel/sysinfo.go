@@ -203,18 +203,25 @@ func (k *Kernel) TaintFlags(mask uint64) (string, error) {
 	if !ok {
 		return "", errors.New("taint_flags is not in the symbols")
 	}
-	const entry = 3
-	n := 0
+	// struct taint_flag is { char c_true, c_false; bool module; } (3
+	// bytes) in 6.1; 6.12 adds const char *desc (16 bytes). Its size
+	// comes from the types when they have it (BTF often lacks it), else
+	// from the table itself.
+	entry, n := 0, 0
 	if ts, err := k.types(); err == nil {
 		if t, err := ts.Var("taint_flags"); err == nil {
-			if r := t.Resolve(); r != nil && r.Len > 0 {
-				n = int(r.Len)
+			if r := t.Resolve(); r != nil && r.Len > 0 && r.Elem != nil && sizeOf(r.Elem) > 0 {
+				n, entry = int(r.Len), int(sizeOf(r.Elem))
 			}
 		}
 	}
 	checked := false
-	if n == 0 {
-		n = int(sym.Size / entry)
+	if entry == 0 {
+		var err error
+		if entry, err = k.taintFlagStride(sym.Addr); err != nil {
+			return "", err
+		}
+		n = int(sym.Size) / entry
 		checked = true
 	}
 	if n <= 0 || n > 64 {
@@ -238,6 +245,26 @@ func (k *Kernel) TaintFlags(mask uint64) (string, error) {
 		}
 	}
 	return string(out), nil
+}
+
+// taintFlagStride finds the size of a taint_flags entry from the table's
+// first flags, which every kernel since 2.6 spells P, F, S
+// (TAINT_PROPRIETARY_MODULE, TAINT_FORCED_MODULE, TAINT_CPU_OUT_OF_SPEC).
+func (k *Kernel) taintFlagStride(addr uint64) (int, error) {
+	const maxStride = 32
+	b := make([]byte, 2*maxStride+1)
+	if err := k.Read(b, addr); err != nil {
+		return 0, fmt.Errorf("taint_flags: %w", err)
+	}
+	if b[0] != 'P' {
+		return 0, fmt.Errorf("taint_flags at %#x does not start with the P flag (%q)", addr, b[0])
+	}
+	for s := 3; s <= maxStride; s++ {
+		if b[s] == 'F' && b[2*s] == 'S' {
+			return s, nil
+		}
+	}
+	return 0, fmt.Errorf("taint_flags at %#x: no entry size of 3–%d bytes reads P, F, S", addr, maxStride)
 }
 
 // CPUsPresent counts __cpu_present_mask; CPUsOnline __cpu_online_mask.

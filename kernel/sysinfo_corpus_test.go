@@ -138,24 +138,42 @@ func TestSysinfoMatchesGuest(t *testing.T) {
 	}
 }
 
+// labRSSLayouts are the rss_stat layouts of the lab's kernels: 6.1's
+// struct mm_rss_stat of atomic_long_t plus the per-task int counts of
+// SPLIT_RSS_COUNTING; 6.12's struct percpu_counter rss_stat[] (6.2+) and
+// no per-task counts.
+var labRSSLayouts = map[string]struct {
+	percpu, task         bool
+	rssElem, taskRSSElem int64
+}{
+	"6.1":  {false, true, 8, 4},
+	"6.12": {true, false, 0, 0},
+}
+
 // TestTaskTableModes reads the task table with DWARF and with BTF and
 // requires the same rows: the two type sources must lead to the same
-// offsets, including the rss_stat layout (6.1: struct mm_rss_stat of
-// atomic_long_t, plus the per-task counts of SPLIT_RSS_COUNTING),
-// detected from the types.
+// offsets, including the rss_stat layout, detected from the types.
 func TestTaskTableModes(t *testing.T) {
 	m := corpus.Require(t)
 	for id, ks := range sysinfoKernels(t, m) {
 		var tables [][]TaskInfo
+		name := m.Kernel(dumpByID(m, id).Release).Name
+		if name == "" {
+			name = "6.1" // a manifest from before kernels had names
+		}
+		want, ok := labRSSLayouts[name]
+		if !ok {
+			t.Errorf("%s: no known rss layout for lab kernel %q", id, name)
+		}
 		for _, mode := range []string{"vmlinux", "btf"} {
 			k := ks[mode]
 			l, err := k.taskLayout()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if l.mmRSSPercpu || !l.haveTaskRSS || l.rssElem != 8 || l.taskRSSElem != 4 {
-				t.Errorf("%s %s: rss layout percpu=%v task=%v elem=%d/%d; 6.1 has atomic_long_t counts and int task counts",
-					mode, id, l.mmRSSPercpu, l.haveTaskRSS, l.rssElem, l.taskRSSElem)
+			if l.mmRSSPercpu != want.percpu || l.haveTaskRSS != want.task || (!want.percpu && l.rssElem != want.rssElem) || (want.task && l.taskRSSElem != want.taskRSSElem) {
+				t.Errorf("%s %s: rss layout percpu=%v task=%v elem=%d/%d; kernel %s has %+v",
+					mode, id, l.mmRSSPercpu, l.haveTaskRSS, l.rssElem, l.taskRSSElem, name, want)
 			}
 			tt, err := k.TaskTable()
 			if err != nil {
