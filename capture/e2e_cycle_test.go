@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -36,6 +37,36 @@ import (
 //
 // Each cycle prints one "e2e:" line on standard output (make e2e shows
 // them); the guests' consoles go to the log only when a cycle fails.
+
+var e2eTranscript = flag.String("e2e-transcript", "", "TestE2E*: write each cycle's transcript (the guests' console, the files saved, salvage's sys and bt of the dump) into this directory")
+
+// writeTranscript writes a cycle's story for people: the console from
+// the panic to the capture kernel's last line, the dump directory, and
+// what salvage's analyzer says of the dump.
+func (e *e2eLab) writeTranscript(t *testing.T, name string, console []string, files, dump string) {
+	t.Helper()
+	if *e2eTranscript == "" {
+		return
+	}
+	var b strings.Builder
+	from := 0
+	for i, l := range console {
+		if strings.Contains(l, "E2E: ") && from == 0 {
+			from = i
+		}
+	}
+	fmt.Fprintf(&b, "# the guests' console (from the production kernel's first salvage step)\n%s\n\n", strings.Join(console[from:], "\n"))
+	fmt.Fprintf(&b, "# the dump on the disk\n%s\n\n", files)
+	out, err := exec.Command(e.salvage, "analyze", dump, "-c", "sys", "-c", "bt").CombinedOutput()
+	fmt.Fprintf(&b, "# salvage analyze DUMP -c sys -c bt (no vmlinux: BTF and kallsyms from the dump)\n%s", out)
+	if err != nil {
+		fmt.Fprintf(&b, "(%v)\n", err)
+	}
+	os.MkdirAll(*e2eTranscript, 0o755)
+	if err := os.WriteFile(filepath.Join(*e2eTranscript, name+".txt"), []byte(b.String()), 0o644); err != nil {
+		t.Error(err)
+	}
+}
 
 // e2eLab is what every cycle boots with.
 type e2eLab struct {
@@ -439,6 +470,11 @@ func (e *e2eLab) runExt4Cycle(t *testing.T, i, n int, c e2eCycle, disk string, k
 		failed = true
 		return after
 	}
+	var listing []string
+	for _, ent := range ents {
+		listing = append(listing, fmt.Sprintf("%s/%s/%s  mode %o  %d bytes", strings.TrimSuffix(crashDir, "/"), dir, ent.name, ent.mode&0o7777, ent.size))
+	}
+	e.writeTranscript(t, fmt.Sprintf("%s-%d", c.scenario, i), console, strings.Join(listing, "\n"), filepath.Join(local, "dump"))
 	fmt.Printf("e2e: cycle %d/%d %s → %s: ok, dump.%s (%.0f MiB, lzo -d 31), PANIC %q, bt: %s (%.0f s; capture initramfs %s)\n",
 		i, n, c.scenario, describeE2ETarget(c), dir, float64(dumpSize)/(1<<20), panicText, fmtStack(stack), dur.Seconds(), initrdSize(console))
 	return after
@@ -556,6 +592,7 @@ func TestE2ERaw(t *testing.T) {
 	if err != nil {
 		t.Fatalf("salvage kdump savecore: %v\n%s", err, b)
 	}
+	b0 := b
 	var sv Saved
 	if err := json.Unmarshal(b, &sv); err != nil {
 		t.Fatal(err)
@@ -581,7 +618,8 @@ func TestE2ERaw(t *testing.T) {
 		t.Errorf("a second savecore: %v, %s; want the header cleared", err, b)
 	}
 	if ok && !t.Failed() {
-		fmt.Printf("e2e: cycle 1/1 sysrq → raw /dev/vda, savecore on the host: ok, %s (%.0f MiB, lzo -d 31), PANIC %q, bt: %s (%.0f s)\n",
-			sv.Dump, float64(sv.Bytes)/(1<<20), panicText, fmtStack(stack), dur.Seconds())
+		e.writeTranscript(t, "raw-1", console, fmt.Sprintf("salvage kdump savecore --raw DISK --dir %s --json:\n%s", out, b0), filepath.Join(out, sv.Dump))
+		fmt.Printf("e2e: cycle 1/1 sysrq → raw /dev/vda, savecore on the host: ok, %s (%.0f MiB, lzo -d 31), PANIC %q, bt: %s (%.0f s; capture initramfs %s)\n",
+			sv.Dump, float64(sv.Bytes)/(1<<20), panicText, fmtStack(stack), dur.Seconds(), initrdSize(console))
 	}
 }
