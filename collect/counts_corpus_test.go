@@ -47,7 +47,8 @@ var mdfClasses = []struct {
 	{"Total pages", nil},
 }
 
-// The page counts of each class at -d 31, on every crash's /proc/vmcore,
+// The page counts of each class at -d 31 on every crash's /proc/vmcore,
+// and at each level bit alone on the sysrq crash's,
 // equal those makedumpfile reports (--message-level 16) — sid's 1.7.8
 // and bookworm's 1.7.2, both run here on the same source — and the frames
 // salvage keeps equal, frame by frame, those of 1.7.8's dump. salvage
@@ -76,78 +77,86 @@ func TestCountsMatchMakedumpfile(t *testing.T) {
 			continue
 		}
 		scenarios++
-		t.Run(d.Scenario, func(t *testing.T) {
-			src := openDump(t, m, d)
-			dir := t.TempDir()
-			sid := filepath.Join(dir, "mdf-1.7.8")
-			cmd, err := m.MakedumpfileSid(context.Background(), "-l", "-d", "31", "--message-level", "16", m.Paths(d)[0], sid)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out178, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("makedumpfile 1.7.8: %v\n%s", err, out178)
-			}
-			out172, err := exec.Command(makedumpfileBinary, "-l", "-d", "31", "--message-level", "16", m.Paths(d)[0], filepath.Join(dir, "mdf-1.7.2")).CombinedOutput()
-			if err != nil {
-				t.Fatalf("makedumpfile 1.7.2: %v\n%s", err, out172)
-			}
-			r178, r172 := parseMdfReport(string(out178)), parseMdfReport(string(out172))
-			exact, ours := collectTo(t, src, dir, "salvage", Options{Level: 31, Compression: "lzo", Exact: true})
-			full, _ := collectTo(t, src, dir, "salvage-needs", Options{Level: 31, Compression: "lzo"})
-			var fullDiff uint64
-			for _, c := range mdfClasses {
-				got := exact.Selection.MaxPFN
-				withNeeds := got
-				if c.ours != nil {
-					got, withNeeds = c.ours(exact.Counts), c.ours(full.Counts)
+		levels := []int{31}
+		if d.Scenario == "sysrq" {
+			levels = []int{1, 2, 4, 8, 16, 31}
+		}
+		for _, level := range levels {
+			name := fmt.Sprintf("%s-d%d", d.Scenario, level)
+			t.Run(name, func(t *testing.T) {
+				src := openDump(t, m, d)
+				dir := t.TempDir()
+				sid := filepath.Join(dir, "mdf-1.7.8")
+				lv := fmt.Sprint(level)
+				cmd, err := m.MakedumpfileSid(context.Background(), "-l", "-d", lv, "--message-level", "16", m.Paths(d)[0], sid)
+				if err != nil {
+					t.Fatal(err)
 				}
-				w8, ok8 := r178[c.label]
-				w2, ok2 := r172[c.label]
-				if !ok8 || !ok2 {
-					t.Fatalf("no %q in makedumpfile's report:\n1.7.8:\n%s\n1.7.2:\n%s", c.label, out178, out172)
+				out178, err := cmd.CombinedOutput()
+				if err != nil {
+					t.Fatalf("makedumpfile 1.7.8: %v\n%s", err, out178)
 				}
-				if got != w8 {
-					t.Errorf("%s: salvage %d, makedumpfile 1.7.8 %d", c.label, got, w8)
+				out172, err := exec.Command(makedumpfileBinary, "-l", "-d", lv, "--message-level", "16", m.Paths(d)[0], filepath.Join(dir, "mdf-1.7.2")).CombinedOutput()
+				if err != nil {
+					t.Fatalf("makedumpfile 1.7.2: %v\n%s", err, out172)
 				}
-				if got != w2 {
-					t.Errorf("%s: salvage %d, makedumpfile 1.7.2 %d", c.label, got, w2)
+				r178, r172 := parseMdfReport(string(out178)), parseMdfReport(string(out172))
+				exact, ours := collectTo(t, src, dir, "salvage", Options{Level: level, Compression: "lzo", Exact: true})
+				full, _ := collectTo(t, src, dir, "salvage-needs", Options{Level: level, Compression: "lzo"})
+				var fullDiff uint64
+				for _, c := range mdfClasses {
+					got := exact.Selection.MaxPFN
+					withNeeds := got
+					if c.ours != nil {
+						got, withNeeds = c.ours(exact.Counts), c.ours(full.Counts)
+					}
+					w8, ok8 := r178[c.label]
+					w2, ok2 := r172[c.label]
+					if !ok8 || !ok2 {
+						t.Fatalf("no %q in makedumpfile's report:\n1.7.8:\n%s\n1.7.2:\n%s", c.label, out178, out172)
+					}
+					if got != w8 {
+						t.Errorf("%s: salvage %d, makedumpfile 1.7.8 %d", c.label, got, w8)
+					}
+					if got != w2 {
+						t.Errorf("%s: salvage %d, makedumpfile 1.7.2 %d", c.label, got, w2)
+					}
+					if c.label != "Pages filled with zero" && c.ours != nil {
+						fullDiff += got - withNeeds
+					}
+					fmt.Fprintf(&table, "%-10s %-24s %9d %9d %9d %9d\n", name, c.label, got, w8, w2, int64(withNeeds)-int64(got))
 				}
-				if c.label != "Pages filled with zero" && c.ours != nil {
-					fullDiff += got - withNeeds
+				// The pages kept for the analyzer leave their classes; those
+				// of them that are zeroes are counted as zero pages when
+				// written (bit 1 keeps them as the shared zero page).
+				if fullDiff != full.Counts.KeptForAnalyzer || full.Counts.Zero < exact.Counts.Zero || full.Counts.Zero-exact.Counts.Zero > fullDiff {
+					t.Errorf("with the analyzer's pages the classes shrink by %d and the zero pages grow by %d, but %d were kept for it", fullDiff, int64(full.Counts.Zero)-int64(exact.Counts.Zero), full.Counts.KeptForAnalyzer)
 				}
-				fmt.Fprintf(&table, "%-10s %-24s %9d %9d %9d %9d\n", d.Scenario, c.label, got, w8, w2, int64(withNeeds)-int64(got))
-			}
-			// The pages kept for the analyzer leave their classes; those
-			// of them that are zeroes are counted as zero pages when
-			// written (bit 1 keeps them as the shared zero page).
-			if fullDiff != full.Counts.KeptForAnalyzer || full.Counts.Zero < exact.Counts.Zero || full.Counts.Zero-exact.Counts.Zero > fullDiff {
-				t.Errorf("with the analyzer's pages the classes shrink by %d and the zero pages grow by %d, but %d were kept for it", fullDiff, int64(full.Counts.Zero)-int64(exact.Counts.Zero), full.Counts.KeptForAnalyzer)
-			}
-			// Frame by frame, against 1.7.8's dump.
-			g, err := dump.Open(ours)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer g.Close()
-			r, err := dump.Open(sid)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			var diff int
-			for pfn := uint64(0); pfn < exact.Selection.MaxPFN; pfn++ {
-				if a, b := g.Memory.State(pfn), r.Memory.State(pfn); a != b {
-					if diff++; diff <= 5 {
-						t.Errorf("frame %#x: salvage %v, makedumpfile 1.7.8 %v", pfn, a, b)
+				// Frame by frame, against 1.7.8's dump.
+				g, err := dump.Open(ours)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer g.Close()
+				r, err := dump.Open(sid)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				var diff int
+				for pfn := uint64(0); pfn < exact.Selection.MaxPFN; pfn++ {
+					if a, b := g.Memory.State(pfn), r.Memory.State(pfn); a != b {
+						if diff++; diff <= 5 {
+							t.Errorf("frame %#x: salvage %v, makedumpfile 1.7.8 %v", pfn, a, b)
+						}
 					}
 				}
-			}
-			t.Logf("%s: %d frames, states equal to makedumpfile 1.7.8's dump but %d; %d kept for the analyzer by default", d.Scenario, exact.Selection.MaxPFN, diff, full.Counts.KeptForAnalyzer)
-		})
+				t.Logf("%s: %d frames, states equal to makedumpfile 1.7.8's dump but %d; %d kept for the analyzer by default", name, exact.Selection.MaxPFN, diff, full.Counts.KeptForAnalyzer)
+			})
+		}
 	}
 	if scenarios < 5 {
 		t.Errorf("%d crashes with a /proc/vmcore copy, want the lab's 5", scenarios)
 	}
-	t.Logf("page counts at -d 31 (salvage --exact; makedumpfile's --message-level 16 report; +analyzer: salvage's default less --exact):\n%s", table.String())
+	t.Logf("page counts (salvage --exact; makedumpfile's --message-level 16 report; +analyzer: salvage's default less --exact):\n%s", table.String())
 }
