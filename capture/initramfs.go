@@ -36,6 +36,8 @@ type InitramfsOptions struct {
 	// Output is the image file (default ROOT/var/lib/salvage/initrd.img-RELEASE).
 	Output string
 	Check  CollectorCheck
+	// Config is the kdump.conf to bake in ("" for ROOT/etc/salvage/kdump.conf).
+	Config string
 	// Force rebuilds even when the image is up to date.
 	Force bool
 }
@@ -156,7 +158,10 @@ func BuildInitramfs(o InitramfsOptions) (*InitramfsResult, error) {
 	old, _ := os.ReadFile(o.Output + KeySuffix)
 	st, serr := os.Stat(o.Output)
 	if serr == nil && !o.Force {
-		set, _ := LoadSettings(o.Root, o.Check)
+		set, err := LoadSettingsConf(o.Root, o.Config, o.Check)
+		if err != nil {
+			return nil, err
+		}
 		fresh := strings.TrimSpace(string(old)) == r.Key && !set.Conf.ForceRebuild
 		if fresh || set.Conf.ForceNoRebuild {
 			if !fresh {
@@ -213,7 +218,7 @@ func BuildInitramfs(o InitramfsOptions) (*InitramfsResult, error) {
 
 // planInitramfs resolves the configuration and gathers the image's files.
 func planInitramfs(o InitramfsOptions) (*initramfsPlan, error) {
-	set, err := LoadSettings(o.Root, o.Check)
+	set, err := LoadSettingsConf(o.Root, o.Config, o.Check)
 	if err != nil {
 		return nil, err
 	}
@@ -330,7 +335,11 @@ func planInitramfs(o InitramfsOptions) (*initramfsPlan, error) {
 	}
 	add("init", 0o755, exe)
 	for _, cf := range []string{ConfPath, KdumpToolsPath} {
-		if b, err := os.ReadFile(filepath.Join(o.Root, cf)); err == nil {
+		from := filepath.Join(o.Root, cf)
+		if cf == ConfPath && o.Config != "" {
+			from = o.Config
+		}
+		if b, err := os.ReadFile(from); err == nil {
 			add(cf, 0o644, b)
 		}
 	}

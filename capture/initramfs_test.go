@@ -273,3 +273,26 @@ func TestFindLocalFS(t *testing.T) {
 		}
 	}
 }
+
+// --config bakes in another kdump.conf than the machine's.
+func TestBuildInitramfsConfig(t *testing.T) {
+	root := initramfsRoot(t, "ext4 /dev/vdb\n")
+	conf := filepath.Join(t.TempDir(), "other.conf")
+	os.WriteFile(conf, []byte("raw /dev/vdb\ncore_collector makedumpfile -c -d 17\n"), 0o644)
+	out := filepath.Join(t.TempDir(), "capture.img")
+	r, err := BuildInitramfs(InitramfsOptions{Root: root, Salvage: filepath.Join(root, "usr/sbin/salvage"), Config: conf, Output: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Config.Target.String() != "raw /dev/vdb" || strings.Join(r.Config.Collector, " ") != "makedumpfile -c -d 17" {
+		t.Errorf("config %+v", r.Config)
+	}
+	dir, _ := unpack(t, out)
+	if b, _ := os.ReadFile(filepath.Join(dir, "etc/salvage/kdump.conf")); !strings.HasPrefix(string(b), "raw /dev/vdb\n") {
+		t.Errorf("the image's kdump.conf is %q", b)
+	}
+	_, err = BuildInitramfs(InitramfsOptions{Root: root, Salvage: filepath.Join(root, "usr/sbin/salvage"), Config: conf + ".gone", Output: out})
+	if err == nil || !strings.Contains(err.Error(), "other.conf.gone: no such file or directory") {
+		t.Errorf("a missing --config: %v", err)
+	}
+}

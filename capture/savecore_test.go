@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -155,5 +156,30 @@ func TestSavecoreNotKdumpKernel(t *testing.T) {
 	_, err := Savecore(context.Background(), SavecoreOptions{Vmcore: filepath.Join(t.TempDir(), "vmcore"), Store: s})
 	if err == nil || !strings.Contains(err.Error(), "this is not a kdump kernel (give --raw DEVICE)") {
 		t.Errorf("savecore without a vmcore: %v", err)
+	}
+}
+
+// In a kdump kernel, savecore collects /proc/vmcore (here the lab's
+// sysrq crash) into the layout as the capture kernel would.
+func TestSavecoreVmcore(t *testing.T) {
+	m, d := corpusDump(t, "sysrq", "lzo-d31")
+	dir := t.TempDir()
+	s, _ := NewDirStore(dir, "", nil)
+	at := time.Date(2026, 11, 22, 21, 1, 0, 0, time.UTC)
+	sv, err := Savecore(context.Background(), SavecoreOptions{Vmcore: m.Paths(d)[0], Store: s, Now: at, Dmesg: testDmesg,
+		Options: collect.Options{Level: 31, Compression: "zstd", Threads: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sv.Dump != "202611222101/dump.202611222101" || sv.Dmesg != "202611222101/dmesg.202611222101" || sv.Incomplete {
+		t.Errorf("saved %+v", sv)
+	}
+	f, err := dump.Open(filepath.Join(dir, sv.Dump))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if !reflect.DeepEqual(f.Compression, []string{"zstd"}) || f.VMCoreInfo.OSRelease() != "6.1.0-56-cloud-amd64" {
+		t.Errorf("the saved dump: %s, %s", f.Compression, f.VMCoreInfo.OSRelease())
 	}
 }

@@ -35,15 +35,26 @@ type Settings struct {
 // LoadSettings reads ROOT/etc/salvage/kdump.conf and
 // ROOT/etc/default/kdump-tools; a missing file means its defaults.
 func LoadSettings(root string, check CollectorCheck) (*Settings, error) {
+	return LoadSettingsConf(root, "", check)
+}
+
+// LoadSettingsConf is LoadSettings with kdump.conf read from confFile (a
+// path on this machine, not under root; "" for ROOT/etc/salvage/kdump.conf),
+// which must then exist.
+func LoadSettingsConf(root, confFile string, check CollectorCheck) (*Settings, error) {
 	s := &Settings{Conf: DefaultKdumpConf(), Tools: DefaultKdumpTools()}
 	// Without Debian's file salvage is on: installing it arms the machine.
 	s.Tools.UseKdump = true
 	var cerr, terr error
-	if f, err := os.Open(filepath.Join(root, ConfPath)); err == nil {
-		s.ConfFile = ConfPath
-		s.Conf, cerr = ParseKdumpConf(ConfPath, f, check)
+	name, open := ConfPath, filepath.Join(root, ConfPath)
+	if confFile != "" {
+		name, open = confFile, confFile
+	}
+	if f, err := os.Open(open); err == nil {
+		s.ConfFile = name
+		s.Conf, cerr = ParseKdumpConf(name, f, check)
 		f.Close()
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	} else if confFile != "" || !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
 	if f, err := os.Open(filepath.Join(root, KdumpToolsPath)); err == nil {

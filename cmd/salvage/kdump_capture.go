@@ -119,6 +119,7 @@ nothing (--force, or force_rebuild 1 in kdump.conf, rebuilds).
 Examples:
   salvage kdump initramfs
   salvage kdump initramfs -o /tmp/capture.img --kernel-release 6.1.0-56-cloud-amd64
+  salvage kdump initramfs --config ./kdump.conf -o /tmp/capture.img
   salvage kdump initramfs --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -140,6 +141,7 @@ Examples:
 	fl.StringVar(&o.Release, "kernel-release", "", "the capture kernel's release (default: the running kernel's)")
 	fl.StringVar(&o.ModulesDir, "modules-dir", "", "its modules (default /lib/modules/RELEASE)")
 	fl.StringVar(&o.Salvage, "salvage", "", "the salvage binary to use as /init (default: this one)")
+	fl.StringVar(&o.Config, "config", "", "the kdump.conf to bake in (default "+capture.ConfPath+")")
 	fl.BoolVar(&o.Force, "force", false, "rebuild even when up to date")
 	fl.BoolVar(&jsonOut, "json", false, "print the result as JSON")
 	return cmd
@@ -285,5 +287,3 @@ Examples:
 	cmd.Flags().BoolVar(&yes, "yes-i-want-to-crash", false, "really crash the machine")
 	return cmd
 }
-
-
