@@ -242,11 +242,18 @@ func planInitramfs(o InitramfsOptions) (*initramfsPlan, error) {
 		if err != nil {
 			return fmt.Errorf("%s: %w (the device must be present to find its drivers)", what, err)
 		}
-		mods, err := DeviceModules(o.Root, strings.TrimPrefix(dev, "/dev/"))
+		mods, builtin, err := DeviceDrivers(o.Root, strings.TrimPrefix(dev, "/dev/"))
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		names = append(names, mods...)
+		for _, b := range builtin {
+			// Built into the running kernel, a module of the capture
+			// kernel's release: include it.
+			if tree.Has(b) {
+				names = append(names, b)
+			}
+		}
 		return nil
 	}
 	addFS := func(fstype string) error {

@@ -214,33 +214,47 @@ func (t *ModuleTree) Resolve(names []string) ([]Module, error) {
 // of every device above it (the disk of a partition, its controller, the
 // bus): the sysfs driver/module links of /sys/class/block/NAME's device
 // and its parents, on the machine under root. Built-in drivers have no
-// module link and are skipped.
+// module link and are skipped (DeviceDrivers lists them).
 func DeviceModules(root, name string) ([]string, error) {
+	mods, _, err := DeviceDrivers(root, name)
+	return mods, err
+}
+
+// DeviceDrivers is DeviceModules, with the names of the drivers built
+// into the running kernel beside: a capture kernel of another release may
+// have them as modules (driver names are module names, '-' read as '_').
+func DeviceDrivers(root, name string) (modules, builtin []string, err error) {
 	blk := filepath.Join(root, "sys/class/block", name)
 	real, err := filepath.EvalSymlinks(blk)
 	if err != nil {
-		return nil, fmt.Errorf("block device %s: %w", name, err)
+		return nil, nil, fmt.Errorf("block device %s: %w", name, err)
 	}
 	if _, err := os.Stat(filepath.Join(real, "partition")); err == nil {
 		real = filepath.Dir(real) // a partition: the disk holds the device link
 	}
 	dev, err := filepath.EvalSymlinks(filepath.Join(real, "device"))
 	if err != nil {
-		return nil, nil // a virtual device (loop, ram, dm…): no driver
+		return nil, nil, nil // a virtual device (loop, ram, dm…): no driver
 	}
 	top := filepath.Join(root, "sys/devices")
 	if t, err := filepath.EvalSymlinks(top); err == nil {
 		top = t
 	}
 	seen := map[string]bool{}
-	var out []string
 	for d := dev; strings.HasPrefix(d, top+string(filepath.Separator)); d = filepath.Dir(d) {
+		drv, err := os.Readlink(filepath.Join(d, "driver"))
+		if err != nil {
+			continue
+		}
 		if m, err := os.Readlink(filepath.Join(d, "driver", "module")); err == nil {
 			if n := filepath.Base(m); !seen[n] {
 				seen[n] = true
-				out = append(out, n)
+				modules = append(modules, n)
 			}
+		} else if n := moduleName(filepath.Base(drv)); !seen[n] {
+			seen[n] = true
+			builtin = append(builtin, n)
 		}
 	}
-	return out, nil
+	return modules, builtin, nil
 }

@@ -200,15 +200,18 @@ func TestDeviceModules(t *testing.T) {
 		{name: "loop0"},
 		{name: "sdq", err: "block device sdq: "},
 	} {
-		got, err := DeviceModules(root, c.name)
+		got, builtin, err := DeviceDrivers(root, c.name)
 		if c.err != "" {
 			if err == nil || !strings.HasPrefix(err.Error(), c.err) {
-				t.Errorf("DeviceModules(%s): %v, want %q", c.name, err, c.err)
+				t.Errorf("DeviceDrivers(%s): %v, want %q", c.name, err, c.err)
 			}
 			continue
 		}
 		if err != nil || !reflect.DeepEqual(got, c.want) {
-			t.Errorf("DeviceModules(%s) = %v, %v; want %v", c.name, got, err, c.want)
+			t.Errorf("DeviceDrivers(%s) = %v, %v; want %v", c.name, got, err, c.want)
+		}
+		if wantB := []string{"pcieport"}; c.want != nil && !reflect.DeepEqual(builtin, wantB) {
+			t.Errorf("DeviceDrivers(%s) built in: %v, want %v", c.name, builtin, wantB)
 		}
 	}
 }
