@@ -38,6 +38,8 @@ import (
 // Each cycle prints one "e2e:" line on standard output (make e2e shows
 // them); the guests' consoles go to the log only when a cycle fails.
 
+var e2eSysrqCycles = flag.Int("e2e-cycles", 3, "TestE2ESysrqCycles: how many sysrq cycles in a row")
+
 var e2eTranscript = flag.String("e2e-transcript", "", "TestE2E*: write each cycle's transcript (the guests' console, the files saved, salvage's sys and bt of the dump) into this directory")
 
 // writeTranscript writes a cycle's story for people: the console from
@@ -519,7 +521,7 @@ func TestE2ESysrqCycles(t *testing.T) {
 	c := e2eCycle{scenario: "sysrq", target: "ext4 /dev/vda", tools: "KDUMP_NUM_DUMPS=2\n",
 		panic: "sysrq triggered crash", frame: `^sysrq_handle_crash`, dmesg: []string{"Kernel panic - not syncing: sysrq triggered crash"}}
 	var dirs []string
-	const n = 3
+	n := max(*e2eSysrqCycles, 3)
 	for i := 1; i <= n; i++ {
 		dirs = e.runExt4Cycle(t, i, n, c, disk, 2)
 		if t.Failed() {
