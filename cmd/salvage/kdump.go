@@ -277,7 +277,7 @@ kexec_file_load(2) and KEXEC_FILE_ON_CRASH, as kexec -s -p does, after
 applying KDUMP_SYSCTL. A crash then boots the capture kernel. --dry-run prints what it would load and
 loads nothing. Unless --initrd or KDUMP_INITRD names an existing image,
 it first builds the capture initramfs (salvage kdump initramfs) at
-`+capture.InitrdDir+`/initrd.img-RELEASE, or finds it up to date.
+` + capture.InitrdDir + `/initrd.img-RELEASE, or finds it up to date.
 
 It fails with what to do when the kernel has no kexec, no memory is
 reserved, the files do not fit, or lockdown refuses an unsigned kernel.
