@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -201,20 +202,39 @@ func aliasOnly(k *kernel.Kernel, got, want string) bool {
 	if len(g) != len(w) {
 		return false
 	}
+	// NAME or NAME+OFF as the address it names.
+	addr := func(word string) (uint64, bool) {
+		name, off := word, uint64(0)
+		if i := strings.LastIndexByte(word, '+'); i > 0 {
+			o, err := strconv.ParseUint(word[i+1:], 10, 64)
+			if err != nil {
+				return 0, false
+			}
+			name, off = word[:i], o
+		}
+		s, ok := lookupCrashName(k.Symbols, name)
+		return s.Addr + off, ok
+	}
 	diff := false
 	for i := range g {
 		if g[i] == w[i] {
 			continue
 		}
+		// " #N [SP] NAME at PC", "  [SP] NAME at PC" (bt -t), "SP:  NAME+OFF WORD" (bt -r):
+		// every word that differs names the same address in both.
 		gf, wf := strings.Fields(g[i]), strings.Fields(w[i])
-		// " #N [SP] NAME at PC"
-		if len(gf) < 5 || len(gf) != len(wf) || gf[3] != "at" || wf[3] != "at" || gf[0] != wf[0] || gf[1] != wf[1] || gf[4] != wf[4] {
+		if len(gf) != len(wf) {
 			return false
 		}
-		ours, ok1 := lookupCrashName(k.Symbols, gf[2])
-		theirs, ok2 := lookupCrashName(k.Symbols, wf[2])
-		if !ok1 || !ok2 || ours.Addr != theirs.Addr {
-			return false
+		for j := range gf {
+			if gf[j] == wf[j] {
+				continue
+			}
+			ga, ok1 := addr(gf[j])
+			wa, ok2 := addr(wf[j])
+			if !ok1 || !ok2 || ga != wa {
+				return false
+			}
 		}
 		diff = true
 	}

@@ -145,7 +145,13 @@ func runMod(ctx *Context) error {
 		nameW = max(nameW, len(m.Name))
 		sizeW = max(sizeW, len(strconv.FormatUint(m.Size, 10)))
 	}
-	fmt.Fprintf(ctx.Out, "%s  %-*s  %s  %*s  OBJECT FILE\n", center(16, "MODULE", false), nameW, "NAME", center(16, "BASE", false), sizeW, "SIZE")
+	// crash names the column after what it holds: the core layout's base
+	// before 6.4, the text region's (mem[MOD_TEXT]) since.
+	baseHead := "BASE"
+	if mem, err := k.ModuleMemRegions(); err == nil && mem {
+		baseHead = "TEXT_BASE"
+	}
+	fmt.Fprintf(ctx.Out, "%s  %-*s  %s  %*s  OBJECT FILE\n", center(16, "MODULE", false), nameW, "NAME", center(16, baseHead, false), sizeW, "SIZE")
 	failed := map[string]bool{}
 	for _, n := range missing {
 		failed[n] = true

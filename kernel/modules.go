@@ -179,6 +179,21 @@ type moduleLayout struct {
 	mem bool // mem[MOD_MEM_NUM_TYPES], struct module_memory (6.4+)
 }
 
+// ModuleMemRegions reports whether struct module keeps its memory in
+// mem[] regions (6.4+, struct module_memory) rather than core_layout:
+// crash's mod then heads the base column TEXT_BASE.
+func (k *Kernel) ModuleMemRegions() (bool, error) {
+	t, err := k.types()
+	if err != nil {
+		return false, err
+	}
+	m, err := t.Named("struct module")
+	if err != nil {
+		return false, err
+	}
+	return hasMember(m, "mem"), nil
+}
+
 func (k *Kernel) readModules() ([]Module, error) {
 	head, err := k.baseSymbolAddr("modules")
 	if err != nil {
