@@ -7,7 +7,7 @@ import "testing"
 // has it) and the cleared-bit encoding of 6.9–6.11 (PG_slab 0x00200000
 // under PAGE_TYPE_BASE, exported as its complement).
 func TestPageTypeIs(t *testing.T) {
-	const slab612 = -184549376 // 0xf5000000
+	const slab612 = -184549376     // 0xf5000000
 	const slab69 = -0x00200000 - 1 // ^0x00200000 as an int32
 	for _, c := range []struct {
 		pageType uint32
