@@ -31,9 +31,12 @@ func MaxCompressedLen(n int) int { return n + n/16 + 64 + 3 }
 // Compressor compresses with a match table of its own, reused from call
 // to call (a goroutine should have its own). The zero value is ready.
 type Compressor struct {
-	// table[h] is one plus the last position whose next four bytes hash
-	// to h (zero: none), so that the cleared table needs no filling.
+	// table[h] is base plus one plus the last position whose next four
+	// bytes hash to h: entries at or below base are from earlier calls
+	// and mean none. Moving base past each input instead of clearing the
+	// table saves a 16 KiB clear per 4 KiB page.
 	table [1 << hashBits]int32
+	base  int32
 }
 
 // Compress appends the LZO1X compression of src to dst and returns the
@@ -45,7 +48,12 @@ func Compress(dst, src []byte) []byte {
 // Compress is the package's Compress, with c's table.
 func (c *Compressor) Compress(dst, src []byte) []byte {
 	table := &c.table
-	clear(table[:])
+	if int64(c.base)+int64(len(src))+1 >= 1<<31-1 {
+		clear(table[:])
+		c.base = 0
+	}
+	base := c.base
+	c.base += int32(len(src)) + 1
 	out := dst
 	start := len(dst) // where this stream's output begins
 	lit := 0          // first byte not yet emitted
@@ -55,8 +63,8 @@ func (c *Compressor) Compress(dst, src []byte) []byte {
 	for ip+minMatch <= n {
 		v := le.Uint32(src[ip:])
 		h := (v * 0x9E3779B1) >> hashShift
-		cand := int(table[h]) - 1
-		table[h] = int32(ip + 1)
+		cand := int(table[h]-base) - 1
+		table[h] = base + int32(ip+1)
 		if cand < 0 || ip-cand > m4MaxOff || le.Uint32(src[cand:]) != v {
 			// No match: step further the longer the literal run, as
 			// lzo1x_1 does, so that incompressible data goes fast.
