@@ -2,9 +2,14 @@ package collect
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,24 +45,83 @@ func runSalvage(b *testing.B, srcPath, dest string, opt Options) {
 	}
 }
 
-func runMakedumpfile(b *testing.B, args ...string) {
-	b.Helper()
-	out, err := exec.Command(makedumpfileBinary, args...).CombinedOutput()
-	if err != nil {
-		b.Fatalf("makedumpfile %v: %v\n%s", args, err, out)
+// benchChildEnv carries, JSON-encoded, a collection the test binary runs
+// as a child process (TestCollectBenchChild), so that its peak RSS is
+// measured alone, as the collector's own process.
+const benchChildEnv = "SALVAGE_BENCH_CHILD"
+
+type benchChild struct {
+	Src, Dest string
+	Opt       Options
+}
+
+// TestCollectBenchChild is not a test of its own: started by the
+// benchmark with benchChildEnv set, it runs one collection and exits.
+func TestCollectBenchChild(t *testing.T) {
+	raw := os.Getenv(benchChildEnv)
+	if raw == "" {
+		return
 	}
+	var c benchChild
+	if err := json.Unmarshal([]byte(raw), &c); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(3)
+	}
+	src, err := openPath(c.Src)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if _, err := Collect(context.Background(), src, c.Dest, c.Opt); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// measured is one run of a collector: wall time, peak RSS of its process
+// (getrusage's ru_maxrss) and the size of what it wrote.
+type measured struct {
+	wall time.Duration
+	rss  int64 // bytes
+	size int64
+}
+
+func measure(b *testing.B, cmd *exec.Cmd, dest string) measured {
+	b.Helper()
+	os.Remove(dest)
+	t0 := time.Now()
+	out, err := cmd.CombinedOutput()
+	wall := time.Since(t0)
+	if err != nil {
+		b.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
+	}
+	st, err := os.Stat(dest)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	return measured{wall: wall, rss: ru.Maxrss * 1024, size: st.Size()}
 }
 
 // BenchmarkCollectVsMakedumpfile collects the sysrq crash's /proc/vmcore
-// copy (808 MiB) at -d 31 with lzo, zlib and as ELF, with salvage and
-// with makedumpfile 1.7.2, and reports makedumpfile's time over
-// salvage's as "speedup" (above 1: salvage is faster). Both read the
-// source from the page cache after the first iteration.
+// copy (808 MiB) at -d 31 with lzo, with zlib and as ELF, side by side in
+// one run: salvage (the test binary as a child process running Collect,
+// one worker per CPU), bookworm's makedumpfile 1.7.2, sid's 1.7.8, 1.7.8
+// with --num-threads 2, and cp of the source as the I/O floor. Each
+// reports its wall time, peak RSS and output size; the ratios are
+// makedumpfile's time over salvage's (above 1: salvage is faster). The
+// source is read from the page cache after the first run.
 func BenchmarkCollectVsMakedumpfile(b *testing.B) {
+	m := corpus.Require(b)
 	srcPath := benchSource(b)
 	if _, err := os.Stat(makedumpfileBinary); err != nil {
 		b.Fatalf("makedumpfile 1.7.2 is needed for the comparison: %v", err)
 	}
+	if m.MakedumpfileSidVersion() == "" {
+		b.Fatal("sid's makedumpfile is missing from the lab: run `make lab`")
+	}
+	rows := map[string]string{}
 	for _, c := range []struct {
 		name string
 		opt  Options
@@ -69,20 +133,58 @@ func BenchmarkCollectVsMakedumpfile(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			dir := b.TempDir()
-			ours, theirs := filepath.Join(dir, "salvage"), filepath.Join(dir, "makedumpfile")
-			var ts, tm time.Duration
-			for i := 0; i < b.N; i++ {
-				t0 := time.Now()
-				runSalvage(b, srcPath, ours, c.opt)
-				t1 := time.Now()
-				os.Remove(theirs)
-				runMakedumpfile(b, append(append([]string{"--message-level", "0"}, c.args...), srcPath, theirs)...)
-				tm += time.Since(t1)
-				ts += t1.Sub(t0)
+			names := []string{"salvage", "makedumpfile-1.7.2", "makedumpfile-1.7.8", "makedumpfile-1.7.8-t2", "cp"}
+			if c.name == "elf" {
+				// makedumpfile refuses --num-threads with -E.
+				names = slices.Delete(names, 3, 4)
 			}
-			b.ReportMetric(float64(ts.Milliseconds())/float64(b.N), "salvage-ms/op")
-			b.ReportMetric(float64(tm.Milliseconds())/float64(b.N), "makedumpfile-ms/op")
-			b.ReportMetric(float64(tm)/float64(ts), "speedup")
+			sum := make([]measured, len(names))
+			for i := 0; i < b.N; i++ {
+				for j, name := range names {
+					dest := filepath.Join(dir, name)
+					var cmd *exec.Cmd
+					switch name {
+					case "salvage":
+						js, _ := json.Marshal(benchChild{Src: srcPath, Dest: dest, Opt: c.opt})
+						cmd = exec.Command(os.Args[0], "-test.run=^TestCollectBenchChild$", "-test.count=1")
+						cmd.Env = append(os.Environ(), benchChildEnv+"="+string(js))
+					case "makedumpfile-1.7.2":
+						cmd = exec.Command(makedumpfileBinary, append(append([]string{"--message-level", "0"}, c.args...), srcPath, dest)...)
+					case "makedumpfile-1.7.8", "makedumpfile-1.7.8-t2":
+						args := append([]string{"--message-level", "0"}, c.args...)
+						if strings.HasSuffix(name, "-t2") {
+							args = append(args, "--num-threads", "2")
+						}
+						var err error
+						if cmd, err = m.MakedumpfileSid(context.Background(), append(args, srcPath, dest)...); err != nil {
+							b.Fatal(err)
+						}
+					case "cp":
+						cmd = exec.Command("cp", srcPath, dest)
+					}
+					r := measure(b, cmd, dest)
+					sum[j].wall += r.wall
+					sum[j].rss = max(sum[j].rss, r.rss)
+					sum[j].size = r.size
+					os.Remove(dest)
+				}
+			}
+			ms := func(j int) float64 { return float64(sum[j].wall.Milliseconds()) / float64(b.N) }
+			for j, name := range names {
+				short := strings.ReplaceAll(strings.TrimPrefix(name, "makedumpfile-"), ".", "")
+				b.ReportMetric(ms(j), short+"-ms")
+				b.ReportMetric(float64(sum[j].rss)/(1<<20), short+"-rssMB")
+				b.ReportMetric(float64(sum[j].size)/(1<<20), short+"-MB")
+			}
+			b.ReportMetric(ms(1)/ms(0), "speedup-vs-172")
+			b.ReportMetric(ms(2)/ms(0), "speedup-vs-178")
+			var table strings.Builder
+			for j, name := range names {
+				fmt.Fprintf(&table, "%-6s %-22s %9.0f %10.2f %9.1f\n", c.name, name, ms(j), float64(sum[j].size)/1e6, float64(sum[j].rss)/(1<<20))
+			}
+			rows[c.name] = table.String() // the run with the final b.N
 		})
 	}
+	b.Logf("sysrq crash, -d 31 (makedumpfile's time over salvage's in the speedup metrics):\n%-6s %-22s %9s %10s %9s\n%s%s%s",
+		"codec", "collector", "wall ms", "size MB", "RSS MB", rows["lzo"], rows["zlib"], rows["elf"])
 }
