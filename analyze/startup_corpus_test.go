@@ -30,6 +30,13 @@ func TestStartupBanner(t *testing.T) {
 		if h == nil {
 			t.Fatalf("%s: crash's bt header: %q", d.ID, strings.SplitN(bt, "\n", 2)[0])
 		}
+		k, err := s.Kernel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hz, ok := crashHZOf(t, k); ok {
+			sys = hz.sysText(sys) // crash's HZ on 6.12: see crashHZ
+		}
 		want := sys + fmt.Sprintf("         PID: %s\n     COMMAND: %s\n        TASK: %s  [THREAD_INFO: %s]\n         CPU: %s\n       STATE: TASK_RUNNING (PANIC)\n\n", h[1], h[4], h[2], h[2], h[3])
 		if got := out.String(); got != want {
 			t.Errorf("%s: start-up differs from crash's:\n%s", d.ID, lineDiff(got, want))
