@@ -98,15 +98,10 @@ func sshProdImage(t *testing.T, e *e2eLab, init []byte, conf string, key, knownH
 	return p
 }
 
-// TestE2ESSH is the ssh target end to end: the lab's kernel boots under
-// QEMU with a virtio NIC on QEMU's user network; `salvage kdump load`
-// builds the capture initramfs with the network driver, the key, the
-// known host key and the network configuration; `salvage kdump test`
-// crashes it; the capture kernel (salvage as PID 1) brings eth0 up and
-// saves the dump over SFTP to Debian's sshd on this host's loopback
-// (10.0.2.2 from the guest), host key checked. The host then finds the
-// dump and its dmesg in the local layout, 0600, and salvage's analyzer
-// finds the sysrq panic and its stack in it.
+// TestE2ESSH is the ssh target end to end, twice: with the address
+// recorded at load time (static), and with DHCP in the capture kernel
+// (the production interface marked DHCP-configured; QEMU's user network
+// answers).
 func TestE2ESSH(t *testing.T) {
 	e := setupE2E(t)
 	addNetModules(t, e)
@@ -115,6 +110,21 @@ func TestE2ESSH(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, mode := range []string{"static", "dhcp"} {
+		t.Run(mode, func(t *testing.T) { runSSHCycle(t, e, init, mode) })
+	}
+}
+
+// runSSHCycle is one ssh cycle: the lab's kernel boots under
+// QEMU with a virtio NIC on QEMU's user network; `salvage kdump load`
+// builds the capture initramfs with the network driver, the key, the
+// known host key and the network configuration; `salvage kdump test`
+// crashes it; the capture kernel (salvage as PID 1) brings eth0 up and
+// saves the dump over SFTP to Debian's sshd on this host's loopback
+// (10.0.2.2 from the guest), host key checked. The host then finds the
+// dump and its dmesg in the local layout, 0600, and salvage's analyzer
+// finds the sysrq panic and its stack in it.
+func runSSHCycle(t *testing.T, e *e2eLab, init []byte, mode string) {
 	s := startSSHD(t)
 	keyFile := filepath.Join(t.TempDir(), "kdump_id_rsa")
 	pub := newTestKey(t, keyFile)
@@ -134,7 +144,7 @@ func TestE2ESSH(t *testing.T) {
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-smp", "2", "-nographic", "-no-reboot",
 		"-kernel", e.assets.Vmlinuz, "-initrd", img, "-netdev", "user,id=n", "-device", "virtio-net-pci,netdev=n",
-		"-append", "console=ttyS0 panic=-1 crashkernel=256M")
+		"-append", "console=ttyS0 panic=-1 crashkernel=256M e2e.net="+mode)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -155,11 +165,15 @@ func TestE2ESSH(t *testing.T) {
 	defer func() {
 		if !ok {
 			t.Logf("console:\n%s", strings.Join(console, "\n"))
-			fmt.Printf("e2e: ssh root@%s: FAILED (%.0f s)\n", target, dur.Seconds())
+			fmt.Printf("e2e: sysrq → ssh root@%s (%s network): FAILED (%.0f s)\n", target, mode, dur.Seconds())
 		}
 	}()
 	all := strings.Join(console, "\n")
-	for _, want := range []string{"loaded: ready to kdump", "salvage: capture kernel: saving the dump", "salvage: dump saved; poweroff"} {
+	wants := []string{"loaded: ready to kdump", "salvage: capture kernel: saving the dump", "salvage: dump saved; poweroff"}
+	if mode == "dhcp" {
+		wants = append(wants, "salvage: net: DHCP on eth0: 10.0.2.15/24, router 10.0.2.2")
+	}
+	for _, want := range wants {
 		if !strings.Contains(all, want) {
 			t.Fatalf("no %q on the console", want)
 		}
@@ -192,10 +206,10 @@ func TestE2ESSH(t *testing.T) {
 	}
 	fi, _ := os.Stat(dump)
 	ok = true
-	fmt.Printf("e2e: sysrq → ssh root@%s (SFTP, host key checked): ok, dump.%s (%.0f MiB, lzo -d 31), PANIC %q, bt: %s (%.0f s; capture initramfs %s)\n",
-		target, dir, float64(fi.Size())/(1<<20), panicText, fmtStack(stack), dur.Seconds(), initrdSize(console))
+	fmt.Printf("e2e: sysrq → ssh root@%s (SFTP, host key checked, %s network): ok, dump.%s (%.0f MiB, lzo -d 31), PANIC %q, bt: %s (%.0f s; capture initramfs %s)\n",
+		target, mode, dir, float64(fi.Size())/(1<<20), panicText, fmtStack(stack), dur.Seconds(), initrdSize(console))
 	for _, l := range console {
-		if strings.Contains(l, "net: ") || strings.Contains(l, "ssh: ") {
+		if strings.Contains(l, "net: ") || strings.Contains(l, "ssh: ") || strings.Contains(l, "nclient4") || strings.Contains(l, "crng init") {
 			t.Log(l)
 		}
 	}

@@ -418,6 +418,10 @@ func findLink(ctx context.Context, c *NetConfig) (netlink.Link, error) {
 
 // dhcpLease asks for an address on iface: address (CIDR) and router.
 func dhcpLease(ctx context.Context, iface string) (string, string, error) {
+	// The DHCP library draws its transaction IDs from getrandom(2), which
+	// in a capture kernel without a hardware RNG can wait minutes for the
+	// random pool: an ID needs no secrecy, so let it read /dev/urandom.
+	os.Setenv("UROOT_NOHWRNG", "1")
 	cl, err := nclient4.New(iface)
 	if err != nil {
 		return "", "", err

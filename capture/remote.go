@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Where the capture initramfs keeps what a remote target needs (written
@@ -22,6 +24,14 @@ const (
 	// nfsMountpoint is where the capture kernel mounts an nfs export.
 	nfsMountpoint = "/run/salvage/nfs"
 )
+
+// randomReady says whether getrandom(2) answers without blocking (the
+// kernel's crng is initialized).
+func randomReady() bool {
+	var b [1]byte
+	_, err := unix.Getrandom(b[:], unix.GRND_NONBLOCK)
+	return err == nil
+}
 
 // RemoteInitramfsFiles returns what the capture initramfs needs for an ssh
 // or nfs target: the files to bake in (path in the image → contents: the
@@ -117,6 +127,9 @@ func OpenRemoteStore(ctx context.Context, root string, conf *KdumpConf, logf fun
 			KnownHosts: filepath.Join(root, remoteKnownHosts), Attempts: 10, Timeout: 30 * time.Second}
 		if nc != nil && net.ParseIP(host) == nil {
 			c.DialIP = nc.TargetIP
+		}
+		if !randomReady() {
+			logf("ssh: the kernel's random pool is not ready yet, and ssh needs it: connecting waits for it (a CPU with RDRAND, or a hardware RNG driver such as extra_modules virtio_rng, makes this immediate)")
 		}
 		logf("ssh: connecting to %s", c)
 		return OpenSFTPStore(ctx, c, conf.Path, logf)

@@ -5,7 +5,8 @@
 // load` (which records the network, the key and the known host key into
 // the capture initramfs), checks `salvage kdump status`, and crashes with
 // `salvage kdump test --yes-i-want-to-crash`. Each step prints an "E2E:"
-// line.
+// line. With e2e.net=dhcp on the command line it leaves a DHCP lease file
+// for eth0, as systemd-networkd would, so the capture kernel uses DHCP.
 package main
 
 import (
@@ -68,6 +69,20 @@ func run() {
 	if err := capture.BringUp(context.Background(), nc, func(f string, a ...any) { say(f, a...) }); err != nil {
 		say("network: %v", err)
 		return
+	}
+	// e2e.net=dhcp: leave the lease file systemd-networkd would, so that
+	// salvage records eth0 as DHCP-configured and the capture kernel asks
+	// QEMU's DHCP server for its address.
+	cmdline, _ := os.ReadFile("/proc/cmdline")
+	if strings.Contains(string(cmdline), "e2e.net=dhcp") {
+		idx, _ := os.ReadFile("/sys/class/net/eth0/ifindex")
+		os.MkdirAll("/run/systemd/netif/leases", 0o755)
+		lease := "# This is private data. Do not parse.\nADDRESS=10.0.2.15\nNETMASK=255.255.255.0\nROUTER=10.0.2.2\n"
+		if err := os.WriteFile("/run/systemd/netif/leases/"+strings.TrimSpace(string(idx)), []byte(lease), 0o644); err != nil {
+			say("lease: %v", err)
+			return
+		}
+		say("net: eth0 marked as DHCP-configured")
 	}
 	if !salvage("load", "kdump", "load") || !salvage("status", "kdump", "status") {
 		return
