@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -154,7 +156,7 @@ func TestForeachBtCorpus(t *testing.T) {
 					t.Fatal(err)
 				}
 				ref := splitBlocks(want)
-				matched, aliases, total := 0, 0, 0
+				matched, aliases, noreturn, total := 0, 0, 0, 0
 				for task, err := range k.Tasks() {
 					if err != nil {
 						t.Fatal(err)
@@ -180,12 +182,16 @@ func TestForeachBtCorpus(t *testing.T) {
 						aliases++
 						continue
 					}
+					if noreturnCallerOnly(k, out.String(), w) {
+						noreturn++
+						continue
+					}
 					t.Errorf("PID %d differs from crash:\n%s", bt.PID, lineDiff(out.String(), w))
 				}
 				if total != len(ref) {
 					t.Errorf("%d tasks, crash's foreach bt lists %d", total, len(ref))
 				}
-				t.Logf("%s %s: %d of %d tasks' backtraces identical to crash 8.0.6, %d more differ only in which alias names a function", mode, d.ID, matched, total, aliases)
+				t.Logf("%s %s: %d of %d tasks' backtraces identical to crash 8.0.6, %d more differ only in which alias names a function, %d only by a caller of a noreturn call crash drops", mode, d.ID, matched, total, aliases, noreturn)
 			})
 		}
 	}
@@ -239,6 +245,53 @@ func aliasOnly(k *kernel.Kernel, got, want string) bool {
 		diff = true
 	}
 	return diff
+}
+
+var btFrameLine = regexp.MustCompile(`^ ?#(\d+) \[([0-9a-f]+)\] (\S+) at ([0-9a-f]+)(.*)$`)
+
+// noreturnCallerOnly reports whether got is want with one more frame: a
+// caller whose last instruction is a call to a function that never
+// returns (6.12's salvage_lab_write ends in "call salvage_lab_hang"), so
+// that the return address is the first byte past the caller. A known
+// difference: salvage looks the caller up at the return address less
+// one, as the kernel's own unwinder does (orc_find(ip - 1) in
+// arch/x86/kernel/unwind_orc.c); crash 8.0.6 looks up the return address
+// itself, finds no such frame and shows the caller's caller in its place.
+// The extra frame must be exactly that: its PC the end of its function,
+// the frames after it crash's, renumbered.
+func noreturnCallerOnly(k *kernel.Kernel, got, want string) bool {
+	g := strings.Split(got, "\n")
+	for i, l := range g {
+		m := btFrameLine.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		pc, err := strconv.ParseUint(m[4], 16, 64)
+		if err != nil {
+			return false
+		}
+		sym, ok := lookupCrashName(k.Symbols, m[3])
+		if !ok || sym.Size == 0 || sym.Addr+sym.Size != pc {
+			continue
+		}
+		// Drop it, renumber the frames after it, compare.
+		rest := append(append([]string{}, g[:i]...), g[i+1:]...)
+		for j := i; j < len(rest); j++ {
+			if fm := btFrameLine.FindStringSubmatch(rest[j]); fm != nil {
+				n, _ := strconv.Atoi(fm[1])
+				rest[j] = fmt.Sprintf("%s[%s] %s at %s%s", frameNumber(n-1), fm[2], fm[3], fm[4], fm[5])
+			}
+		}
+		if strings.Join(rest, "\n") == want {
+			return true
+		}
+	}
+	return false
+}
+
+// frameNumber is bt's "#N " column, right-aligned in three characters.
+func frameNumber(n int) string {
+	return fmt.Sprintf("%3s ", fmt.Sprintf("#%d", n))
 }
 
 // splitBlocks splits foreach bt output into each task's block, keyed by
