@@ -19,6 +19,7 @@ import (
 // accept exactly that.
 type crashHZ struct {
 	trueSecs, crashSecs uint64 // uptime: the kernel's, and crash's with HZ 1000
+	crashJiffies        uint64 // crash's jiffies since boot, with HZ 1000
 }
 
 // crashHZOf reads the session kernel's uptime both ways; ok is false when
@@ -38,7 +39,7 @@ func crashHZOf(t testing.TB, k *kernel.Kernel) (crashHZ, bool) {
 		t.Fatalf("jiffies_64 %#x has wrapped 32 bits: crashHZ does not model that", raw)
 	}
 	const initialJiffies1000 = 1<<32 - 300*1000 // (u32)(-300*1000)
-	c := crashHZ{trueSecs: up / uint64(hz), crashSecs: (raw - initialJiffies1000) / 1000}
+	c := crashHZ{trueSecs: up / uint64(hz), crashSecs: (raw - initialJiffies1000) / 1000, crashJiffies: raw - initialJiffies1000}
 	return c, hz != 1000 && c.crashSecs != c.trueSecs
 }
 
@@ -72,6 +73,24 @@ func (c crashHZ) logT(t testing.TB, want string) string {
 			continue // a continuation line, or no date
 		}
 		lines[i] = "[" + ts.Add(shift).Format(time.UnixDate) + l[end:]
+	}
+	return strings.Join(lines, "")
+}
+
+// psT rewrites the RUN TIME lines of salvage's ps -t as crash computes
+// them with HZ 1000: its jiffies since boot less the task's START TIME
+// in whole seconds times 1000 (runTime with crash's numbers).
+func (c crashHZ) psT(got string) string {
+	lines := strings.SplitAfter(got, "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		if !strings.HasPrefix(lines[i], "    RUN TIME: ") {
+			continue
+		}
+		var start uint64
+		if _, err := fmt.Sscanf(lines[i+1], "  START TIME: %d", &start); err != nil {
+			continue
+		}
+		lines[i] = "    RUN TIME: " + runTime(start, c.crashJiffies, 1000) + "\n"
 	}
 	return strings.Join(lines, "")
 }
