@@ -238,6 +238,8 @@ type e2eCycle struct {
 	// FSTYPE"); dir is where the dumps are on the disk (default
 	// /var/crash).
 	mount, dir string
+	// console are more lines the capture must print.
+	console []string
 }
 
 func mkfsExt4(t *testing.T, disk, label, uuid string) {
@@ -414,8 +416,11 @@ func (e *e2eLab) runExt4Cycle(t *testing.T, i, n int, c e2eCycle, disk string, k
 		}
 	}()
 	all := strings.Join(console, "\n")
-	for _, want := range []string{"E2E: load: capture initramfs: /var/lib/salvage/initrd.img-" + e.assets.Release + " built", "loaded: ready to kdump",
-		"salvage: capture kernel: saving the dump", "salvage: dump saved; poweroff"} {
+	if strings.Contains(all, "kdump_pre failed") {
+		fail("cycle %d %s: kdump_pre failed", i, c.scenario)
+	}
+	for _, want := range append([]string{"E2E: load: capture initramfs: /var/lib/salvage/initrd.img-" + e.assets.Release + " built", "loaded: ready to kdump",
+		"salvage: capture kernel: saving the dump", "salvage: dump saved; poweroff"}, c.console...) {
 		if !strings.Contains(all, want) {
 			fail("cycle %d %s: no %q on the console", i, c.scenario, want)
 			return before
@@ -542,7 +547,9 @@ func TestE2EOopsAndHung(t *testing.T) {
 	mkfsExt4(t, disk, "e2edump", uuid)
 	cycles := []e2eCycle{
 		{scenario: "oops", target: "ext4 UUID=" + uuid, conf: "kdump_pre /bin/salvage version\n",
-			panic: "Oops: ", frame: `^salvage_lab_oops`,
+			// kdump_pre is salvage itself (a link to /init), run as a program.
+			console: []string{"salvage: running kdump_pre: /bin/salvage version", "codecs: zlib lzo snappy zstd"},
+			panic:   "Oops: ", frame: `^salvage_lab_oops`,
 			// oops_end kexecs before panic() prints "Fatal exception": the
 			// log ends with the oops itself.
 			dmesg: []string{"BUG: kernel NULL pointer dereference", "Oops: ", "salvage_lab_oops"}},
