@@ -124,8 +124,11 @@ func localAddrTowards(ip net.IP) net.IP {
 // mountpoint and returns a Store rooted at dir inside the export (dir is
 // kdump.conf's path, relative to the export); Close unmounts.
 func OpenNFSStore(spec string, serverIP net.IP, dir, mountpoint string, logf func(string, ...any)) (Store, error) {
-	return openNFSStore(sysMounter{}, spec, serverIP, dir, mountpoint, localAddrTowards(serverIP), logf)
+	return openNFSStore(systemMounter, spec, serverIP, dir, mountpoint, localAddrTowards(serverIP), logf)
 }
+
+// systemMounter is mount(2) itself; tests of the capture flow replace it.
+var systemMounter mounter = sysMounter{}
 
 func openNFSStore(m mounter, spec string, serverIP net.IP, dir, mountpoint string, clientAddr net.IP, logf func(string, ...any)) (Store, error) {
 	if logf == nil {

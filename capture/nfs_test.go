@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -162,5 +163,36 @@ func TestNFSDirStore(t *testing.T) {
 	names, _ = st.ReadDir(".")
 	if strings.Join(names, " ") != "x" {
 		t.Errorf("after RemoveAll: %v", names)
+	}
+}
+
+// TestOpenRemoteStoreNFS opens the nfs target as PID 1 does: the server's
+// address comes from the spec, or from net.json when the spec names the
+// server (the capture kernel has no resolver).
+func TestOpenRemoteStoreNFS(t *testing.T) {
+	m := &fakeMounter{}
+	old := systemMounter
+	systemMounter = m
+	defer func() { systemMounter = old }()
+	root := t.TempDir()
+	conf := DefaultKdumpConf()
+	conf.Target = Target{Kind: "nfs", Host: "127.0.0.1:/srv/dumps"}
+	st, err := OpenRemoteStore(context.Background(), root, conf, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.calls) != 1 || !strings.HasPrefix(m.calls[0], "127.0.0.1:/srv/dumps nfs nfs4 0 vers=4.2,addr=127.0.0.1,clientaddr=127.0.0.1") {
+		t.Errorf("mount calls %q", m.calls)
+	}
+	if _, err := os.Stat(filepath.Join(root, nfsMountpoint, "var/crash")); err != nil {
+		t.Errorf("dump path in the export: %v", err)
+	}
+	st.Close()
+	if len(m.unmounts) != 1 {
+		t.Errorf("unmounts %v", m.unmounts)
+	}
+	conf.Target = Target{Kind: "nfs", Host: "nfs.example.org:/srv/dumps"}
+	if _, err := OpenRemoteStore(context.Background(), root, conf, nil); err == nil || !strings.Contains(err.Error(), "no address recorded for nfs.example.org") {
+		t.Errorf("a name without net.json: %v", err)
 	}
 }
