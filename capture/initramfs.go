@@ -139,7 +139,8 @@ func InitramfsKey(o InitramfsOptions) (key string, upToDate bool, err error) {
 // their dependencies, extra_bins, kdump_pre and kdump_post with their
 // interpreters and libraries. Nothing is executed to build it: modules and
 // binaries are read as ELF files. The image is rebuilt only when the key
-// of its inputs changed (or on Force, or kdump.conf's force_rebuild); it
+// of its inputs (those files, the configuration, and the capture kernel's
+// image, KDUMP_KERNEL or /boot/vmlinuz-RELEASE) changed (or on Force, or kdump.conf's force_rebuild); it
 // is written atomically, mode 0600, with the key beside it in
 // OUTPUT.key.
 func BuildInitramfs(o InitramfsOptions) (*InitramfsResult, error) {
@@ -383,6 +384,16 @@ func planInitramfs(o InitramfsOptions) (*initramfsPlan, error) {
 	for _, f := range p.files {
 		fmt.Fprintf(h, "%s %o %d %s\n", f.name, f.perm, len(f.data), f.link)
 		h.Write(f.data)
+	}
+	// The capture kernel itself is not in the image, but an image is
+	// made for one kernel build: a new kernel of the same release (a
+	// package update) means a rebuild.
+	kernel := set.Tools.Kernel
+	if kernel == "" {
+		kernel = "/boot/vmlinuz-" + o.Release
+	}
+	if kb, err := os.ReadFile(filepath.Join(o.Root, kernel)); err == nil {
+		fmt.Fprintf(h, "kernel %s %x\n", kernel, sha256.Sum256(kb))
 	}
 	cj, _ := json.Marshal(c)
 	h.Write(cj)

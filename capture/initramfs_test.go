@@ -176,7 +176,14 @@ func TestBuildInitramfs(t *testing.T) {
 		t.Error("an up-to-date image was written again")
 	}
 	// The configuration, a module or salvage changed: rebuilt.
-	for _, change := range []string{"etc/default/kdump-tools", "lib/modules/6.1.0-56-cloud-amd64/kernel/drivers/virtio/virtio.ko", "usr/sbin/salvage"} {
+	os.WriteFile(filepath.Join(root, "boot/vmlinuz-6.1.0-56-cloud-amd64"), []byte("a kernel"), 0o644)
+	if r3, _ := BuildInitramfs(o); r3.UpToDate {
+		t.Error("a new capture kernel did not rebuild the image")
+	} else {
+		r = r3
+	}
+	for _, change := range []string{"etc/default/kdump-tools", "lib/modules/6.1.0-56-cloud-amd64/kernel/drivers/virtio/virtio.ko", "usr/sbin/salvage",
+		"boot/vmlinuz-6.1.0-56-cloud-amd64"} {
 		p := filepath.Join(root, change)
 		b, _ := os.ReadFile(p)
 		os.WriteFile(p, append(b, '\n'), 0o644)
