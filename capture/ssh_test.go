@@ -482,3 +482,21 @@ func TestHostKeyAlgorithms(t *testing.T) {
 		}
 	}
 }
+
+// TestSSHHashedKnownHosts: a known_hosts hashed by `ssh-keygen -H` (as
+// HashKnownHosts leaves operators' files) vouches for the host too.
+func TestSSHHashedKnownHosts(t *testing.T) {
+	fx := newSSHFixture(t)
+	if out, err := exec.Command("ssh-keygen", "-H", "-f", fx.Conf.KnownHosts).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen -H: %v %s", err, out)
+	}
+	b, _ := os.ReadFile(fx.Conf.KnownHosts)
+	if !strings.HasPrefix(string(b), "|1|") {
+		t.Fatalf("not hashed: %q", b)
+	}
+	c, err := DialSSH(context.Background(), fx.Conf, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+}
