@@ -258,7 +258,28 @@ func vtopTargets(t *testing.T, f *dump.File, tr *Translator, sym func(string) (u
 		out = append(out, read(pco+uint64(cpu)*8)+rq)
 	}
 	// vmalloc and module areas, from vmap_area_list: the first two areas
-	// of each, an address inside, and the guard page at the end.
+	// of each, an address inside, and the guard page at the end. 6.9+ has
+	// no such list (per-node vmap_nodes, whose layout needs types): there
+	// the stacks the CPUs were on (vmalloc'd, CONFIG_VMAP_STACK) and the
+	// struct modules on the modules list (module space) serve.
+	if _, ok := sym("vmap_area_list"); !ok {
+		const rsp, rbp = 19, 4 // struct user_regs_struct
+		for _, pr := range f.PRStatus {
+			for _, r := range []int{rsp, rbp} {
+				if r < len(pr.Regs) && pr.Regs[r] >= l.VmallocStart && pr.Regs[r] <= l.VmallocEnd {
+					out = append(out, pr.Regs[r], pr.Regs[r]&^0xfff)
+				}
+			}
+		}
+		head := must("modules")
+		for p, i := read(head), 0; p != head && i < 2; p, i = read(p), i+1 {
+			if p >= l.ModulesStart && p <= l.ModulesEnd {
+				out = append(out, p, p&^0xfff)
+			}
+		}
+		out = append(out, l.VmemmapStart, l.VmemmapStart+64*0x1000)
+		return out
+	}
 	head := must("vmap_area_list")
 	listOff, _ := vi.Offset("vmap_area", "list")
 	startOff, _ := vi.Offset("vmap_area", "va_start")
