@@ -27,10 +27,12 @@ type mounter interface {
 
 type sysMounter struct{}
 
+// Mount is mount(2).
 func (sysMounter) Mount(source, target, fstype string, flags uintptr, data string) error {
 	return unix.Mount(source, target, fstype, flags, data)
 }
 
+// Unmount is umount2(2).
 func (sysMounter) Unmount(target string, flags int) error { return unix.Unmount(target, flags) }
 
 // nfsAttempt is one mount(2) call of the version fallback.
@@ -161,10 +163,12 @@ type nfsDir struct {
 	m                      mounter
 }
 
+// String names the export, the dump path and the options that mounted it.
 func (s *nfsDir) String() string { return s.name }
 
 func (s *nfsDir) path(name string) string { return filepath.Join(s.root, path.Clean("/"+name)) }
 
+// MkdirAll creates the missing components of dir, 0700.
 func (s *nfsDir) MkdirAll(dir string) error {
 	p := s.path(dir)
 	var missing []string
@@ -189,6 +193,7 @@ func (s *nfsDir) MkdirAll(dir string) error {
 // (NFS commits it on fsync).
 type nfsFile struct{ *os.File }
 
+// Close fsyncs, then closes.
 func (f nfsFile) Close() error {
 	err := f.File.Sync()
 	if cerr := f.File.Close(); err == nil {
@@ -197,6 +202,7 @@ func (f nfsFile) Close() error {
 	return err
 }
 
+// Create creates or truncates name, 0600.
 func (s *nfsDir) Create(name string) (File, error) {
 	f, err := os.OpenFile(s.path(name), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -223,6 +229,7 @@ func (s *nfsDir) Rename(oldname, newname string) error {
 	return nil
 }
 
+// ReadDir lists dir's names, sorted.
 func (s *nfsDir) ReadDir(dir string) ([]string, error) {
 	es, err := os.ReadDir(s.path(dir))
 	if err != nil {
@@ -236,6 +243,7 @@ func (s *nfsDir) ReadDir(dir string) ([]string, error) {
 	return names, nil
 }
 
+// RemoveAll removes name and what is below it, never the dump directory.
 func (s *nfsDir) RemoveAll(name string) error {
 	p := s.path(name)
 	if p == s.root {

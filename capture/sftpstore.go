@@ -48,6 +48,7 @@ func OpenSFTPStore(ctx context.Context, c *SSHConfig, dir string, logf func(stri
 	return s, nil
 }
 
+// String names the target as "ssh user@host:/path".
 func (s *sftpStore) String() string { return "ssh " + s.target + ":" + s.root }
 
 // path maps a store name to the server's path, never above root.
@@ -101,6 +102,7 @@ type sftpFile struct {
 	name  string
 }
 
+// Name names the file with its store.
 func (f *sftpFile) Name() string { return f.store.String() + "/" + path.Clean(f.name) }
 
 // Close makes the data durable on the server's disk when it offers
