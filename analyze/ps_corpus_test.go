@@ -438,6 +438,11 @@ func TestPSGoldens(t *testing.T) {
 		for _, mode := range modes {
 			t.Run(mode+"/"+d.ID, func(t *testing.T) {
 				s := taskSession(t, m, d, mode)
+				k, err := s.Kernel()
+				if err != nil {
+					t.Fatal(err)
+				}
+				hz, hzWrong := crashHZOf(t, k)
 				same := 0
 				for _, st := range steps {
 					b, err := os.ReadFile(filepath.Join(dir, st.file))
@@ -447,6 +452,10 @@ func TestPSGoldens(t *testing.T) {
 					got, errs := execCapture(s, st.cmd)
 					if errs != "" {
 						t.Errorf("%s: %s", st.cmd, errs)
+						continue
+					}
+					if hzWrong && strings.HasPrefix(st.cmd, "ps -t") && hz.psT(got) == string(b) {
+						same++ // crash's HZ on 6.12: see crashHZ
 						continue
 					}
 					if got != string(b) {
