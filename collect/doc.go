@@ -16,4 +16,15 @@
 // (walk.go), once to count and write the bitmaps, again while the pages
 // are written; pages go through a pipeline of at most 2×workers batches
 // of 256 pages (pipeline.go).
+//
+// What the analyzer needs (the kernel image, its page tables, the tasks
+// and their stacks, the memory nodes, per-CPU areas and the PID IDR:
+// needs.go) is kept whatever the level, and written first: a dump cut
+// short — a full disk, a killed collector, a power cut in the capture
+// kernel — is marked incomplete from its first write and still opens in
+// salvage and crash. A source that lacks pages it should hold (a
+// truncated copy) leaves them missing in the dump, which is marked
+// incomplete, and Collect returns a SourceError. Options.RetryLevels
+// starts again at a higher level when the destination runs out of space;
+// CollectSplit writes makedumpfile's --split parts (split.go).
 package collect
