@@ -1,8 +1,6 @@
 package capture
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -13,12 +11,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"salvage/capture/cpio"
 	"salvage/lab"
 	"salvage/lab/corpus"
 )
@@ -26,7 +22,7 @@ import (
 // The kdump cycles end to end: the lab's kernel boots under QEMU with a
 // production initramfs that holds salvage and nothing else of kdump (no
 // kexec-tools, makedumpfile, busybox or shell): its /init
-// (testdata/e2eprod) loads the disk's drivers, runs `salvage kdump load` —
+// (lab/guest/kdumpinit) loads the disk's drivers, runs `salvage kdump load` —
 // which builds the capture initramfs in the guest from its /lib/modules
 // and live sysfs and loads it with kexec_file_load — and crashes; the
 // capture kernel runs salvage as PID 1, which saves the dump to the
@@ -72,10 +68,11 @@ func (e *e2eLab) writeTranscript(t *testing.T, name string, console []string, fi
 
 // e2eLab is what every cycle boots with.
 type e2eLab struct {
+	guest   *lab.KdumpGuest
 	assets  *lab.E2EAssets
 	dir     string
 	salvage string            // the static salvage binary
-	init    []byte            // testdata/e2eprod
+	init    []byte            // lab/guest/kdumpinit
 	modules map[string][]byte // /lib/modules/RELEASE/… files, modules.dep included
 	order   []string          // module paths to load, relative to the tree
 	config  []byte            // the kernel's config (for the initramfs codec)
@@ -95,104 +92,23 @@ func goBuild(t *testing.T, out, pkg string) {
 func setupE2E(t *testing.T) *e2eLab {
 	t.Helper()
 	m := corpus.Require(t)
-	a, err := lab.FindE2EAssets(m)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "salvage")
+	goBuild(t, bin, "../cmd/salvage")
+	l := &lab.Lab{Cache: m.Root}
+	g, err := l.NewKdumpGuest(m, dir, bin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &e2eLab{assets: a, dir: t.TempDir(), modules: map[string][]byte{}}
-	e.salvage = filepath.Join(e.dir, "salvage")
-	goBuild(t, e.salvage, "../cmd/salvage")
-	goBuild(t, filepath.Join(e.dir, "init"), "./testdata/e2eprod")
-	if e.init, err = os.ReadFile(filepath.Join(e.dir, "init")); err != nil {
-		t.Fatal(err)
-	}
-	if e.config, err = os.ReadFile(filepath.Join(filepath.Dir(a.Vmlinuz), "config")); err != nil {
-		t.Fatal(err)
-	}
-	// The guest's module tree, laid out as Debian's package lays it out,
-	// indexed by the host's depmod (kmod) as the package's postinst does.
-	where := map[string]string{"virtio_blk": "kernel/drivers/block", "qemu_fw_cfg": "kernel/drivers/firmware"}
-	stage := filepath.Join(e.dir, "stage")
-	tree := filepath.Join(stage, "lib/modules", a.Release)
-	put := func(src, rel string) {
-		b, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.MkdirAll(filepath.Join(tree, filepath.Dir(rel)), 0o755)
-		if err := os.WriteFile(filepath.Join(tree, rel), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, ko := range a.Modules {
-		name := strings.TrimSuffix(filepath.Base(ko), ".ko")
-		d := where[name]
-		if d == "" {
-			d = "kernel/drivers/virtio"
-		}
-		rel := d + "/" + name + ".ko"
-		put(ko, rel)
-		e.order = append(e.order, rel)
-	}
-	put(a.SalvageLab, "extra/salvage_lab.ko")
-	e.order = append(e.order, "extra/salvage_lab.ko")
-	if out, err := exec.Command("depmod", "-b", stage, a.Release).CombinedOutput(); err != nil {
-		t.Fatalf("depmod -b %s %s: %v\n%s", stage, a.Release, err, out)
-	}
-	err = filepath.Walk(tree, func(p string, fi os.FileInfo, err error) error {
-		if err != nil || fi.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(tree, p)
-		if strings.HasSuffix(rel, ".bin") {
-			return nil // depmod's binary indexes: salvage reads the text ones
-		}
-		b, err := os.ReadFile(p)
-		e.modules[rel] = b
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return &e2eLab{guest: g, assets: g.Assets, dir: dir, salvage: bin, init: g.Init, modules: g.Modules, order: g.Order, config: g.Config}
 }
 
 // prodImage writes the production initramfs with kdump.conf and
 // kdump-tools' file.
 func (e *e2eLab) prodImage(t *testing.T, name, kdumpConf, kdumpTools, mount string) string {
 	t.Helper()
-	a := cpio.New()
-	if mount != "" {
-		a.File("etc/e2e/mount", 0o644, []byte(mount+"\n"))
-	}
-	for _, d := range []string{"proc", "sys", "dev", "tmp", "var/lib/salvage", "etc/e2e"} {
-		a.Dir(d, 0o755)
-	}
-	a.CharDev("dev/console", 0o600, 5, 1)
-	a.File("init", 0o755, e.init)
-	sb, err := os.ReadFile(e.salvage)
+	p, err := e.guest.ProdImage(name, kdumpConf, kdumpTools, mount)
 	if err != nil {
-		t.Fatal(err)
-	}
-	a.File("bin/salvage", 0o755, sb)
-	kb, err := os.ReadFile(e.assets.Vmlinuz)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.File("boot/vmlinuz-"+e.assets.Release, 0o644, kb)
-	a.File("boot/config-"+e.assets.Release, 0o644, e.config)
-	for rel, b := range e.modules {
-		a.File("lib/modules/"+e.assets.Release+"/"+rel, 0o644, b)
-	}
-	a.File("etc/e2e/load-order", 0o644, []byte(strings.Join(e.order, "\n")+"\n"))
-	a.File("etc/salvage/kdump.conf", 0o644, []byte(kdumpConf))
-	a.File("etc/default/kdump-tools", 0o644, []byte("USE_KDUMP=1\n"+kdumpTools))
-	var buf bytes.Buffer
-	if _, err := a.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(e.dir, name)
-	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -204,24 +120,10 @@ func (e *e2eLab) boot(t *testing.T, initrd, disk, scenario string) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-smp", "2", "-nographic", "-no-reboot",
-		"-kernel", e.assets.Vmlinuz, "-initrd", initrd, "-drive", "file="+disk+",format=raw,if=virtio",
-		"-append", "console=ttyS0 panic=-1 crashkernel=256M e2e.scenario="+scenario)
-	out, err := cmd.StdoutPipe()
+	console, err := e.guest.Boot(ctx, initrd, disk, scenario, nil)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v; console tail:\n%s", err, consoleTail(console, 30))
 	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var console []string
-	sc := bufio.NewScanner(out)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		console = append(console, strings.TrimRight(sc.Text(), "\r"))
-	}
-	cmd.Wait()
 	return console
 }
 
@@ -246,53 +148,24 @@ type e2eCycle struct {
 
 func mkfsExt4(t *testing.T, disk, label, uuid string) {
 	t.Helper()
-	if err := os.WriteFile(disk, nil, 0o644); err != nil {
+	if err := lab.MkfsExt4(disk, label, uuid); err != nil {
 		t.Fatal(err)
-	}
-	if err := os.Truncate(disk, 256<<20); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-L", label, "-U", uuid, disk).CombinedOutput(); err != nil {
-		t.Fatalf("mkfs.ext4: %v\n%s", err, out)
 	}
 }
 
-// debugfsEntry is one line of debugfs's ls -l.
-type debugfsEntry struct {
-	name string
-	mode uint32
-	size int64
-}
-
-var debugfsLs = regexp.MustCompile(`^\s*\d+\s+([0-7]+)\s+\(\d+\)\s+\d+\s+\d+\s+(\d+)\s+\S+\s+\S+\s+(\S+)\s*$`)
-
-func debugfsList(t *testing.T, disk, dir string) []debugfsEntry {
+func debugfsList(t *testing.T, disk, dir string) []lab.DiskEntry {
 	t.Helper()
-	out, err := exec.Command("debugfs", "-R", "ls -l "+dir, disk).CombinedOutput()
-	if strings.Contains(string(out), "File not found by ext2_lookup") {
-		return nil // not made yet
-	}
+	ents, err := lab.ListDisk(disk, dir)
 	if err != nil {
-		t.Fatalf("debugfs ls %s: %v\n%s", dir, err, out)
+		t.Fatal(err)
 	}
-	var ents []debugfsEntry
-	for _, l := range strings.Split(string(out), "\n") {
-		if m := debugfsLs.FindStringSubmatch(l); m != nil && m[3] != "." && m[3] != ".." {
-			var mode uint32
-			var size int64
-			fmt.Sscanf(m[1], "%o", &mode)
-			fmt.Sscan(m[2], &size)
-			ents = append(ents, debugfsEntry{name: m[3], mode: mode, size: size})
-		}
-	}
-	sort.Slice(ents, func(i, j int) bool { return ents[i].name < ents[j].name })
 	return ents
 }
 
 func debugfsRead(t *testing.T, disk, file, out string) {
 	t.Helper()
-	if b, err := exec.Command("debugfs", "-R", "dump "+file+" "+out, disk).CombinedOutput(); err != nil {
-		t.Fatalf("debugfs dump %s: %v\n%s", file, err, b)
+	if err := lab.ReadDisk(disk, file, out); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -398,8 +271,8 @@ func (e *e2eLab) runExt4Cycle(t *testing.T, i, n int, c e2eCycle, disk string, k
 	}
 	var before []string
 	for _, ent := range debugfsList(t, disk, crashDir) {
-		if IsDumpDir(ent.name) {
-			before = append(before, ent.name)
+		if IsDumpDir(ent.Name) {
+			before = append(before, ent.Name)
 		}
 	}
 	start := time.Now()
@@ -429,8 +302,8 @@ func (e *e2eLab) runExt4Cycle(t *testing.T, i, n int, c e2eCycle, disk string, k
 		}
 	}
 	for _, ent := range debugfsList(t, disk, crashDir) {
-		if IsDumpDir(ent.name) {
-			after = append(after, ent.name)
+		if IsDumpDir(ent.Name) {
+			after = append(after, ent.Name)
 		}
 	}
 	var added []string
@@ -455,15 +328,15 @@ func (e *e2eLab) runExt4Cycle(t *testing.T, i, n int, c e2eCycle, disk string, k
 	var names []string
 	var dumpSize int64
 	for _, ent := range ents {
-		names = append(names, ent.name)
-		if ent.mode&0o7777 != 0o600 {
-			fail("%s/%s: mode %o, want 0600", dir, ent.name, ent.mode&0o7777)
+		names = append(names, ent.Name)
+		if ent.Mode&0o7777 != 0o600 {
+			fail("%s/%s: mode %o, want 0600", dir, ent.Name, ent.Mode&0o7777)
 		}
-		if strings.HasSuffix(ent.name, IncompleteSuffix) {
-			fail("%s/%s: an incomplete dump is left", dir, ent.name)
+		if strings.HasSuffix(ent.Name, IncompleteSuffix) {
+			fail("%s/%s: an incomplete dump is left", dir, ent.Name)
 		}
-		if ent.name == "dump."+dir {
-			dumpSize = ent.size
+		if ent.Name == "dump."+dir {
+			dumpSize = ent.Size
 		}
 	}
 	if want := []string{"dmesg." + dir, "dump." + dir}; strings.Join(names, " ") != strings.Join(want, " ") {
@@ -481,7 +354,7 @@ func (e *e2eLab) runExt4Cycle(t *testing.T, i, n int, c e2eCycle, disk string, k
 	}
 	var listing []string
 	for _, ent := range ents {
-		listing = append(listing, fmt.Sprintf("%s/%s/%s  mode %o  %d bytes", strings.TrimSuffix(crashDir, "/"), dir, ent.name, ent.mode&0o7777, ent.size))
+		listing = append(listing, fmt.Sprintf("%s/%s/%s  mode %o  %d bytes", strings.TrimSuffix(crashDir, "/"), dir, ent.Name, ent.Mode&0o7777, ent.Size))
 	}
 	e.writeTranscript(t, fmt.Sprintf("%s-%d", c.scenario, i), console, strings.Join(listing, "\n"), filepath.Join(local, "dump"))
 	fmt.Printf("e2e: cycle %d/%d %s → %s: ok, dump.%s (%.0f MiB, lzo -d 31), PANIC %q, bt: %s (%.0f s; capture initramfs %s)\n",

@@ -1,5 +1,5 @@
-// Command e2eprod is /init of the production guest of capture's kdump
-// cycles (TestE2E*). It does what a machine's boot does with salvage and
+// Command kdumpinit is /init of the lab's kdump guest: the production
+// machine of capture's kdump cycles (TestE2E*) and of `salvage lab demo`. It does what a machine's boot does with salvage and
 // nothing else: loads the drivers of its disk, runs `salvage kdump load`
 // (which builds the capture initramfs from this guest's /lib/modules and
 // live sysfs, then loads it with kexec_file_load), checks `salvage kdump
@@ -17,8 +17,14 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
+)
 
-	"golang.org/x/sys/unix"
+// It is built from the lab's embedded source with the standard library
+// alone, so raw system calls stand in for golang.org/x/sys/unix.
+const (
+	tcsbrk         = 0x5409 // TCSBRK on x86
+	sysFinitModule = 313    // finit_module on x86_64
 )
 
 func say(format string, a ...any) { fmt.Printf("E2E: "+format+"\n", a...) }
@@ -39,7 +45,7 @@ func main() {
 func drain() {
 	// TCSBRK with a non-zero argument is tcdrain: let the report reach
 	// the serial port before a panic cuts it off.
-	unix.IoctlSetInt(int(os.Stdout.Fd()), unix.TCSBRK, 1)
+	syscall.Syscall(syscall.SYS_IOCTL, os.Stdout.Fd(), tcsbrk, 1)
 	time.Sleep(200 * time.Millisecond)
 }
 
@@ -117,8 +123,10 @@ func loadModule(path string) error {
 		return err
 	}
 	defer f.Close()
-	if err := unix.FinitModule(int(f.Fd()), "", 0); err != nil && err != unix.EEXIST {
-		return err
+	params := []byte{0}
+	_, _, e := syscall.Syscall(sysFinitModule, f.Fd(), uintptr(unsafe.Pointer(&params[0])), 0)
+	if e != 0 && e != syscall.EEXIST {
+		return e
 	}
 	return nil
 }
