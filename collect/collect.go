@@ -339,7 +339,10 @@ func write(ctx context.Context, src *dump.File, sel *Selection, out destination,
 		// crash indexes record by record, and a dump meant to equal
 		// makedumpfile's (Exact: no needs) are written in PFN order.
 		needsFirst := !h.Streamed
-		w = kdumpSink{kw, needsFirst}
+		// Pages go by descriptor index in either order, so that a page
+		// the source lacks (skipped) leaves its descriptor unwritten
+		// rather than shifting those after it.
+		w = kdumpSink{kw}
 		items, total, codec = sel.keptPages(needsFirst), sel.Counts.Kept, opt.Compression
 	case FormatELF:
 		ew, src2, n, err := newELFSink(src, sel, out)
@@ -399,18 +402,13 @@ func kdumpWriter(out destination, h dump.KdumpHeader, codec dump.Compression, se
 	return kw, nil
 }
 
-// kdumpSink feeds a kdump writer: by descriptor index when the pages come
-// out of PFN order.
+// kdumpSink feeds a kdump writer by descriptor index.
 type kdumpSink struct {
 	*dump.KdumpWriter
-	indexed bool
 }
 
 func (s kdumpSink) WritePage(it item, p dump.EncodedPage) error {
-	if s.indexed {
-		return s.WritePageIndex(it.idx, it.pfn, p)
-	}
-	return s.KdumpWriter.WritePage(it.pfn, p)
+	return s.WritePageIndex(it.idx, it.pfn, p)
 }
 
 // destination is where a dump goes: a file, or a flattened stream.

@@ -117,4 +117,51 @@ func TestCollectTruncatedSource(t *testing.T) {
 			t.Logf("%s: %d frames equal to the source; %d it lacks (%d left missing by the writer)", c.name, same, lacked, res.Missing)
 		})
 	}
+	// A flattened stream (-F) of it: the same, the missing pages' records
+	// never sent, the stream marked incomplete.
+	t.Run("lzo.flat", func(t *testing.T) {
+		p := filepath.Join(dir, "lzo.flat")
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = CollectStream(context.Background(), src, f, Options{Level: 31, Compression: "lzo"})
+		f.Close()
+		var se *SourceError
+		if !errors.As(err, &se) {
+			t.Fatalf("error %v, want a SourceError", err)
+		}
+		got, err := dump.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer got.Close()
+		if !got.Incomplete {
+			t.Error("the stream is not marked incomplete")
+		}
+		ps := uint64(got.Memory.PageSize())
+		a, b := make([]byte, ps), make([]byte, ps)
+		var same, notMissing uint64
+		for _, r := range src.Memory.Ranges() {
+			for pfn := r.Start / ps; pfn < r.End/ps; pfn++ {
+				if src.Memory.State(pfn) == dump.PageMissing {
+					if got.Memory.State(pfn) != dump.PageMissing {
+						notMissing++
+					}
+					continue
+				}
+				if _, err := got.Memory.ReadPhys(a, pfn*ps); err != nil {
+					continue
+				}
+				if _, err := src.Memory.ReadPhys(b, pfn*ps); err != nil || !bytes.Equal(a, b) {
+					t.Fatalf("frame %#x reads differently from the source (%v)", pfn, err)
+				}
+				same++
+			}
+		}
+		if same == 0 || notMissing != 0 {
+			t.Errorf("%d frames equal to the source; %d the source lacks are not missing in the stream", same, notMissing)
+		}
+		t.Logf("lzo.flat: %d frames equal to the source, %d missing as in the source", same, se.Missing)
+	})
 }
