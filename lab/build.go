@@ -105,7 +105,11 @@ func (l *Lab) Build(opt Options) (*corpus.Manifest, error) {
 			if err != nil {
 				return nil, err
 			}
-			m.Dumps = append(m.Dumps, rec.Dumps...)
+			for _, d := range rec.Dumps {
+				if k.Spec.keeps(d.Variant) {
+					m.Dumps = append(m.Dumps, d)
+				}
+			}
 			m.Rejected = append(m.Rejected, rec.Rejected...)
 		}
 	}
