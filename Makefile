@@ -27,8 +27,10 @@ deps:
 lab: deps build
 	$(BIN) lab build
 
+# The whole story: a lab machine armed by salvage alone crashes, its
+# capture kernel saves the dump with salvage, and salvage analyzes it.
 demo: lab
-	$(BIN) lab show sys
+	$(BIN) lab demo
 
 fuzz: deps
 	./lab/fuzz.sh

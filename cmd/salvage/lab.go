@@ -64,7 +64,7 @@ func newLabCmd() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(build, show)
+	cmd.AddCommand(build, show, newLabDemoCmd())
 	return cmd
 }
 
