@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"salvage/dump"
@@ -164,4 +166,25 @@ func TestCollectTruncatedSource(t *testing.T) {
 		}
 		t.Logf("lzo.flat: %d frames equal to the source, %d missing as in the source", same, se.Missing)
 	})
+}
+
+// OutOfSpace, which --retry-levels acts on, knows a full disk, a quota,
+// a file size limit and -L through any wrapping, and nothing else.
+func TestOutOfSpace(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("d.incomplete: writing 4096 bytes at offset 0x1000: %w", &os.PathError{Op: "write", Path: "d", Err: syscall.ENOSPC}), true},
+		{fmt.Errorf("x: %w", syscall.EDQUOT), true},
+		{fmt.Errorf("x: %w", syscall.EFBIG), true},
+		{fmt.Errorf("d.incomplete: writing: %w", ErrLimit), true},
+		{fmt.Errorf("x: %w", syscall.EIO), false},
+		{&SourceError{Source: "s", Missing: 1, Total: 2}, false},
+		{errors.New("no space left on device"), false}, // words are not the errno
+	} {
+		if got := OutOfSpace(c.err); got != c.want {
+			t.Errorf("OutOfSpace(%v) = %v", c.err, got)
+		}
+	}
 }
