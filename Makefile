@@ -15,7 +15,7 @@ all: build
 build: $(BIN)
 
 $(BIN): FORCE
-	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/salvage
+	$(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN) ./cmd/salvage
 
 FORCE:
 
