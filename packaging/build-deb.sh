@@ -38,11 +38,10 @@ chmod 0755 "$stage"
 trap 'rm -rf "$stage"' EXIT
 umask 022
 install -d -m 0755 "$stage/DEBIAN" "$stage/usr/bin" "$stage/lib/systemd/system" \
-	"$stage/etc/salvage" "$stage/usr/lib/salvage" "$stage/usr/share/doc/salvage"
+	"$stage/etc/salvage" "$stage/usr/share/doc/salvage"
 install -m 0755 "$bin" "$stage/usr/bin/salvage"
 install -m 0644 "$here/salvage-kdump.service" "$stage/lib/systemd/system/salvage-kdump.service"
 install -m 0644 "$here/kdump.conf" "$stage/etc/salvage/kdump.conf"
-install -m 0755 "$here/savecore-raw" "$stage/usr/lib/salvage/savecore-raw"
 if [ -f "$here/../README.md" ]; then
 	install -m 0644 "$here/../README.md" "$stage/usr/share/doc/salvage/README.md"
 fi

@@ -83,9 +83,6 @@ func TestDebContents(t *testing.T) {
 		"drwxr-xr-x root/root ./usr/",
 		"drwxr-xr-x root/root ./usr/bin/",
 		"-rwxr-xr-x root/root ./usr/bin/salvage",
-		"drwxr-xr-x root/root ./usr/lib/",
-		"drwxr-xr-x root/root ./usr/lib/salvage/",
-		"-rwxr-xr-x root/root ./usr/lib/salvage/savecore-raw",
 		"drwxr-xr-x root/root ./usr/share/",
 		"drwxr-xr-x root/root ./usr/share/doc/",
 		"drwxr-xr-x root/root ./usr/share/doc/salvage/",
@@ -277,7 +274,7 @@ func TestUnit(t *testing.T) {
 		{"Service", "RemainAfterExit", "yes"},
 		{"Service", "ExecStart", "/usr/bin/salvage kdump load"},
 		{"Service", "ExecStop", "/usr/bin/salvage kdump unload"},
-		{"Service", "ExecStartPre", "-/usr/lib/salvage/savecore-raw"},
+		{"Service", "ExecStartPre", "-/usr/bin/salvage kdump savecore --if-raw"},
 		{"Install", "WantedBy", "multi-user.target"},
 		{"Unit", "Wants", "network-online.target"},
 	} {
@@ -303,7 +300,6 @@ func TestUnit(t *testing.T) {
 	x := t.TempDir()
 	run(t, "dpkg-deb", "-x", deb, x)
 	unit := bytes.ReplaceAll(b, []byte("/usr/bin/salvage"), []byte(x+"/usr/bin/salvage"))
-	unit = bytes.ReplaceAll(unit, []byte("/usr/lib/salvage/"), []byte(x+"/usr/lib/salvage/"))
 	vdir := t.TempDir()
 	p := filepath.Join(vdir, "salvage-kdump.service")
 	os.WriteFile(p, unit, 0o644)
@@ -316,42 +312,6 @@ func TestUnit(t *testing.T) {
 	os.WriteFile(bad, bytes.Replace(unit, []byte("Type=oneshot"), []byte("Type=oneshoot"), 1), 0o644)
 	if out, _ := exec.Command(sa, "verify", bad).CombinedOutput(); !bytes.Contains(out, []byte("oneshoot")) {
 		t.Errorf("systemd-analyze verify did not flag a bad Type=: %s", out)
-	}
-}
-
-// TestSavecoreRaw runs the unit's ExecStartPre helper against kdump.conf
-// variants with a fake salvage that records its arguments.
-func TestSavecoreRaw(t *testing.T) {
-	dir := t.TempDir()
-	log := filepath.Join(dir, "args")
-	fake := filepath.Join(dir, "salvage")
-	os.WriteFile(fake, []byte("#!/bin/sh\necho \"$@\" > "+log+"\n"), 0o755)
-	for _, c := range []struct{ conf, want string }{
-		{"raw /dev/vdb\n", "kdump savecore --raw /dev/vdb\n"},
-		{"# raw /dev/vdb\npath /var/crash\n", ""},
-		{"path /var/crash\n  raw\t/dev/disk/by-id/x # the spare disk\n", "kdump savecore --raw /dev/disk/by-id/x\n"},
-		{"ext4 /dev/vdb\n", ""},
-		{"", ""},
-	} {
-		os.Remove(log)
-		conf := filepath.Join(dir, "kdump.conf")
-		os.WriteFile(conf, []byte(c.conf), 0o644)
-		cmd := exec.Command("./savecore-raw")
-		cmd.Env = append(os.Environ(), "SALVAGE="+fake, "SALVAGE_CONF="+conf)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("%q: %v %s", c.conf, err, out)
-		}
-		got, _ := os.ReadFile(log)
-		if string(got) != c.want {
-			t.Errorf("%q: salvage got %q, want %q", c.conf, got, c.want)
-		}
-	}
-	conf := filepath.Join(dir, "kdump.conf")
-	os.WriteFile(conf, []byte("raw LABEL=no-such-label-salvage-test\n"), 0o644)
-	cmd := exec.Command("./savecore-raw")
-	cmd.Env = append(os.Environ(), "SALVAGE="+fake, "SALVAGE_CONF="+conf)
-	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "LABEL=no-such-label-salvage-test: no such device") {
-		t.Errorf("missing label: %v %s", err, out)
 	}
 }
 

@@ -175,7 +175,7 @@ func writeInitramfs(w io.Writer, r *capture.InitramfsResult) {
 
 func newKdumpSavecoreCmd(root *string) *cobra.Command {
 	var raw, dir, vmcore string
-	var keep, jsonOut bool
+	var keep, jsonOut, ifRaw bool
 	cmd := &cobra.Command{
 		Use:   "savecore",
 		Short: "Save a dump after the reboot: from a raw device, or from /proc/vmcore",
@@ -187,6 +187,10 @@ dmesg.STAMP, mode 0600; the dump path of the configuration by default):
                  an ordinary kdump file and the kernel log saved beside
                  it; then the device's header is cleared so the dump is
                  not saved twice (--keep-header leaves it)
+  --if-raw       the same from the configured raw target's device
+                 (LABEL= and UUID= resolved); nothing to do, and exit
+                 status 0, when the target is not raw or its device holds
+                 no dump: salvage-kdump.service runs it before loading
   (no --raw)     in a kdump kernel, /proc/vmcore collected with the
                  configured core_collector, as the capture would
 
@@ -195,6 +199,7 @@ Old dumps are pruned to KDUMP_NUM_DUMPS.
 Examples:
   salvage kdump savecore --raw /dev/vdb
   salvage kdump savecore --raw disk.img --dir /var/crash
+  salvage kdump savecore --if-raw
   salvage kdump savecore`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -204,6 +209,21 @@ Examples:
 			}
 			if len(set.Errors) > 0 {
 				return fmt.Errorf("the configuration has mistakes:\n  %s", strings.Join(set.Errors, "\n  "))
+			}
+			if ifRaw {
+				if raw != "" {
+					return fmt.Errorf("give --raw DEVICE or --if-raw, not both")
+				}
+				t := set.Conf.Target
+				if t.Kind != "raw" {
+					fmt.Fprintf(cmd.OutOrStdout(), "savecore: the dump target is %s, not a raw device: nothing to save\n", t)
+					return nil
+				}
+				dev, err := capture.FindDevice(*root, t.Device)
+				if err != nil {
+					return fmt.Errorf("the raw target (kdump.conf line %d): %w", t.Line, err)
+				}
+				raw = filepath.Join(*root, dev)
 			}
 			if dir == "" {
 				dir = filepath.Join(*root, set.CoreDir)
@@ -225,6 +245,10 @@ Examples:
 				o.Dmesg = nil
 			}
 			sv, err := capture.Savecore(context.Background(), o)
+			if ifRaw && errors.Is(err, capture.ErrNoRawDump) {
+				fmt.Fprintf(cmd.OutOrStdout(), "savecore: %s holds no dump: nothing to save\n", raw)
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -246,6 +270,7 @@ Examples:
 	fl.StringVar(&raw, "raw", "", "the raw target's device, or an image of it")
 	fl.StringVar(&dir, "dir", "", "where to save (default: the configured dump path)")
 	fl.StringVar(&vmcore, "vmcore", "", "the dump to save without --raw (default /proc/vmcore)")
+	fl.BoolVar(&ifRaw, "if-raw", false, "save from the configured raw target, if it is one and holds a dump")
 	fl.BoolVar(&keep, "keep-header", false, "leave the raw device's header (the dump will be found again)")
 	fl.BoolVar(&jsonOut, "json", false, "print what was saved as JSON")
 	return cmd

@@ -85,3 +85,35 @@ func TestKdumpSavecoreNothing(t *testing.T) {
 		t.Errorf("savecore of an empty disk: %v", err)
 	}
 }
+
+// savecore --if-raw (salvage-kdump.service's ExecStartPre) saves only
+// from a configured raw target, and an empty one or another target is
+// nothing to do, not an error; a raw target whose device is missing is.
+func TestKdumpSavecoreIfRaw(t *testing.T) {
+	for _, c := range []struct {
+		conf, out, err string
+		disk           bool
+	}{
+		{conf: "ext4 /dev/vdb\n", out: "savecore: the dump target is ext4 /dev/vdb, not a raw device: nothing to save\n"},
+		{conf: "path /var/crash\n", out: "savecore: the dump target is local, not a raw device: nothing to save\n"},
+		{conf: "raw /dev/vdb\n", disk: true, out: "holds no dump: nothing to save\n"},
+		{conf: "raw /dev/vdc\n", err: "the raw target (kdump.conf line 1): device /dev/vdc: stat "},
+	} {
+		root := t.TempDir()
+		os.MkdirAll(filepath.Join(root, "etc/salvage"), 0o755)
+		os.MkdirAll(filepath.Join(root, "dev"), 0o755)
+		os.WriteFile(filepath.Join(root, "etc/salvage/kdump.conf"), []byte(c.conf), 0o644)
+		if c.disk {
+			os.WriteFile(filepath.Join(root, "dev/vdb"), make([]byte, 1<<16), 0o600)
+		}
+		out, err := runKdump(t, "savecore", "--if-raw", "--root", root, "--dir", t.TempDir())
+		switch {
+		case c.err != "":
+			if err == nil || !strings.HasPrefix(err.Error(), c.err) {
+				t.Errorf("%q: %v, want %q", c.conf, err, c.err)
+			}
+		case err != nil || !strings.HasSuffix(out, c.out):
+			t.Errorf("%q: %v, said %q; want %q", c.conf, err, out, c.out)
+		}
+	}
+}
