@@ -92,7 +92,7 @@ func run() {
 		return
 	}
 	say("load took %.1fs", time.Since(start).Seconds())
-	if !salvage("status", "kdump", "status") {
+	if !salvage("show", "kdump", "show") {
 		return
 	}
 	switch scenario {
