@@ -61,9 +61,6 @@ func TestLogMatchesCrash(t *testing.T) {
 						continue
 					}
 					cmd := d.RefCommands[key]
-					if hzWrong && strings.Contains(cmd, "T") {
-						want = hz.logT(t, want) // crash's HZ on 6.12: see crashHZ
-					}
 					if !strings.HasPrefix(cmd, "log") {
 						t.Fatalf("reference %s is of %q, not log", key, cmd)
 					}
@@ -71,6 +68,10 @@ func TestLogMatchesCrash(t *testing.T) {
 					got, errs := execCapture(s, cmd)
 					if errs != "" {
 						t.Errorf("%s: %s", cmd, errs)
+					}
+					if got != want && hzWrong && strings.Contains(cmd, "T") && hz.logT(t, want) == got {
+						t.Logf("%s: crash's dates are off by its HZ on this kernel (see crashHZ), exactly", cmd)
+						continue
 					}
 					same, total := countSameLines(got, want)
 					if got != want {

@@ -22,7 +22,7 @@ var moduleTypes = []string{"virtio_blk", "virtio_blk_vq", "virtio_pci_device", "
 func TestModuleBTF(t *testing.T) {
 	m := corpus.Require(t)
 	ds := m.Select(func(d corpus.Dump) bool { return d.Scenario == "sysrq" && d.Variant == "vmcore-elf" })
-	if len(ds) != 1 {
+	if len(ds) == 0 {
 		t.Fatal("no sysrq vmcore-elf dump in the corpus")
 	}
 	d := ds[0]
