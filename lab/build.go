@@ -23,7 +23,7 @@ type Options struct {
 }
 
 // DefaultKernels are the kernels a build crashes when not told otherwise.
-var DefaultKernels = []string{"6.1"}
+var DefaultKernels = []string{"6.1", "6.12"}
 
 // selectKernels resolves Options.Kernels to specs.
 func (opt Options) selectKernels() ([]KernelSpec, error) {
