@@ -64,13 +64,15 @@ var mdfClasses = []struct {
 //     frame once (the 1st bitmaps of both tools' dumps agree). "Remaining
 //     pages" (original less excluded) inherits the difference.
 //   - "Excluded pages" is the sum of the classes compared.
+//   - makedumpfile 1.7.2 on a kernel it says it does not support (6.12):
+//     its counts are reported, not held to.
 func TestCountsMatchMakedumpfile(t *testing.T) {
 	m := corpus.Require(t)
 	if v := m.MakedumpfileSidVersion(); v == "" {
 		t.Fatal("sid's makedumpfile is missing from the lab: run `make lab`")
 	}
 	var table strings.Builder
-	fmt.Fprintf(&table, "%-10s %-24s %9s %9s %9s %9s\n", "crash", "class", "salvage", "1.7.8", "1.7.2", "+analyzer")
+	fmt.Fprintf(&table, "%-36s %-24s %9s %9s %9s %9s\n", "crash", "class", "salvage", "1.7.8", "1.7.2", "+analyzer")
 	scenarios := 0
 	for _, d := range m.Dumps {
 		if d.Variant != "vmcore-elf" {
@@ -82,7 +84,7 @@ func TestCountsMatchMakedumpfile(t *testing.T) {
 			levels = []int{1, 2, 4, 8, 16, 31}
 		}
 		for _, level := range levels {
-			name := fmt.Sprintf("%s-d%d", d.Scenario, level)
+			name := fmt.Sprintf("%s/%s-d%d", d.Release, d.Scenario, level)
 			t.Run(name, func(t *testing.T) {
 				src := openDump(t, m, d)
 				dir := t.TempDir()
@@ -96,11 +98,16 @@ func TestCountsMatchMakedumpfile(t *testing.T) {
 				if err != nil {
 					t.Fatalf("makedumpfile 1.7.8: %v\n%s", err, out178)
 				}
-				out172, err := exec.Command(makedumpfileBinary, "-l", "-d", lv, "--message-level", "16", m.Paths(d)[0], filepath.Join(dir, "mdf-1.7.2")).CombinedOutput()
+				out172, err := exec.Command(makedumpfileBinary, "-l", "-d", lv, "--message-level", "22", m.Paths(d)[0], filepath.Join(dir, "mdf-1.7.2")).CombinedOutput()
 				if err != nil {
 					t.Fatalf("makedumpfile 1.7.2: %v\n%s", err, out172)
 				}
 				r178, r172 := parseMdfReport(string(out178)), parseMdfReport(string(out172))
+				// Known difference: on a kernel newer than it knows, 1.7.2
+				// says so and misclassifies (on 6.12, most user pages and
+				// in-use slab pages); it is then compared but not held to.
+				unsupported172 := strings.Contains(string(out172), "The kernel version is not supported")
+				known172 := 0
 				exact, ours := collectTo(t, src, dir, "salvage", Options{Level: level, Compression: "lzo", Exact: true})
 				full, _ := collectTo(t, src, dir, "salvage-needs", Options{Level: level, Compression: "lzo"})
 				var fullDiff uint64
@@ -119,12 +126,16 @@ func TestCountsMatchMakedumpfile(t *testing.T) {
 						t.Errorf("%s: salvage %d, makedumpfile 1.7.8 %d", c.label, got, w8)
 					}
 					if got != w2 {
-						t.Errorf("%s: salvage %d, makedumpfile 1.7.2 %d", c.label, got, w2)
+						if unsupported172 {
+							known172++
+						} else {
+							t.Errorf("%s: salvage %d, makedumpfile 1.7.2 %d", c.label, got, w2)
+						}
 					}
 					if c.label != "Pages filled with zero" && c.ours != nil {
 						fullDiff += got - withNeeds
 					}
-					fmt.Fprintf(&table, "%-10s %-24s %9d %9d %9d %9d\n", name, c.label, got, w8, w2, int64(withNeeds)-int64(got))
+					fmt.Fprintf(&table, "%-36s %-24s %9d %9d %9d %9d\n", name, c.label, got, w8, w2, int64(withNeeds)-int64(got))
 				}
 				// The pages kept for the analyzer leave their classes; those
 				// of them that are zeroes are counted as zero pages when
@@ -151,12 +162,15 @@ func TestCountsMatchMakedumpfile(t *testing.T) {
 						}
 					}
 				}
+				if known172 > 0 {
+					t.Logf("%s: makedumpfile 1.7.2 says the kernel version is not supported, and %d of its counts differ (a known difference; 1.7.8 agrees with salvage)", name, known172)
+				}
 				t.Logf("%s: %d frames, states equal to makedumpfile 1.7.8's dump but %d; %d kept for the analyzer by default", name, exact.Selection.MaxPFN, diff, full.Counts.KeptForAnalyzer)
 			})
 		}
 	}
 	if scenarios < 5 {
-		t.Errorf("%d crashes with a /proc/vmcore copy, want the lab's 5", scenarios)
+		t.Errorf("%d crashes with a /proc/vmcore copy, want at least the lab's 5", scenarios)
 	}
 	t.Logf("page counts (salvage --exact; makedumpfile's --message-level 16 report; +analyzer: salvage's default less --exact):\n%s", table.String())
 }

@@ -54,12 +54,12 @@ func readSplitHeader(t *testing.T, path string) splitHeader {
 // sys (but its DUMPFILES lines), ps, bt and log as on makedumpfile's dump.
 func TestCollectSplit(t *testing.T) {
 	m := corpus.Require(t)
-	raw, filt := crashDumps(t, m, "sysrq")
-	src := openDump(t, m, raw)
 	ds := m.Select(func(d corpus.Dump) bool { return d.Scenario == "sysrq" && d.Variant == "split-lzo-d31" })
-	if len(ds) != 1 {
+	if len(ds) == 0 {
 		t.Fatal("the corpus has no sysrq split-lzo-d31 set")
 	}
+	raw, filt := sameCrash(t, m, ds[0], "vmcore-elf"), sameCrash(t, m, ds[0], "lzo-d31")
+	src := openDump(t, m, raw)
 	refSplit := openDump(t, m, ds[0])
 	dir := t.TempDir()
 	var dests []string
@@ -170,4 +170,14 @@ func dropSplitDumpfiles(s string) string {
 		out = append(out, l)
 	}
 	return strings.Join(out, "\n")
+}
+
+// sameCrash returns the dump of d's crash in variant.
+func sameCrash(t *testing.T, m *corpus.Manifest, d corpus.Dump, variant string) corpus.Dump {
+	t.Helper()
+	ds := m.Select(func(x corpus.Dump) bool { return x.Crash == d.Crash && x.Release == d.Release && x.Variant == variant })
+	if len(ds) != 1 {
+		t.Fatalf("the corpus has %d %s dumps of %s's crash", len(ds), variant, d.ID)
+	}
+	return ds[0]
 }

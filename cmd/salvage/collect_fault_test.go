@@ -118,10 +118,7 @@ func withoutDumpfile(s string) string {
 func TestCollectKilled(t *testing.T) {
 	m := corpus.Require(t)
 	src := sysrqVmcore(t)
-	ref := m.Select(func(d corpus.Dump) bool { return d.Scenario == "sysrq" && d.Variant == "lzo-d31" })
-	if len(ref) != 1 {
-		t.Fatal("the corpus has no sysrq lzo-d31 dump")
-	}
+	ref := []corpus.Dump{sysrqDump(t, m, "lzo-d31")}
 	dest := filepath.Join(t.TempDir(), "dump")
 	cmd, stderr := salvageChild(t, "collect", "-c", "-d", "31", "--num-threads", "1", "--progress=json", "--message-level", "0", src, dest)
 	var killedAt float64

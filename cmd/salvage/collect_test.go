@@ -15,17 +15,34 @@ import (
 	"salvage/lab/corpus"
 )
 
-// sysrqVmcore is the raw /proc/vmcore copy of the lab's sysrq crash.
+// sysrqVmcore is the raw /proc/vmcore copy of the lab's sysrq crash (of
+// the first kernel, when the corpus has several).
 func sysrqVmcore(t *testing.T) string {
 	t.Helper()
 	m := corpus.Require(t)
+	return m.Paths(sysrqDump(t, m, "vmcore-elf"))[0]
+}
+
+// sysrqDump is the variant of the sysrq crash sysrqVmcore names.
+func sysrqDump(t *testing.T, m *corpus.Manifest, variant string) corpus.Dump {
+	t.Helper()
+	var first *corpus.Dump
 	for _, d := range m.Dumps {
 		if d.Scenario == "sysrq" && d.Variant == "vmcore-elf" {
-			return m.Paths(d)[0]
+			first = &d
+			break
 		}
 	}
-	t.Fatal("the corpus has no sysrq vmcore-elf")
-	return ""
+	if first == nil {
+		t.Fatal("the corpus has no sysrq vmcore-elf")
+	}
+	for _, d := range m.Dumps {
+		if d.Crash == first.Crash && d.Release == first.Release && d.Variant == variant {
+			return d
+		}
+	}
+	t.Fatalf("the corpus has no %s of %s's crash", variant, first.ID)
+	return corpus.Dump{}
 }
 
 // makedumpfileCounts counts the RAM frames and the frames kept (present,
@@ -35,11 +52,7 @@ func sysrqVmcore(t *testing.T) string {
 func makedumpfileCounts(t *testing.T) (ram, kept uint64) {
 	t.Helper()
 	m := corpus.Require(t)
-	ds := m.Select(func(d corpus.Dump) bool { return d.Scenario == "sysrq" && d.Variant == "lzo-d31" })
-	if len(ds) != 1 {
-		t.Fatal("the corpus has no sysrq lzo-d31 dump")
-	}
-	f, err := dump.Open(m.Paths(ds[0])...)
+	f, err := dump.Open(m.Paths(sysrqDump(t, m, "lzo-d31"))...)
 	if err != nil {
 		t.Fatal(err)
 	}
