@@ -64,11 +64,9 @@ func (l *Lab) NewKdumpGuest(m *corpus.Manifest, dir, salvage string) (*KdumpGues
 	// The guest's module tree, laid out as Debian's package lays it out,
 	// indexed by the host's depmod (kmod) as the package's postinst does.
 	where := map[string]string{"virtio_blk": "kernel/drivers/block", "qemu_fw_cfg": "kernel/drivers/firmware"}
-	stage, err := os.MkdirTemp(dir, "modules")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(stage)
+	// The staging tree stays in dir/stage: tests add modules to it and
+	// index it again.
+	stage := filepath.Join(dir, "stage")
 	tree := filepath.Join(stage, "lib/modules", a.Release)
 	put := func(src, rel string) error {
 		b, err := os.ReadFile(src)
