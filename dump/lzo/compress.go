@@ -63,9 +63,9 @@ func (c *Compressor) Compress(dst, src []byte) []byte {
 	for ip+minMatch <= n {
 		v := le.Uint32(src[ip:])
 		h := (v * 0x9E3779B1) >> hashShift
-		cand := int(table[h]-base) - 1
-		table[h] = base + int32(ip+1)
-		if cand < 0 || ip-cand > m4MaxOff || le.Uint32(src[cand:]) != v {
+		cand := int(table[h&(1<<hashBits-1)]-base) - 1
+		table[h&(1<<hashBits-1)] = base + int32(ip+1)
+		if uint(cand) >= uint(ip) || ip-cand > m4MaxOff || le.Uint32(src[cand:cand+4]) != v {
 			// No match: step further the longer the literal run, as
 			// lzo1x_1 does, so that incompressible data goes fast.
 			ip += 1 + (ip-lit)>>5
@@ -73,7 +73,8 @@ func (c *Compressor) Compress(dst, src []byte) []byte {
 		}
 		mlen := minMatch
 		for ip+mlen+8 <= n {
-			if x := le.Uint64(src[cand+mlen:]) ^ le.Uint64(src[ip+mlen:]); x != 0 {
+			a, b := src[cand+mlen:cand+mlen+8], src[ip+mlen:ip+mlen+8]
+			if x := le.Uint64(a) ^ le.Uint64(b); x != 0 {
 				mlen += bits.TrailingZeros64(x) / 8
 				goto matched
 			}
