@@ -50,7 +50,7 @@ type collectFlags struct {
 func newCollectCmd() *cobra.Command {
 	var f collectFlags
 	cmd := &cobra.Command{
-		Use:   "collect [flags] SOURCE DEST",
+		Use:   "collect [flags] SOURCE DEST…",
 		Short: "Filter and compress a crash dump (what makedumpfile does)",
 		Long: `Collect reads SOURCE — /proc/vmcore in the capture kernel, or any dump
 salvage reads — and writes the pages the dump level keeps to DEST, as
@@ -76,6 +76,8 @@ Examples:
   salvage collect --compression zstd -d 31 vmcore.elf vmcore.kdump
   salvage collect -l -d 1 --retry-levels 11,31 /proc/vmcore /var/crash/vmcore
   salvage collect --dump-dmesg /proc/vmcore /var/crash/dmesg.txt
+  salvage collect -l -d 31 --split 3 /proc/vmcore /var/crash/vmcore   # vmcore.1 vmcore.2 vmcore.3
+  salvage collect -l -d 31 --split /proc/vmcore /mnt/a/vmcore /mnt/b/vmcore
   makedumpfile -l --message-level 1 -d 31 /proc/vmcore /var/crash/dump`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if f.flat && len(args) == 1 {
