@@ -8,7 +8,7 @@ export SALVAGE_LAB_CACHE := $(CACHE)
 export CGO_ENABLED := 0
 SHELL    := /bin/bash
 
-.PHONY: all build deps lab demo test fuzz bench e2e package clean
+.PHONY: all build deps lab demo test fuzz bench e2e matrix package clean
 
 all: build
 
@@ -42,6 +42,11 @@ test: lab fuzz
 # guests: real panics, the capture kernel saving each dump; a line per cycle.
 e2e: lab
 	set -o pipefail; $(GO) test -count=1 -v -timeout 60m -run '^TestE2E' ./capture/ | grep -E '^(e2e:|--- FAIL|FAIL|ok)'
+
+# The collector's whole compatibility matrix (53 outputs, level × codec ×
+# format, each opened by crash and by salvage); make test checks its diagonal.
+matrix: lab
+	$(GO) test -count=1 -v -timeout 60m -run '^TestCollectMatrix$$' ./collect/ -matrix-full
 
 # A Debian package of salvage with its systemd unit, in dist/.
 package: build

@@ -3,6 +3,7 @@ package collect
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -64,6 +65,8 @@ func normalizeSys(s string) string {
 	return strings.Join(out, "\n")
 }
 
+var matrixFull = flag.Bool("matrix-full", false, "TestCollectMatrix: every cell of the matrix (53 outputs), not its diagonal")
+
 // The compatibility matrix: the sysrq crash collected at every level bit
 // (0, 1, 2, 4, 8, 16, 31) with every codec (none, zlib, lzo, snappy,
 // zstd) as kdump-compressed files, as ELF (-E), and as flattened streams
@@ -73,8 +76,9 @@ func normalizeSys(s string) string {
 // crash's on makedumpfile's lzo -d 31 dump of the crash (sys without its
 // DUMPFILE and KERNEL lines). Two outputs are checked at a time. The
 // matrix is printed with -v. It takes 6–12 minutes on the lab's 2 CPUs
-// (crash's sessions, and the 800 MB outputs of -d 0 without a codec);
-// -short checks a diagonal of 12 outputs instead.
+// (crash's sessions, and the 800 MB outputs of -d 0 without a codec), so
+// `make test` checks a diagonal of 12 outputs, each level, codec and
+// format at least once; -matrix-full (`make matrix`) checks all 53.
 func TestCollectMatrix(t *testing.T) {
 	m := corpus.Require(t)
 	argv := crashBinary(t, m)
@@ -105,9 +109,9 @@ func TestCollectMatrix(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cells := matrixCells()
-	if testing.Short() {
-		// -short: a diagonal of the matrix, each level, codec and
-		// format at least once (12 outputs instead of 53).
+	if !*matrixFull {
+		// A diagonal of the matrix: each level, codec and format at
+		// least once (12 outputs instead of 53).
 		cells = []matrixCell{
 			{"kdump", "none", 0}, {"kdump", "zlib", 1}, {"kdump", "lzo", 2}, {"kdump", "snappy", 4},
 			{"kdump", "zstd", 8}, {"kdump", "lzo", 16}, {"kdump", "zstd", 31},
