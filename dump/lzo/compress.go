@@ -37,6 +37,7 @@ type Compressor struct {
 	// table saves a 16 KiB clear per 4 KiB page.
 	table [1 << hashBits]int32
 	base  int32
+	small [1 << smallBits]uint16
 }
 
 // Compress appends the LZO1X compression of src to dst and returns the
@@ -47,6 +48,14 @@ func Compress(dst, src []byte) []byte {
 
 // Compress is the package's Compress, with c's table.
 func (c *Compressor) Compress(dst, src []byte) []byte {
+	if len(src) <= smallMax {
+		return c.compressSmall(dst, src)
+	}
+	return c.compressLarge(dst, src)
+}
+
+// compressLarge compresses an input longer than smallMax.
+func (c *Compressor) compressLarge(dst, src []byte) []byte {
 	table := &c.table
 	if int64(c.base)+int64(len(src))+1 >= 1<<31-1 {
 		clear(table[:])
@@ -159,4 +168,147 @@ func emitMatch(out []byte, off, mlen int) []byte {
 		}
 		return append(out, byte(off<<2), byte(off>>6))
 	}
+}
+
+// smallMax is the longest input compressSmall takes: every distance in
+// it fits an M4 match (≤ m4MaxOff), and every position a uint16.
+const smallMax = m4MaxOff
+
+// smallBits sizes compressSmall's table (lzo1x_1's D_BITS is 14; 12 is
+// enough for a 4 KiB page and clears four times faster).
+const smallBits = 12
+
+// compressSmall is Compress for inputs of at most smallMax bytes, the
+// page-sized ones a dump is made of, shaped like lzo1x_1's inner loop:
+// a table of 16-bit positions cleared per call, so that an empty slot
+// means position 0 — always an earlier position and so a valid candidate
+// — and the loop needs no test but the four-byte comparison; the output
+// is written by index into room reserved up front (MaxCompressedLen).
+func (c *Compressor) compressSmall(dst, src []byte) []byte {
+	n := len(src)
+	start := len(dst)
+	need := start + MaxCompressedLen(n)
+	if cap(dst) < need {
+		d := make([]byte, start, need)
+		copy(d, dst)
+		dst = d
+	}
+	out := dst[:need]
+	o := start
+	table := &c.small
+	clear(table[:])
+	le := binary.LittleEndian
+	lit := 0
+	// Position 0 is in every slot already; the search starts at 1.
+	for ip := 1; ; {
+		var cand int
+		ip, cand = findMatch(src, table, ip, lit)
+		if ip < 0 {
+			break
+		}
+		mlen := minMatch
+		for ip+mlen+8 <= n {
+			if x := le.Uint64(src[cand+mlen:]) ^ le.Uint64(src[ip+mlen:]); x != 0 {
+				mlen += bits.TrailingZeros64(x) / 8
+				goto matched
+			}
+			mlen += 8
+		}
+		for ip+mlen < n && src[cand+mlen] == src[ip+mlen] {
+			mlen++
+		}
+	matched:
+		o = putLiterals(out, o, start, src[lit:ip])
+		o = putMatch(out, o, ip-cand, mlen)
+		ip += mlen
+		lit = ip
+	}
+	o = putLiterals(out, o, start, src[lit:])
+	out[o], out[o+1], out[o+2] = 0x10|1, 0, 0
+	return out[:o+3]
+}
+
+// putLiterals is emitLiterals writing at out[o:], returning the new end.
+func putLiterals(out []byte, o, start int, lits []byte) int {
+	t := len(lits)
+	switch {
+	case t == 0:
+		return o
+	case o == start && t <= 238:
+		out[o] = byte(17 + t)
+		o++
+	case t <= 3:
+		out[o-2] |= byte(t)
+	case t <= 18:
+		out[o] = byte(t - 3)
+		o++
+	default:
+		out[o] = 0
+		o = putLength(out, o+1, t-18)
+	}
+	return o + copy(out[o:], lits)
+}
+
+// putLength is appendLength writing at out[o:].
+func putLength(out []byte, o, n int) int {
+	for n > 255 {
+		out[o] = 0
+		o++
+		n -= 255
+	}
+	out[o] = byte(n)
+	return o + 1
+}
+
+// putMatch is emitMatch writing at out[o:].
+func putMatch(out []byte, o, off, mlen int) int {
+	switch {
+	case mlen <= m2MaxLen && off <= m2MaxOff:
+		off--
+		out[o], out[o+1] = byte((mlen-1)<<5|(off&7)<<2), byte(off>>3)
+		return o + 2
+	case off <= m3MaxOff:
+		off--
+		if mlen <= m3MaxLen {
+			out[o] = byte(0x20 | (mlen - 2))
+			o++
+		} else {
+			out[o] = 0x20
+			o = putLength(out, o+1, mlen-m3MaxLen)
+		}
+	default:
+		off -= 0x4000
+		hi := byte((off >> 11) & 8)
+		if mlen <= m4MaxLen {
+			out[o] = 0x10 | hi | byte(mlen-2)
+			o++
+		} else {
+			out[o] = 0x10 | hi
+			o = putLength(out, o+1, mlen-m4MaxLen)
+		}
+	}
+	out[o], out[o+1] = byte(off<<2), byte(off>>6)
+	return o + 2
+}
+
+// findMatch returns the next position from ip, at or after which four
+// bytes equal four earlier ones at cand, with the table updated, or -1
+// when none is left. Its own function, so that the hot loop keeps its
+// few values in registers.
+func findMatch(src []byte, table *[1 << smallBits]uint16, ip, lit int) (int, int) {
+	for ip < len(src)-3 {
+		b := src[ip : ip+4 : ip+4]
+		v := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+		h := (v * 0x1824429d) >> (32 - smallBits)
+		cand := uint(table[h&(1<<smallBits-1)])
+		table[h&(1<<smallBits-1)] = uint16(ip)
+		if cand < uint(ip) {
+			c := src[cand : cand+4 : cand+4]
+			if uint32(c[0])|uint32(c[1])<<8|uint32(c[2])<<16|uint32(c[3])<<24 == v {
+				return ip, int(cand)
+			}
+		}
+		ip += 1 + (ip-lit)>>5
+	}
+	return -1, 0
 }
