@@ -23,7 +23,11 @@ type Options struct {
 }
 
 // DefaultKernels are the kernels a build crashes when not told otherwise.
-var DefaultKernels = []string{"6.1", "6.12"}
+// 6.12 is not among them only for time: its crashes and references add
+// about 10 minutes to a corpus built from nothing, which would take `make
+// test` past its 30 minutes; `make test-6.12` (SALVAGE_LAB_KERNELS=6.1,6.12,
+// in a cache of its own) runs every test on both.
+var DefaultKernels = []string{"6.1"}
 
 // selectKernels resolves Options.Kernels to specs.
 func (opt Options) selectKernels() ([]KernelSpec, error) {

@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(qemu-system-x86 busybox-static makedumpfile kexec-tools python3-drgn
       e2fsprogs cpio crash gcc make bc dpkg-dev ca-certificates
-      openssh-server openssh-client kmod)
+      openssh-server openssh-client kmod xz-utils)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

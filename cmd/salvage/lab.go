@@ -16,7 +16,7 @@ func newLabCmd() *cobra.Command {
 		Use:   "lab",
 		Short: "Developer lab: real Debian kernels crashed under QEMU, with crash's reference outputs",
 	}
-	var scenarios []string
+	var scenarios, kernels []string
 	var noRefs bool
 	build := &cobra.Command{
 		Use:   "build",
@@ -24,11 +24,12 @@ func newLabCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l := &lab.Lab{Cache: corpus.Dir(), Log: os.Stderr}
-			_, err := l.Build(lab.Options{Scenarios: scenarios, References: !noRefs})
+			_, err := l.Build(lab.Options{Scenarios: scenarios, Kernels: kernels, References: !noRefs})
 			return err
 		},
 	}
 	build.Flags().StringSliceVar(&scenarios, "scenario", nil, "scenarios to build (live, sysrq, oops, hung); default all")
+	build.Flags().StringSliceVar(&kernels, "kernels", nil, "kernels to crash (6.1, 6.12); default $SALVAGE_LAB_KERNELS, else 6.1")
 	build.Flags().BoolVar(&noRefs, "no-refs", false, "skip the reference tools")
 	show := &cobra.Command{
 		Use:   "show KEY",
