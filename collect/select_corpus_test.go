@@ -13,26 +13,56 @@ import (
 	"salvage/lab/corpus"
 )
 
-// crashDumps returns the raw /proc/vmcore ELF and makedumpfile 1.7.2's
-// lzo -d 31 dump of one scenario's crash.
+// crashPair is one kernel's crash of a scenario: the raw /proc/vmcore ELF
+// copy and makedumpfile's lzo -d 31 dump of it (bookworm's 1.7.2 in the
+// capture kernel for 6.1; sid's 1.7.8 on the host for 6.12, where 1.7.2
+// drops in-use slab pages and its dump is only kept as Rejected).
+type crashPair struct {
+	kernel    string // the lab's name of the kernel ("6.1", "6.12"), else its release
+	raw, filt corpus.Dump
+}
+
+// kernelCrashes returns, for every kernel of the corpus whose crash of
+// scenario has both a vmcore-elf and an lzo-d31 dump, that pair, in the
+// manifest's kernel order; it fails when no kernel has them.
+func kernelCrashes(t *testing.T, m *corpus.Manifest, scenario string) []crashPair {
+	t.Helper()
+	var out []crashPair
+	for _, k := range m.Kernels {
+		p := crashPair{kernel: k.Name}
+		if p.kernel == "" {
+			p.kernel = k.Release
+		}
+		var okR, okF bool
+		for _, d := range m.Dumps {
+			if d.Scenario != scenario || d.Release != k.Release {
+				continue
+			}
+			switch d.Variant {
+			case "vmcore-elf":
+				p.raw, okR = d, true
+			case "lzo-d31":
+				p.filt, okF = d, true
+			}
+		}
+		if okR && okF {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		t.Fatalf("no kernel of the corpus has a %s crash with both a vmcore-elf and an lzo-d31 dump", scenario)
+	}
+	return out
+}
+
+// crashDumps returns the raw /proc/vmcore ELF and makedumpfile's lzo
+// -d 31 dump of one scenario's crash, of the corpus's last kernel that
+// has both: for tests that need one crash, not one per kernel.
 func crashDumps(t *testing.T, m *corpus.Manifest, scenario string) (raw, filtered corpus.Dump) {
 	t.Helper()
-	var okR, okF bool
-	for _, d := range m.Dumps {
-		if d.Scenario != scenario {
-			continue
-		}
-		switch d.Variant {
-		case "vmcore-elf":
-			raw, okR = d, true
-		case "lzo-d31":
-			filtered, okF = d, true
-		}
-	}
-	if !okR || !okF {
-		t.Fatalf("corpus lacks the %s crash's vmcore-elf or lzo-d31 dump", scenario)
-	}
-	return raw, filtered
+	all := kernelCrashes(t, m, scenario)
+	p := all[len(all)-1]
+	return p.raw, p.filt
 }
 
 func openDump(t testing.TB, m *corpus.Manifest, d corpus.Dump) *dump.File {
