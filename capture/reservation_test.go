@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -101,15 +102,56 @@ func TestReadReservationHere(t *testing.T) {
 	}
 }
 
+// labReservation reads, from a lab guest's kernel log, the size the kernel
+// reserved for crashkernel= and the System RAM it sized it against, in
+// either form the lab's kernels print:
+//
+//   - 6.1 (arch/x86/kernel/setup.c reserve_crashkernel): "Reserving NMB of
+//     memory at MMB for crashkernel (System RAM: RMB)";
+//   - 6.12 (kernel/crash_reserve.c reserve_crashkernel_generic):
+//     "crashkernel reserved: 0xSTART - 0xEND (N MB)", which names no RAM:
+//     that comes from mem_init_print_info's "Memory: A/TK available" line
+//     (T KiB of physical pages), checked against the 6.1 form's System
+//     RAM on the 6.1 logs, where both appear.
+func labReservation(log string) (size, ram uint64, form string, err error) {
+	old := regexp.MustCompile(`Reserving (\d+)MB of memory at (\d+)MB for crashkernel \(System RAM: (\d+)MB\)`)
+	generic := regexp.MustCompile(`crashkernel reserved: 0x([0-9a-f]+) - 0x([0-9a-f]+) \((\d+) MB\)`)
+	memory := regexp.MustCompile(`Memory: \d+K/(\d+)K available`)
+	var memRAM uint64
+	if g := memory.FindStringSubmatch(log); g != nil {
+		k, _ := strconv.ParseUint(g[1], 10, 64)
+		memRAM = k >> 10
+	}
+	if g := old.FindStringSubmatch(log); g != nil {
+		size, _ = strconv.ParseUint(g[1], 10, 64)
+		ram, _ = strconv.ParseUint(g[3], 10, 64)
+		if memRAM != 0 && memRAM != ram {
+			return 0, 0, "", fmt.Errorf("System RAM %dM, but the Memory: line says %dM", ram, memRAM)
+		}
+		return size << 20, ram << 20, "6.1", nil
+	}
+	if g := generic.FindStringSubmatch(log); g != nil {
+		start, _ := strconv.ParseUint(g[1], 16, 64)
+		end, _ := strconv.ParseUint(g[2], 16, 64)
+		mb, _ := strconv.ParseUint(g[3], 10, 64)
+		if end <= start || end-start != mb<<20 {
+			return 0, 0, "", fmt.Errorf("%q: the range is not %d MB", g[0], mb)
+		}
+		if memRAM == 0 {
+			return 0, 0, "", fmt.Errorf("%q, but no \"Memory: …K/…K available\" line gives the System RAM", g[0])
+		}
+		return mb << 20, memRAM << 20, "generic", nil
+	}
+	return 0, 0, "", fmt.Errorf("the kernel log has no crashkernel reservation line")
+}
+
 // TestCrashkernelAgainstLabKernels parses each lab guest's command line
 // with the RAM its kernel reported and compares with what that kernel
-// reserved ("Reserving NMB of memory at MMB for crashkernel (System RAM:
-// RMB)", arch/x86/kernel/setup.c of 6.1).
+// reserved (labReservation: 6.1's and 6.12's forms of the line).
 func TestCrashkernelAgainstLabKernels(t *testing.T) {
 	m := corpus.Require(t)
-	re := regexp.MustCompile(`Reserving (\d+)MB of memory at (\d+)MB for crashkernel \(System RAM: (\d+)MB\)`)
 	seen := map[string]bool{}
-	checked := 0
+	checked := map[string]int{}
 	for _, d := range m.Dumps {
 		if d.Truth == "" || d.Dmesg == "" || seen[d.Crash] {
 			continue
@@ -123,27 +165,47 @@ func TestCrashkernelAgainstLabKernels(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		g := re.FindStringSubmatch(string(log))
-		if g == nil {
-			t.Errorf("%s: the kernel log has no crashkernel reservation line", d.Crash)
+		size, ram, form, err := labReservation(string(log))
+		if err != nil {
+			t.Errorf("%s: %v", d.Crash, err)
 			continue
 		}
-		size, _ := strconv.ParseUint(g[1], 10, 64)
-		ram, _ := strconv.ParseUint(g[3], 10, 64)
-		ck, err := ParseCrashkernel(strings.TrimSpace(string(cmd)), ram<<20)
+		ck, err := ParseCrashkernel(strings.TrimSpace(string(cmd)), ram)
 		if err != nil {
 			t.Errorf("%s: %q: %v", d.Crash, cmd, err)
 			continue
 		}
-		if ck.Size != size<<20 {
-			t.Errorf("%s: %q: we say %s, the kernel reserved %dM", d.Crash, cmd, FormatSize(ck.Size), size)
+		if ck.Size != size {
+			t.Errorf("%s: %q: we say %s, the kernel reserved %s", d.Crash, cmd, FormatSize(ck.Size), FormatSize(size))
 		}
-		checked++
+		checked[form]++
 	}
-	if checked == 0 {
+	if len(checked) == 0 {
 		t.Fatal("no lab crash has a command line and a kernel log")
 	}
-	t.Logf("%d lab kernels: crashkernel= matches the kernel's reservation", checked)
+	t.Logf("lab kernels' crashes by form of the reservation line: %v; crashkernel= matches the kernel's reservation in each", checked)
+}
+
+// The two forms of the reservation line, as the lab's kernels print them;
+// a log with neither, or with a range that disagrees with its size, is
+// an error.
+func TestLabReservationForms(t *testing.T) {
+	for _, c := range []struct {
+		log       string
+		size, ram uint64
+		bad       bool
+	}{
+		{log: "Reserving 256MB of memory at 736MB for crashkernel (System RAM: 1023MB)\nMemory: 219832K/1048044K available (…)", size: 256 << 20, ram: 1023 << 20},
+		{log: "crashkernel reserved: 0x000000001d000000 - 0x000000002d000000 (256 MB)\nMemory: 180000K/1048044K available", size: 256 << 20, ram: 1023 << 20},
+		{log: "crashkernel reserved: 0x000000001d000000 - 0x000000002c000000 (256 MB)\nMemory: 180000K/1048044K available", bad: true},
+		{log: "crashkernel reserved: 0x000000001d000000 - 0x000000002d000000 (256 MB)", bad: true},
+		{log: "Memory: 180000K/1048044K available", bad: true},
+	} {
+		size, ram, _, err := labReservation(c.log)
+		if (err != nil) != c.bad || size != c.size || ram != c.ram {
+			t.Errorf("%q: size %d ram %d err %v; want %d %d bad=%v", c.log, size, ram, err, c.size, c.ram, c.bad)
+		}
+	}
 }
 
 func write(t *testing.T, root, name, text string) {
