@@ -37,11 +37,24 @@ const (
 	// its bitmaps stop growing at 8 GiB of RAM.
 	collectBitmaps = 5
 	collectWindow  = 1 << 21
-	// analyzerModel: before it filters, the collector models the kernel
-	// from the dump (kallsyms, the BTF it walks the task list with) to
-	// list the pages the analyzer needs (collect/needs.go); measured at
-	// 13–26M on the lab's 6.1 kernel, parsing the BTF the largest part.
-	analyzerModel = 32 << 20
+	// The analyzer model: before it filters, the collector models the
+	// kernel from the dump (kallsyms, the BTF it walks the task list
+	// with) to list the pages the analyzer needs (collect/needs.go). Its
+	// memory grows with the kernel's symbol count: decoding kallsyms,
+	// sorting and indexing the table (debuginfo.decodeKallsyms,
+	// sortSymbols, buildIndex) allocate about 370 bytes per symbol
+	// (heap profiles of TestCollectorMemoryMeasured on both lab kernels). Measured peaks:
+	// 25M for 6.1's 88k symbols, 35M for 6.12's 155k, with 21–23M live
+	// after a collection; the 6.12 collector as a whole peaked at 58–65M.
+	// So: analyzerModelBase (the BTF types, the translator, the task
+	// walk) plus analyzerSymbolBytes per symbol, doubled like the other
+	// heap terms for the Go heap's growth between collections (GOGC=100).
+	analyzerModelBase   = 10 << 20
+	analyzerSymbolBytes = 128
+	// defaultKernelSymbols is the symbol count assumed when neither
+	// /proc/kallsyms nor the System.map can be read: above 6.12 cloud's
+	// 154,691 (its System.map), the larger of the lab's kernels.
+	defaultKernelSymbols = 160000
 	// struct page is 64 bytes per 4 KiB page on x86_64: the capture
 	// kernel spends 1/64 of its memory describing it.
 	structPageShare = 64
@@ -60,6 +73,9 @@ type EstimateInput struct {
 	Kernel  string   // the capture kernel's bzImage ("" → ROOT/boot/vmlinuz-RELEASE)
 	Initrd  string   // its initramfs ("" → ROOT/var/lib/salvage/initrd.img-RELEASE, else ROOT/boot/initrd.img-RELEASE, when present)
 	Modules []string // modules the capture loads (with their dependencies from modules.dep)
+	// SystemMap is the kernel's symbol list, counted for the collector's
+	// kernel model ("" → ROOT/proc/kallsyms, else ROOT/boot/System.map-RELEASE).
+	SystemMap string
 }
 
 // EstimateItem is one term of the estimate.
@@ -95,7 +111,8 @@ type Estimate struct {
 //	     + modules (.ko sizes, with dependencies)
 //	     + collector: 5 bitmaps of min(max_pfn, 2^21) bits + 2×1×256×2
 //	       pages in flight, doubled for the Go heap's growth, + 12 MiB Go
-//	       runtime (CollectorMemory)
+//	       runtime + the kernel model, 2×(10 MiB + 128 bytes per kernel
+//	       symbol) (CollectorMemory)
 //	     + elfcorehdr (one program header per CPU and per RAM range)
 //	     + 64 MiB kernel run-time allocations
 //	recommended = roundup16M(need × 64/63 (struct pages) × 1.10)
@@ -178,9 +195,15 @@ func EstimateReservation(in EstimateInput) (*Estimate, error) {
 		add("modules", n, fmt.Sprintf("%d .ko files with their dependencies", files))
 	}
 
-	// The collector, bounded by the machine's RAM.
-	add("collector", CollectorMemory(e.MaxPFN),
-		fmt.Sprintf("2×(%d bitmaps of %d frames + %d pages in flight) + Go runtime", collectBitmaps, min(e.MaxPFN, collectWindow), 2*collectWorkers*collectBatchPages*2))
+	// The collector, bounded by the machine's RAM and, for its kernel
+	// model, by the kernel's symbol count.
+	syms, symsFrom, err := kernelSymbols(root, release, in.SystemMap)
+	if err != nil {
+		return nil, err
+	}
+	add("collector", CollectorMemory(e.MaxPFN, syms),
+		fmt.Sprintf("2×(%d bitmaps of %d frames + %d pages in flight) + Go runtime + kernel model of %d symbols (%s)",
+			collectBitmaps, min(e.MaxPFN, collectWindow), 2*collectWorkers*collectBatchPages*2, syms, symsFrom))
 	// elfcorehdr: ELF header + a program header per CPU note, VMCOREINFO,
 	// the kernel text and each RAM range (crash_prepare_elf64_headers),
 	// in whole pages.
@@ -202,14 +225,59 @@ func EstimateReservation(in EstimateInput) (*Estimate, error) {
 }
 
 // CollectorMemory bounds what the collector uses in the capture kernel for
-// a machine of maxPFN page frames: 5 bitmaps of one bit per frame of a
-// window and the pages in flight, doubled for the Go heap's growth between
-// collections (GOGC=100), plus the Go runtime and the kernel model that
-// lists what the analyzer needs.
-func CollectorMemory(maxPFN uint64) uint64 {
+// a machine of maxPFN page frames whose kernel has symbols symbols: 5
+// bitmaps of one bit per frame of a window and the pages in flight,
+// doubled for the Go heap's growth between collections (GOGC=100), plus
+// the Go runtime and the kernel model that lists what the analyzer needs
+// (AnalyzerModelMemory).
+func CollectorMemory(maxPFN, symbols uint64) uint64 {
 	bitmaps := collectBitmaps * ((min(maxPFN, collectWindow) + 7) / 8)
 	pipeline := uint64(2 * collectWorkers * collectBatchPages * 2 * 4096)
-	return 2*(bitmaps+pipeline) + goRuntime + analyzerModel
+	return 2*(bitmaps+pipeline) + goRuntime + AnalyzerModelMemory(symbols)
+}
+
+// AnalyzerModelMemory bounds the collector's kernel model (kallsyms and BTF
+// read from the dump, the task walk) for a kernel of symbols symbols; see
+// analyzerModelBase.
+func AnalyzerModelMemory(symbols uint64) uint64 {
+	return 2 * (analyzerModelBase + symbols*analyzerSymbolBytes)
+}
+
+// kernelSymbols counts the kernel's symbols, one a line: of systemMap when
+// given (an error if unreadable), else of ROOT/proc/kallsyms (the running
+// kernel's, modules included), else of ROOT/boot/System.map-RELEASE; when
+// none can be read, defaultKernelSymbols is assumed. from says which.
+func kernelSymbols(root, release, systemMap string) (n uint64, from string, err error) {
+	count := func(name string) (uint64, error) {
+		f, err := os.Open(name)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		var lines uint64
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			lines++
+		}
+		return lines, sc.Err()
+	}
+	if systemMap != "" {
+		n, err := count(systemMap)
+		if err != nil {
+			return 0, "", fmt.Errorf("counting the kernel's symbols: %w", err)
+		}
+		return n, systemMap, nil
+	}
+	cands := []string{filepath.Join(root, "proc/kallsyms")}
+	if release != "" {
+		cands = append(cands, filepath.Join(root, "boot", "System.map-"+release))
+	}
+	for _, p := range cands {
+		if n, err := count(p); err == nil && n > 0 {
+			return n, p, nil
+		}
+	}
+	return defaultKernelSymbols, "assumed: no kallsyms or System.map", nil
 }
 
 // BzImageInitSize reads init_size from a bzImage's setup header (x86 boot

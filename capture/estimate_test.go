@@ -141,15 +141,16 @@ func TestEstimateFormula(t *testing.T) {
 		t.Fatal(err)
 	}
 	maxPFN := uint64(0x3ffdd000 / 4096)
-	collector := 2*(5*((maxPFN+7)/8)+2*256*2*4096) + 12<<20 + 32<<20 // … + Go runtime + kernel model
-	elfhdr := uint64(4096)                                           // 1 CPU (no cpuinfo), 2 ranges: 64+5×56 bytes
+	// … + Go runtime + kernel model (no kallsyms or System.map under the root: 160000 symbols assumed)
+	collector := 2*(5*((maxPFN+7)/8)+2*256*2*4096) + 12<<20 + 2*(10<<20+160000*128)
+	elfhdr := uint64(4096) // 1 CPU (no cpuinfo), 2 ranges: 64+5×56 bytes
 	need := uint64(50<<20) + uint64(st.Size()) + 10<<20 + collector + elfhdr + 64<<20
 	rec := roundUp(need*64/63*110/100, 16<<20)
 	if e.MaxPFN != maxPFN || e.Need != need || e.Recommended != rec || e.Param != "crashkernel="+FormatSize(rec) {
 		t.Errorf("got max_pfn %d need %d recommended %d %s; want %d %d %d", e.MaxPFN, e.Need, e.Recommended, e.Param, maxPFN, need, rec)
 	}
-	if e.Recommended != 208<<20 {
-		t.Errorf("recommended %s; want 208M", FormatSize(e.Recommended))
+	if e.Recommended != 240<<20 {
+		t.Errorf("recommended %s; want 240M", FormatSize(e.Recommended))
 	}
 	// The lab's 256M is enough: no warning about the reservation.
 	for _, w := range e.Warnings {
@@ -167,7 +168,7 @@ func TestEstimateFormula(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(strings.Join(e.Warnings, "\n"), "the current reservation (64M) is smaller than the 208M recommended") {
+	if !strings.Contains(strings.Join(e.Warnings, "\n"), "the current reservation (64M) is smaller than the 240M recommended") {
 		t.Errorf("warnings %q", e.Warnings)
 	}
 	// A kernel named but unreadable is an error, not a guess.
@@ -184,8 +185,13 @@ func TestEstimateFormula(t *testing.T) {
 func TestCollectorMemoryWindow(t *testing.T) {
 	// The collector's bitmaps cover one window of 2^21 frames (8 GiB):
 	// past that, more RAM costs the collector nothing more.
-	if CollectorMemory(1<<21) != CollectorMemory(1<<30) || CollectorMemory(1<<18) >= CollectorMemory(1<<21) {
-		t.Errorf("%d %d %d", CollectorMemory(1<<18), CollectorMemory(1<<21), CollectorMemory(1<<30))
+	const syms = 100000
+	if CollectorMemory(1<<21, syms) != CollectorMemory(1<<30, syms) || CollectorMemory(1<<18, syms) >= CollectorMemory(1<<21, syms) {
+		t.Errorf("%d %d %d", CollectorMemory(1<<18, syms), CollectorMemory(1<<21, syms), CollectorMemory(1<<30, syms))
+	}
+	// The kernel model grows with the kernel's symbols.
+	if CollectorMemory(1<<18, 2*syms) <= CollectorMemory(1<<18, syms) {
+		t.Error("more symbols cost the collector nothing")
 	}
 }
 
@@ -204,7 +210,7 @@ func TestEstimateLab(t *testing.T) {
 		if len(imgs) == 0 {
 			continue
 		}
-		e, err := EstimateReservation(EstimateInput{Root: "testdata/root/lab-ready", Kernel: m.Path(k.Vmlinuz), Initrd: imgs[0]})
+		e, err := EstimateReservation(EstimateInput{Root: "testdata/root/lab-ready", Kernel: m.Path(k.Vmlinuz), Initrd: imgs[0], SystemMap: m.Path(k.SystemMap)})
 		if err != nil {
 			t.Fatal(err)
 		}
