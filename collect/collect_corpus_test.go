@@ -41,9 +41,10 @@ func collectTo(t testing.TB, src *dump.File, dir, name string, opt Options) (*Re
 
 // checkAgainst compares, frame by frame, a dump salvage wrote (got) with
 // the source it was collected from and with makedumpfile's dump of the
-// same crash at the same level (ref: 1.7.2's for 6.1, sid's 1.7.8 for 6.12): the state of every frame (not
-// RAM, excluded, zero page, present) must equal makedumpfile's, and every
-// present page must read byte-identical to the source.
+// same crash at the same level (ref: 1.7.2's for 6.1, sid's 1.7.8 for
+// 6.12): the state of every frame (not RAM, excluded, zero page, present)
+// must equal makedumpfile's, and every present page must read
+// byte-identical to the source.
 func checkAgainst(t *testing.T, got, src, ref *dump.File, maxPFN uint64) {
 	t.Helper()
 	ps := uint64(got.Memory.PageSize())
@@ -430,7 +431,7 @@ func collectELFIdentical(t *testing.T, m *corpus.Manifest, raw corpus.Dump) {
 			t.Fatalf("first difference at offset %#x: %#02x, %s %#02x", i, got[i], producer, want[i])
 		}
 	}
-	t.Logf("%s: %d bytes, identical to %s's of %s", dest, len(got), producer, raw.Crash)
+	t.Logf("%s: %d bytes, identical to %s's of %s (but for any known difference above)", dest, len(got), producer, raw.Crash)
 
 	// -E -F: the flattened stream reassembles to the same file.
 	dir := t.TempDir()
