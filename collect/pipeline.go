@@ -115,7 +115,7 @@ func runPipeline(ctx context.Context, mem dump.Memory, sel *Selection, items ite
 	go func() {
 		defer close(jobs)
 		defer close(order)
-		b := &batch{done: make(chan struct{})}
+		b := &batch{done: make(chan struct{}), items: make([]item, 0, batchPages)}
 		send := func() bool {
 			select {
 			case order <- b:
@@ -127,7 +127,7 @@ func runPipeline(ctx context.Context, mem dump.Memory, sel *Selection, items ite
 			case <-ctx.Done():
 				return false
 			}
-			b = &batch{done: make(chan struct{})}
+			b = &batch{done: make(chan struct{}), items: make([]item, 0, batchPages)}
 			return true
 		}
 		ok := true
@@ -291,6 +291,11 @@ func encodeOne(enc *dump.PageEncoder, b *batch, i int, page []byte, zeroes, whol
 		// The raw page stays in the batch's read buffer.
 		b.pages[i] = dump.EncodedPage{Data: page, Codec: "none"}
 		return nil
+	}
+	if len(b.data)+len(e.Data) > cap(b.data) {
+		// A new block rather than append's copy of all the batch's
+		// pages so far: those already encoded keep the old one alive.
+		b.data = make([]byte, 0, max(cap(b.data), len(e.Data)))
 	}
 	start := len(b.data)
 	b.data = append(b.data, e.Data...)

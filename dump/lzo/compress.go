@@ -197,27 +197,19 @@ func (c *Compressor) compressSmall(dst, src []byte) []byte {
 	o := start
 	table := &c.small
 	clear(table[:])
-	le := binary.LittleEndian
 	lit := 0
 	// Position 0 is in every slot already; the search starts at 1.
-	for ip := 1; ; {
-		var cand int
-		ip, cand = findMatch(src, table, ip, lit)
-		if ip < 0 {
-			break
+	for ip := 1; ip < n-3; {
+		b := src[ip : ip+4 : ip+4]
+		v := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+		h := (v * 0x1824429d) >> (32 - smallBits)
+		cand := int(table[h&(1<<smallBits-1)])
+		table[h&(1<<smallBits-1)] = uint16(ip)
+		if c := src[cand : cand+4 : cand+4]; uint32(c[0])|uint32(c[1])<<8|uint32(c[2])<<16|uint32(c[3])<<24 != v {
+			ip += 1 + (ip-lit)>>5
+			continue
 		}
-		mlen := minMatch
-		for ip+mlen+8 <= n {
-			if x := le.Uint64(src[cand+mlen:]) ^ le.Uint64(src[ip+mlen:]); x != 0 {
-				mlen += bits.TrailingZeros64(x) / 8
-				goto matched
-			}
-			mlen += 8
-		}
-		for ip+mlen < n && src[cand+mlen] == src[ip+mlen] {
-			mlen++
-		}
-	matched:
+		mlen := matchLen(src[ip:], src[cand:])
 		o = putLiterals(out, o, start, src[lit:ip])
 		o = putMatch(out, o, ip-cand, mlen)
 		ip += mlen
@@ -291,24 +283,20 @@ func putMatch(out []byte, o, off, mlen int) int {
 	return o + 2
 }
 
-// findMatch returns the next position from ip, at or after which four
-// bytes equal four earlier ones at cand, with the table updated, or -1
-// when none is left. Its own function, so that the hot loop keeps its
-// few values in registers.
-func findMatch(src []byte, table *[1 << smallBits]uint16, ip, lit int) (int, int) {
-	for ip < len(src)-3 {
-		b := src[ip : ip+4 : ip+4]
-		v := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
-		h := (v * 0x1824429d) >> (32 - smallBits)
-		cand := uint(table[h&(1<<smallBits-1)])
-		table[h&(1<<smallBits-1)] = uint16(ip)
-		if cand < uint(ip) {
-			c := src[cand : cand+4 : cand+4]
-			if uint32(c[0])|uint32(c[1])<<8|uint32(c[2])<<16|uint32(c[3])<<24 == v {
-				return ip, int(cand)
-			}
+// matchLen returns how many bytes, four or more, a and b (b the longer,
+// an earlier position of the same input) have in common at their start,
+// comparing eight at a time.
+func matchLen(a, b []byte) int {
+	b = b[:len(a)]
+	m := minMatch
+	for m+8 <= len(a) {
+		if x := binary.LittleEndian.Uint64(a[m:]) ^ binary.LittleEndian.Uint64(b[m:]); x != 0 {
+			return m + bits.TrailingZeros64(x)/8
 		}
-		ip += 1 + (ip-lit)>>5
+		m += 8
 	}
-	return -1, 0
+	for m < len(a) && a[m] == b[m] {
+		m++
+	}
+	return m
 }

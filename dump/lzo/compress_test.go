@@ -2,6 +2,7 @@ package lzo
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand"
 	"testing"
 )
@@ -54,6 +55,12 @@ func TestCompressRoundTrip(t *testing.T) {
 		pat = append(pat, bytes.Repeat([]byte{byte(rng.Intn(3))}, rng.Intn(600))...)
 	}
 	cases["runs"] = pat
+	// Either side of the page-sized path's limit (compressSmall), with
+	// matches reaching back across the whole input.
+	for _, n := range []int{smallMax - 1, smallMax, smallMax + 1} {
+		b := append(append([]byte(nil), base...), random(n-2*len(base))...)
+		cases[fmt.Sprintf("%d bytes", n)] = append(b, base...)
+	}
 	for name, src := range cases {
 		t.Run(name, func(t *testing.T) {
 			c := roundTrip(t, src)
