@@ -179,7 +179,7 @@ func loadAndCaptureLab(t *testing.T, vmlinuz, systemMap, release string) {
 	}{
 		{"e2e.force", []string{"plan failed: cannot load a capture kernel: no crashkernel= on the kernel command line",
 			"load failed: kexec_file_load: there is no crashkernel reservation: `salvage kdump estimate` says how much to reserve (EADDRNOTAVAIL)"}},
-		{"e2e.force crashkernel=16M", []string{fmt.Sprintf("plan failed: the kernel (init_size %s) and initramfs", FormatSize(initSize)),
+		{"e2e.force crashkernel=16M", []string{fmt.Sprintf("plan failed: the kernel (init_size %s) and initramfs", FormatSize(roundUp(initSize, 1<<20))),
 			"load failed: kexec_file_load: the capture kernel and initramfs do not fit in the 16M reservation"}},
 	} {
 		e2e, console = bootLab(t, vmlinuz, prodImg, c.args)
