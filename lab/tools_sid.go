@@ -13,14 +13,21 @@ import (
 // in-use slab pages of kernels >= 6.2 at -d 8 and -d 16; 1.7.8 knows
 // them, so it is the collector's reference for page counts. (Debian's
 // 1.7.8 is built without snappy.)
-var sidMakedumpfilePackages = []string{"makedumpfile", "libc6", "libdw1t64", "libelf1t64", "liblzo2-2", "libzstd1", "zlib1g", "libbz2-1.0", "liblzma5"}
+// libgcc-s1 is for --num-threads: glibc loads libgcc_s to unwind at
+// pthread_exit.
+var sidMakedumpfilePackages = []string{"makedumpfile", "libc6", "libdw1t64", "libelf1t64", "liblzo2-2", "libzstd1", "zlib1g", "libbz2-1.0", "liblzma5", "libgcc-s1"}
 
 // sidMakedumpfile fetches sid's makedumpfile into tools/makedumpfile-sid
 // of the cache and returns its version ("1.7.8").
 func (l *Lab) sidMakedumpfile() (string, error) {
 	dir := filepath.Join(l.Cache, "tools", "makedumpfile-sid")
+	// .complete holds the version, then the packages it was made of: a
+	// changed package list fetches again.
+	want := strings.Join(sidMakedumpfilePackages, " ")
 	if b, err := os.ReadFile(filepath.Join(dir, ".complete")); err == nil {
-		return strings.TrimSpace(string(b)), nil
+		if v, pkgs, _ := strings.Cut(strings.TrimSpace(string(b)), "\n"); pkgs == want {
+			return v, nil
+		}
 	}
 	l.logf("fetching sid's makedumpfile (private apt configuration in %s)", dir)
 	root, err := l.fetchDebianSuite(dir, "sid", sidMakedumpfilePackages)
@@ -39,7 +46,7 @@ func (l *Lab) sidMakedumpfile() (string, error) {
 	if len(f) < 3 || f[1] != "version" {
 		return "", fmt.Errorf("makedumpfile -v: unexpected output %q", out)
 	}
-	return f[2], os.WriteFile(filepath.Join(dir, ".complete"), []byte(f[2]+"\n"), 0o644)
+	return f[2], os.WriteFile(filepath.Join(dir, ".complete"), []byte(f[2]+"\n"+want+"\n"), 0o644)
 }
 
 // fetchDebianSuite downloads pkgs from Debian's suite with a private apt

@@ -29,5 +29,6 @@ func (m *Manifest) MakedumpfileSidVersion() string {
 	if err != nil {
 		return ""
 	}
-	return strings.TrimSpace(string(b))
+	v, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return v
 }
