@@ -42,7 +42,7 @@ test: lab fuzz
 # bookworm-security's 6.12 (in a cache of its own; about 10 minutes more to
 # build from nothing than the default corpus).
 test-6.12:
-	SALVAGE_LAB_KERNELS=6.1,6.12 $(MAKE) test CACHE=$(CACHE)-6.12
+	SALVAGE_LAB_KERNELS=6.1,6.12 $(MAKE) test CACHE=$(CACHE)-612
 
 # The kdump service end to end under QEMU, with salvage alone in the
 # guests: real panics, the capture kernel saving each dump; a line per cycle.

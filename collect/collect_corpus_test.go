@@ -3,8 +3,6 @@ package collect
 import (
 	"bytes"
 	"context"
-	"debug/elf"
-	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
@@ -365,57 +363,6 @@ func elfReference(t *testing.T, m *corpus.Manifest, raw corpus.Dump) (path, prod
 	return out, "makedumpfile " + m.MakedumpfileSidVersion() + " (sid, run by the test)"
 }
 
-// noteAlignKnownDifference patches, in a copy of got (salvage's -E file),
-// the one field known to differ from makedumpfile's (want) and returns it
-// with a note of the difference, "" when there is none.
-//
-// Known difference: makedumpfile copies PT_NOTE's p_align from the source
-// /proc/vmcore (1.7.2 and 1.7.8 alike, verified on 6.12's: 0 on 6.1,
-// whose /proc/vmcore says 0; 4 on 6.12, whose /proc/vmcore says 4), while
-// dump.NewELFWriter always writes 0: it is not told the source's value.
-// A defect of the writer, reported for its owner to fix; the exception
-// applies only when salvage wrote 0 where the source and makedumpfile say
-// the same other value, so it vanishes by itself once fixed, and every
-// other byte must still be equal.
-func noteAlignKnownDifference(t *testing.T, got, want []byte, srcPath string) ([]byte, string) {
-	t.Helper()
-	sf, err := elf.Open(srcPath)
-	if err != nil {
-		t.Fatalf("reading the source's program headers: %v", err)
-	}
-	defer sf.Close()
-	var srcAlign uint64
-	for _, p := range sf.Progs {
-		if p.Type == elf.PT_NOTE {
-			srcAlign = p.Align
-			break
-		}
-	}
-	le := binary.LittleEndian
-	if len(want) < 64 || len(got) < 64 {
-		return got, ""
-	}
-	phoff, phnum := le.Uint64(want[32:]), uint64(le.Uint16(want[56:]))
-	for i := uint64(0); i < phnum; i++ {
-		h := phoff + 56*i
-		if h+56 > uint64(min(len(got), len(want))) {
-			break
-		}
-		if le.Uint32(want[h:]) != uint32(elf.PT_NOTE) {
-			continue
-		}
-		a := h + 48 // p_align of Elf64_Phdr
-		ours, theirs := le.Uint64(got[a:]), le.Uint64(want[a:])
-		if ours == 0 && theirs != 0 && theirs == srcAlign {
-			patched := bytes.Clone(got)
-			le.PutUint64(patched[a:], theirs)
-			return patched, fmt.Sprintf("known difference: PT_NOTE p_align %d (makedumpfile copies the source's %d) at offset %#x", ours, theirs, a)
-		}
-		break
-	}
-	return got, ""
-}
-
 // -E -d 31 writes, byte for byte, the file makedumpfile wrote with -E -d 31
 // from the same /proc/vmcore (on each kernel: see elfReference): the same
 // PT_LOAD cuts (runs of 256 excluded frames), notes, data and size.
@@ -438,10 +385,6 @@ func collectELFIdentical(t *testing.T, m *corpus.Manifest, raw corpus.Dump) {
 	want, err := os.ReadFile(refPath)
 	if err != nil {
 		t.Fatal(err)
-	}
-	got, known := noteAlignKnownDifference(t, got, want, m.Paths(raw)[0])
-	if known != "" {
-		t.Log(known)
 	}
 	if len(got) != len(want) {
 		t.Errorf("%d bytes, %s wrote %d", len(got), producer, len(want))
@@ -481,7 +424,6 @@ func collectELFIdentical(t *testing.T, m *corpus.Manifest, raw corpus.Dump) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	re, _ = noteAlignKnownDifference(t, re, want, m.Paths(raw)[0])
 	if !bytes.Equal(re, want) {
 		t.Errorf("the -E -F stream reassembles to %d bytes that differ from %s's %d", len(re), producer, len(want))
 	}
@@ -572,10 +514,6 @@ func collectELFWindows(t *testing.T, m *corpus.Manifest, raw corpus.Dump) {
 	want, err := os.ReadFile(refPath)
 	if err != nil {
 		t.Fatal(err)
-	}
-	got, known := noteAlignKnownDifference(t, got, want, m.Paths(raw)[0])
-	if known != "" {
-		t.Log(known)
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("with windows of 4000 frames the ELF dump (%d bytes) differs from %s's (%d)", len(got), producer, len(want))

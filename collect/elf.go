@@ -73,7 +73,7 @@ func newELFSink(src *dump.File, sel *Selection, out destination) (pageSink, item
 	sel.Counts.Zero = d.zero
 	sel.Counts.Kept -= d.zero
 	_, streamed := out.(*dump.FlattenedWriter)
-	ew, err := dump.NewELFWriter(out, src.Arch, src.Notes, loads, streamed)
+	ew, err := dump.NewELFWriter(out, src.Arch, src.Notes, src.NoteAlign, loads, streamed)
 	if err != nil {
 		return nil, nil, 0, err
 	}

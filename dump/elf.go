@@ -41,6 +41,7 @@ type elfProg struct {
 	paddr  uint64 // p_paddr
 	filesz uint64
 	memsz  uint64
+	align  uint64 // p_align
 }
 
 // openELF reads an ELF64 core: a /proc/vmcore copy, QEMU dump-guest-memory
@@ -117,6 +118,7 @@ func openELF(r io.ReaderAt, size int64, name string) (*File, error) {
 			paddr:  le.Uint64(b[24:]),
 			filesz: le.Uint64(b[32:]),
 			memsz:  le.Uint64(b[40:]),
+			align:  le.Uint64(b[48:]),
 		})
 	}
 
@@ -126,6 +128,9 @@ func openELF(r io.ReaderAt, size int64, name string) (*File, error) {
 	for i, p := range progs {
 		if p.typ != ptNote || p.filesz == 0 {
 			continue
+		}
+		if len(notes) == 0 {
+			f.NoteAlign = p.align
 		}
 		phAt := int64(phoff + uint64(i)*phdrSize)
 		if p.off > uint64(size) || p.filesz > uint64(size)-p.off {

@@ -102,7 +102,9 @@ type ELFWriter struct {
 // per load. streamed says w is a flattened stream (-E -F), read by the
 // first record of each region: the header is then written final at once,
 // and Abort appends one marked incomplete (see KdumpHeader.Streamed).
-func NewELFWriter(w io.WriterAt, arch Arch, notes []Note, loads []ELFLoad, streamed bool) (*ELFWriter, error) {
+// noteAlign is the PT_NOTE's p_align: the source's, as makedumpfile -E
+// keeps it.
+func NewELFWriter(w io.WriterAt, arch Arch, notes []Note, noteAlign uint64, loads []ELFLoad, streamed bool) (*ELFWriter, error) {
 	var machine uint16
 	switch arch {
 	case ArchX86_64:
@@ -134,7 +136,7 @@ func NewELFWriter(w io.WriterAt, arch Arch, notes []Note, loads []ELFLoad, strea
 	le.PutUint16(head[52:], ehdrSize)
 	le.PutUint16(head[54:], phdrSize)
 	le.PutUint16(head[56:], uint16(phnum))
-	phdr := func(i int, typ uint32, off, vaddr, paddr, filesz, memsz uint64, flags uint32) {
+	phdr := func(i int, typ uint32, off, vaddr, paddr, filesz, memsz, align uint64, flags uint32) {
 		b := head[ehdrSize+phdrSize*i:]
 		le.PutUint32(b[0:], typ)
 		le.PutUint32(b[4:], flags)
@@ -143,8 +145,9 @@ func NewELFWriter(w io.WriterAt, arch Arch, notes []Note, loads []ELFLoad, strea
 		le.PutUint64(b[24:], paddr)
 		le.PutUint64(b[32:], filesz)
 		le.PutUint64(b[40:], memsz)
+		le.PutUint64(b[48:], align)
 	}
-	phdr(0, ptNote, uint64(noteOff), 0, 0, uint64(len(nb)), uint64(len(nb)), 0)
+	phdr(0, ptNote, uint64(noteOff), 0, 0, uint64(len(nb)), uint64(len(nb)), noteAlign, 0)
 	off := uint64(dataOff)
 	for i := range loads {
 		l := &loads[i]
@@ -152,7 +155,7 @@ func NewELFWriter(w io.WriterAt, arch Arch, notes []Note, loads []ELFLoad, strea
 		if l.Filesz > 0 {
 			l.Offset = off
 		}
-		phdr(1+i, ptLoad, l.Offset, l.Vaddr, l.Paddr, l.Filesz, l.Memsz, 7) // PF_R|PF_W|PF_X
+		phdr(1+i, ptLoad, l.Offset, l.Vaddr, l.Paddr, l.Filesz, l.Memsz, 0, 7) // PF_R|PF_W|PF_X
 		off += l.Filesz
 	}
 	copy(head[noteOff:], nb)

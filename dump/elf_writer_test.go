@@ -74,7 +74,7 @@ func TestELFWriterRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	notes := []Note{{Name: "VMCOREINFO", Desc: []byte("OSRELEASE=6.1.0-test\nPAGESIZE=4096\n")}}
-	ew, err := NewELFWriter(out, ArchX86_64, notes, loads, false)
+	ew, err := NewELFWriter(out, ArchX86_64, notes, 0, loads, false)
 	if err != nil {
 		t.Fatal(err)
 	}
