@@ -43,11 +43,11 @@ type File struct {
 	// (kdump DUMP_DH_COMPRESSED_INCOMPLETE, ELF e_flags bit).
 	Incomplete bool
 
-	CPUs       int         // number of CPUs (kdump header nr_cpus, or NT_PRSTATUS count)
-	Notes      []Note      // every ELF note, in file order
+	CPUs  int    // number of CPUs (kdump header nr_cpus, or NT_PRSTATUS count)
+	Notes []Note // every ELF note, in file order
 	// NoteAlign is an ELF core's PT_NOTE p_align (0 on 6.1's /proc/vmcore,
 	// 4 on 6.12's); makedumpfile -E copies it, and so does the ELF writer.
-	NoteAlign uint64
+	NoteAlign  uint64
 	PRStatus   []PRStatus  // one per CPU that had an NT_PRSTATUS note
 	QEMUCPUs   []QEMUCPU   // QEMU "QEMU" notes, when present
 	VMCoreInfo *VMCoreInfo // nil when the dump carries none
