@@ -39,39 +39,12 @@ func (l *Lab) trixieCrash() (*crashTool, error) {
 		tool.Name = strings.TrimSpace(string(b))
 		return tool, nil
 	}
-	os.RemoveAll(dir)
-	for _, d := range []string{"etc", "state/lists/partial", "cache/archives/partial", "debs"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return nil, err
-		}
-	}
-	src := "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main\n"
-	if err := os.WriteFile(filepath.Join(dir, "etc/sources.list"), []byte(src), 0o644); err != nil {
-		return nil, err
-	}
-	opts := []string{
-		"-o", "Dir::Etc::SourceList=" + filepath.Join(dir, "etc/sources.list"),
-		"-o", "Dir::Etc::SourceParts=/dev/null",
-		"-o", "Dir::State=" + filepath.Join(dir, "state"),
-		"-o", "Dir::State::status=/var/lib/dpkg/status",
-		"-o", "Dir::Cache=" + filepath.Join(dir, "cache"),
-		"-o", "APT::Architecture=amd64",
-	}
 	l.logf("fetching trixie's crash (private apt configuration in %s)", dir)
-	ctx, cancel := timeoutCtx(15 * time.Minute)
+	if _, err := l.fetchDebianSuite(dir, "trixie", trixiePackages); err != nil {
+		return nil, fmt.Errorf("fetching trixie's crash: %w", err)
+	}
+	ctx, cancel := timeoutCtx(time.Minute)
 	defer cancel()
-	if _, err := command(ctx, "", "apt-get", append(opts, "-q", "update")...); err != nil {
-		return nil, err
-	}
-	if _, err := command(ctx, filepath.Join(dir, "debs"), "apt-get", append(append(opts, "-q", "download"), trixiePackages...)...); err != nil {
-		return nil, err
-	}
-	debs, _ := filepath.Glob(filepath.Join(dir, "debs", "*.deb"))
-	for _, d := range debs {
-		if _, err := command(ctx, "", "dpkg-deb", "-x", d, root); err != nil {
-			return nil, err
-		}
-	}
 	out, err := command(ctx, "", tool.argv[0], append(tool.argv[1:], "--version")...)
 	if err != nil {
 		return nil, err
