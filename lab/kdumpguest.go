@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"salvage/capture/cpio"
 	"salvage/lab/corpus"
@@ -125,7 +126,7 @@ func (l *Lab) buildKdumpInit() (string, error) {
 	os.WriteFile(filepath.Join(src, "go.mod"), []byte("module kdumpinit\n\ngo 1.21\n"), 0o644)
 	os.WriteFile(filepath.Join(src, "main.go"), kdumpInitSrc, 0o644)
 	os.MkdirAll(filepath.Dir(out), 0o755)
-	ctx, cancel := timeoutCtx(5 * 60e9)
+	ctx, cancel := timeoutCtx(5 * time.Minute)
 	defer cancel()
 	if _, err := commandEnv(ctx, src, []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64"}, "go", "build", "-trimpath", "-o", out+".tmp", "."); err != nil {
 		return "", err
