@@ -17,13 +17,17 @@ func newLabCmd() *cobra.Command {
 		Short: "Developer lab: real Debian kernels crashed under QEMU, with crash's reference outputs",
 	}
 	var scenarios, kernels []string
-	var noRefs bool
+	var noRefs, bench bool
 	build := &cobra.Command{
 		Use:   "build",
 		Short: "Build (or find in the cache) the corpus of real crash dumps and write manifest.json",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l := &lab.Lab{Cache: corpus.Dir(), Log: os.Stderr}
+			if bench {
+				_, err := l.BuildBench()
+				return err
+			}
 			_, err := l.Build(lab.Options{Scenarios: scenarios, Kernels: kernels, References: !noRefs})
 			return err
 		},
@@ -31,6 +35,7 @@ func newLabCmd() *cobra.Command {
 	build.Flags().StringSliceVar(&scenarios, "scenario", nil, "scenarios to build (live, sysrq, oops, hung); default all")
 	build.Flags().StringSliceVar(&kernels, "kernels", nil, "kernels to crash (6.1, 6.12); default $SALVAGE_LAB_KERNELS, else 6.1")
 	build.Flags().BoolVar(&noRefs, "no-refs", false, "skip the reference tools")
+	build.Flags().BoolVar(&bench, "bench", false, "build only the bench crash (a 6 GiB guest, for make bench), apart from the manifest")
 	show := &cobra.Command{
 		Use:   "show KEY",
 		Short: "Print one reference output (e.g. sys, bt, crash-8.0.2:sys, drgn:ps) of every dump in the corpus",
