@@ -132,11 +132,25 @@ func elfBTFKind(path string) ([]byte, bool, error) {
 // LoadBTFFromMemory reads the vmlinux BTF that the kernel keeps in its
 // own memory between the symbols __start_BTF and __stop_BTF.
 func LoadBTFFromMemory(r VirtReader, start, stop uint64) (Types, error) {
-	raw, err := readBTFFromMemory(r, start, stop)
-	if err != nil {
-		return nil, err
+	if stop <= start || stop-start > maxBTFSize {
+		return nil, fmt.Errorf("BTF in memory: __start_BTF %#x and __stop_BTF %#x do not bound a BTF blob (at most %d MB)", start, stop, maxBTFSize>>20)
 	}
-	return LoadBTF(raw, fmt.Sprintf("BTF in memory at %#x", start))
+	// cilium/ebpf reads a raw blob with io.ReadAll, which grows its
+	// buffer step by step (garbage twice the blob's size, and in a
+	// capture kernel every fresh page counts), but an ELF file's .BTF
+	// section into one buffer of the section's size: the blob is handed
+	// over as the .BTF section of an ELF object made up around it, read
+	// straight from the dump's memory.
+	var magic [2]byte
+	if _, err := r.ReadVirt(magic[:], start); err != nil {
+		return nil, fmt.Errorf("BTF in memory: reading __start_BTF %#x: %w", start, err)
+	}
+	source := fmt.Sprintf("BTF in memory at %#x", start)
+	spec, err := btf.LoadSpecFromReader(newBTFObject(r, start, stop-start, magic))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
+	return &btfTypes{source: source, spec: spec, conv: map[btf.Type]*Type{}}, nil
 }
 
 func readBTFFromMemory(r VirtReader, start, stop uint64) ([]byte, error) {

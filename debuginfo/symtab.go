@@ -84,11 +84,28 @@ func sortSymbols(syms []Symbol) []Symbol {
 		}
 		return cmp.Compare(a.tie, b.tie)
 	})
-	out := make([]Symbol, len(syms))
-	for i, k := range keys {
-		out[i] = syms[uint32(k.tie)]
+	// Apply the permutation in place, cycle by cycle (a copy of the
+	// table would be as big as the table): position i takes the symbol
+	// at keys[i]'s index.
+	done := make([]uint64, (len(syms)+63)/64)
+	for i := range keys {
+		if done[i/64]&(1<<(i%64)) != 0 {
+			continue
+		}
+		first := syms[i]
+		j := i
+		for {
+			done[j/64] |= 1 << (j % 64)
+			from := int(uint32(keys[j].tie))
+			if from == i {
+				syms[j] = first
+				break
+			}
+			syms[j] = syms[from]
+			j = from
+		}
 	}
-	return out
+	return syms
 }
 
 // aliasRank orders symbols that share an address: lower is preferred.
