@@ -182,6 +182,11 @@ func (l *Lab) BuildBench() (*corpus.Bench, error) {
 			d.Size += st.Size()
 			rel, _ := filepath.Rel(l.Cache, dst)
 			d.Files = append(d.Files, rel)
+			if d.SHA256 == "" {
+				if d.SHA256, err = sha256File(dst); err != nil {
+					return nil, err
+				}
+			}
 		}
 		rec.Dumps = append(rec.Dumps, d)
 	}
@@ -245,10 +250,16 @@ var benchPhases = []struct{ marker, name string }{
 }
 
 // watchPhases logs each phase of the bench guest as its console marker
-// appears, with the seconds it took, until stop is closed.
+// appears, with the seconds it took, until stop is closed (then it reads
+// the console once more: the last markers come just before QEMU exits).
 func (l *Lab) watchPhases(v *vm, start time.Time, id string, phases map[string]float64, stop chan struct{}) {
 	last, next := start, 0
-	for next < len(benchPhases) {
+	for final := false; next < len(benchPhases) && !final; {
+		select {
+		case <-stop:
+			final = true // QEMU has exited: the console is complete
+		case <-time.After(2 * time.Second):
+		}
 		con, _ := os.ReadFile(v.console)
 		for next < len(benchPhases) && bytes.Contains(con, []byte(benchPhases[next].marker)) {
 			now := time.Now()
@@ -257,11 +268,6 @@ func (l *Lab) watchPhases(v *vm, start time.Time, id string, phases map[string]f
 			l.logf("%s: %s: %.0f s (%.0f s in all)", id, p.name, now.Sub(last).Seconds(), now.Sub(start).Seconds())
 			last = now
 			next++
-		}
-		select {
-		case <-stop:
-			return
-		case <-time.After(2 * time.Second):
 		}
 	}
 }
