@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
+	"hash/maphash"
 	"slices"
 	"unsafe"
 
@@ -33,8 +33,9 @@ import (
 
 // Limits on what a damaged dump can make the decoder allocate or read.
 const (
-	maxKallsyms       = 4 << 20 // symbols; a vmlinux has ~200,000
-	maxKallsymsName   = 1 << 12 // bytes of one expanded name (KSYM_NAME_LEN is 512)
+	maxKallsyms       = 4 << 20  // symbols; a vmlinux has ~200,000
+	maxKallsymsName   = 1 << 12  // bytes of one expanded name (KSYM_NAME_LEN is 512)
+	maxKallsymsNames  = 64 << 20 // bytes of the compressed names table
 	kallsymsReadChunk = 64 << 10
 )
 
@@ -123,12 +124,11 @@ func LoadKallsyms(r VirtReader, vi *dump.VMCoreInfo) (*Table, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	syms, err := decodeKallsyms(r, k)
+	ks, err := readKallsymsNames(r, k)
 	if err != nil {
 		return nil, err
 	}
-	t := NewTable(source, syms)
-	t.bounded = true
+	t := &Table{source: source, lazy: ks, bounded: true}
 	// A misread table (say, offsets taken for the wrong encoding) would
 	// still decode; VMCOREINFO's own _stext catches it.
 	if want, ok := vi.Symbol("_stext"); ok {
@@ -151,7 +151,156 @@ func readFull(r VirtReader, table string, addr uint64, n int) ([]byte, error) {
 	return b, nil
 }
 
-func decodeKallsyms(r VirtReader, k kallsymsInfo) ([]Symbol, error) {
+// kallsymsNames is the kallsyms table as the kernel keeps it, names
+// still compressed, with a hash index of the names: Lookup needs no more
+// (about 3 bytes of index and 12 of table per symbol, against some 100
+// for decoded symbols and a map). The decoded table is made only when an
+// address is looked up (Table.symbols): a collector, or an analyzer
+// given a vmlinux, never does.
+type kallsymsNames struct {
+	blob   []byte   // kallsyms_names as read, from its start
+	at     []uint32 // symbol i's entry (its length prefix) in blob
+	tokens [256]string
+	addrs  []uint64
+	// text is the total length of the expanded names.
+	text int
+	// slots is an open-addressing hash table of the names (linear
+	// probing): symbol index + 1, 0 for an empty slot; tags holds 8
+	// more bits of each slot's hash, so that most probes decode no name.
+	// Each name has one slot, its preferred symbol's (see better).
+	slots []uint32
+	tags  []uint8
+	seed  maphash.Seed
+}
+
+// entry is symbol i's token bytes.
+func (k *kallsymsNames) entry(i int) []byte {
+	o := int(k.at[i])
+	l := int(k.blob[o])
+	o++
+	if l&0x80 != 0 {
+		l = l&0x7f | int(k.blob[o])<<7
+		o++
+	}
+	return k.blob[o : o+l]
+}
+
+// name appends symbol i's expanded name to buf.
+func (k *kallsymsNames) name(buf []byte, i int) []byte {
+	data := k.entry(i)
+	buf = append(buf, k.tokens[data[0]][1:]...)
+	for _, tok := range data[1:] {
+		buf = append(buf, k.tokens[tok]...)
+	}
+	return buf
+}
+
+func (k *kallsymsNames) typ(i int) byte { return k.tokens[k.entry(i)[0]][0] }
+
+// size is symbol i's size as setKallsymsSizes gives it: the distance to
+// the first later symbol in the table at another address, when that is
+// higher.
+func (k *kallsymsNames) size(i int) uint64 {
+	for j := i + 1; j < len(k.addrs); j++ {
+		if k.addrs[j] != k.addrs[i] {
+			if k.addrs[j] > k.addrs[i] {
+				return k.addrs[j] - k.addrs[i]
+			}
+			return 0
+		}
+	}
+	return 0
+}
+
+func (k *kallsymsNames) symbol(i int) Symbol {
+	return Symbol{Name: string(k.name(nil, i)), Addr: k.addrs[i], Size: k.size(i), Type: k.typ(i)}
+}
+
+// better reports whether symbol i is the one Lookup should give for its
+// name rather than symbol j: the one NewTable's index would keep, a
+// global symbol before a local one, then the first in address order
+// (sortSymbols: address, aliasRank, table order).
+func (k *kallsymsNames) better(i, j int) bool {
+	gi, gj := isGlobalType(k.typ(i)), isGlobalType(k.typ(j))
+	if gi != gj {
+		return gi
+	}
+	if k.addrs[i] != k.addrs[j] {
+		return k.addrs[i] < k.addrs[j]
+	}
+	ri := aliasRank(Symbol{Size: k.size(i), Type: k.typ(i)})
+	rj := aliasRank(Symbol{Size: k.size(j), Type: k.typ(j)})
+	if ri != rj {
+		return ri < rj
+	}
+	return i < j
+}
+
+// insert indexes symbol i, whose expanded name is name (scratch is a
+// buffer to decode others' names into).
+func (k *kallsymsNames) insert(i int, name, scratch []byte) []byte {
+	h := maphash.Bytes(k.seed, name)
+	mask := uint64(len(k.slots) - 1)
+	tag := uint8(h >> 56)
+	for s := h & mask; ; s = (s + 1) & mask {
+		if k.slots[s] == 0 {
+			k.slots[s], k.tags[s] = uint32(i)+1, tag
+			return scratch
+		}
+		if k.tags[s] != tag {
+			continue
+		}
+		j := int(k.slots[s]) - 1
+		scratch = k.name(scratch[:0], j)
+		if string(scratch) == string(name) {
+			if k.better(i, j) {
+				k.slots[s] = uint32(i) + 1
+			}
+			return scratch
+		}
+	}
+}
+
+// lookup finds the preferred symbol named name.
+func (k *kallsymsNames) lookup(name string) (Symbol, bool) {
+	h := maphash.String(k.seed, name)
+	mask := uint64(len(k.slots) - 1)
+	tag := uint8(h >> 56)
+	var buf [128]byte
+	for s := h & mask; k.slots[s] != 0; s = (s + 1) & mask {
+		if k.tags[s] != tag {
+			continue
+		}
+		i := int(k.slots[s]) - 1
+		if string(k.name(buf[:0], i)) == name {
+			return k.symbol(i), true
+		}
+	}
+	return Symbol{}, false
+}
+
+// decodeAll expands every symbol, in table order, sizes set.
+func (k *kallsymsNames) decodeAll() []Symbol {
+	text := make([]byte, 0, k.text)
+	syms := make([]Symbol, len(k.at))
+	ends := make([]int, len(k.at))
+	for i := range syms {
+		text = k.name(text, i)
+		ends[i] = len(text)
+	}
+	// text is never written again: the names share it.
+	all := unsafe.String(unsafe.SliceData(text), len(text))
+	start := 0
+	for i := range syms {
+		syms[i] = Symbol{Name: all[start:ends[i]], Addr: k.addrs[i], Type: k.typ(i)}
+		start = ends[i]
+	}
+	setKallsymsSizes(syms)
+	return syms
+}
+
+// readKallsymsNames reads and checks the tables, and indexes the names.
+func readKallsymsNames(r VirtReader, k kallsymsInfo) (*kallsymsNames, error) {
 	le := binary.LittleEndian
 	b, err := readFull(r, "kallsyms_num_syms", k.numSyms, 4)
 	if err != nil {
@@ -161,24 +310,34 @@ func decodeKallsyms(r VirtReader, k kallsymsInfo) ([]Symbol, error) {
 	if n == 0 || n > maxKallsyms {
 		return nil, &KallsymsError{Table: "kallsyms_num_syms", Addr: k.numSyms, Msg: fmt.Sprintf("%d symbols: not a plausible count", n)}
 	}
-	tokens, err := readTokens(r, k)
-	if err != nil {
+	ks := &kallsymsNames{seed: maphash.MakeSeed()}
+	if ks.tokens, err = readTokens(r, k); err != nil {
 		return nil, err
 	}
-
-	// Expand the names. The stream is read in chunks: its length is
-	// only known once decoded. The count is bounded (maxKallsyms), and
-	// the buffers sized by it are filled as names decode, so a damaged
-	// count fails on reading before it costs memory: a fresh allocation
-	// takes no page until it is written.
-	nr := &chunkReader{r: r, table: "kallsyms_names", addr: k.names, discard: true}
-	// All names go into one string, sliced per symbol; names average
-	// under 24 bytes (about 20 on Debian's 6.1 and 6.12).
-	text := make([]byte, 0, n*24)
-	ends := make([]uint32, n)
-	types := make([]byte, n)
+	if ks.addrs, err = readKallsymsAddrs(r, k, n); err != nil {
+		return nil, err
+	}
+	// The names table's length is only known once decoded. The kernel
+	// links kallsyms_token_table after it (scripts/kallsyms.c writes
+	// names, markers, then the tokens), so the distance between the two
+	// is read at once when it is plausible; the reader goes on past it
+	// if a name does.
+	nr := &chunkReader{r: r, table: "kallsyms_names", addr: k.names}
+	if span := k.tokenTable - k.names; k.tokenTable > k.names && span <= maxKallsymsNames {
+		if nr.buf, err = readFull(r, "kallsyms_names", k.names, int(span)); err != nil {
+			return nil, err
+		}
+	}
+	ks.at = make([]uint32, n)
+	slots := 1
+	for slots < n+n/2 {
+		slots *= 2
+	}
+	ks.slots, ks.tags = make([]uint32, slots), make([]uint8, slots)
+	var name, scratch []byte
 	for i := 0; i < n; i++ {
 		at := nr.pos()
+		ks.at[i] = uint32(nr.off)
 		l, err := nr.byte()
 		if err != nil {
 			return nil, err
@@ -198,41 +357,31 @@ func decodeKallsyms(r VirtReader, k kallsymsInfo) ([]Symbol, error) {
 		if err != nil {
 			return nil, err
 		}
+		if nr.off > maxKallsymsNames {
+			return nil, &KallsymsError{Table: "kallsyms_names", Addr: at, Msg: fmt.Sprintf("symbol %d of %d lies more than %d MB into the table", i, n, maxKallsymsNames>>20)}
+		}
 		// The first character is the type letter, not part of the name.
 		// (Tokens are never empty: readTokens checks.)
-		typ := tokens[data[0]][0]
+		typ := ks.tokens[data[0]][0]
 		if !(typ >= 'A' && typ <= 'Z' || typ >= 'a' && typ <= 'z') {
 			return nil, &KallsymsError{Table: "kallsyms_names", Addr: at, Msg: fmt.Sprintf("symbol %d of %d has type %q, not a letter", i, n, typ)}
 		}
-		start := len(text)
-		text = append(text, tokens[data[0]][1:]...)
+		name = append(name[:0], ks.tokens[data[0]][1:]...)
 		for _, tok := range data[1:] {
-			text = append(text, tokens[tok]...)
-			if len(text)-start > maxKallsymsName {
+			name = append(name, ks.tokens[tok]...)
+			if len(name) > maxKallsymsName {
 				break
 			}
 		}
-		if len(text) == start || len(text)-start > maxKallsymsName || len(text) > math.MaxUint32 {
-			return nil, &KallsymsError{Table: "kallsyms_names", Addr: at, Msg: fmt.Sprintf("symbol %d of %d has a name of %d bytes", i, n, len(text)-start)}
+		if len(name) == 0 || len(name) > maxKallsymsName {
+			return nil, &KallsymsError{Table: "kallsyms_names", Addr: at, Msg: fmt.Sprintf("symbol %d of %d has a name of %d bytes", i, n, len(name))}
 		}
-		types[i] = typ
-		ends[i] = uint32(len(text))
+		ks.text += len(name)
+		ks.blob = nr.buf // entry and name read it: the insert's comparisons
+		scratch = ks.insert(i, name, scratch)
 	}
-	addrs, err := readKallsymsAddrs(r, k, n)
-	if err != nil {
-		return nil, err
-	}
-	syms := make([]Symbol, n)
-	// text is never written again: the names share it rather than a
-	// copy of it.
-	all := unsafe.String(unsafe.SliceData(text), len(text))
-	start := uint32(0)
-	for i := range syms {
-		syms[i] = Symbol{Name: all[start:ends[i]], Addr: addrs[i], Type: types[i]}
-		start = ends[i]
-	}
-	setKallsymsSizes(syms)
-	return syms, nil
+	ks.blob = nr.buf[:nr.off]
+	return ks, nil
 }
 
 // readTokens reads the 256 token strings.

@@ -108,9 +108,9 @@ func TestKallsymsScanCorpus(t *testing.T) {
 			if got.Len() != want.Len() {
 				t.Fatalf("%d symbols by scanning, %d located by VMCOREINFO", got.Len(), want.Len())
 			}
-			for i := range want.syms {
-				if got.syms[i] != want.syms[i] {
-					t.Fatalf("symbol %d: %+v by scanning, %+v located by VMCOREINFO", i, got.syms[i], want.syms[i])
+			for i := range want.symbols() {
+				if got.symbols()[i] != want.symbols()[i] {
+					t.Fatalf("symbol %d: %+v by scanning, %+v located by VMCOREINFO", i, got.symbols()[i], want.symbols()[i])
 				}
 			}
 		})
@@ -179,6 +179,57 @@ func TestKernelImageReaderCorpus(t *testing.T) {
 			g.VMCoreInfo = mustVMCoreInfo(t, strings.Join(lines, "\n"))
 			read("phys_base from the CPU state", FileKernelImageReader(&g))
 			t.Logf("read through phys_base from %d QEMU CPU states", len(f.QEMUCPUs))
+		})
+	}
+}
+
+// TestKallsymsLookupIndex checks, on one dump of each crash, that Lookup
+// through the compressed names' index gives, for every name in the
+// table, the symbol the decoded table's own name index gives (the one
+// NewTable keeps: global before local, then the lowest address), and
+// that names not in the table are not found.
+func TestKallsymsLookupIndex(t *testing.T) {
+	m := corpus.Require(t)
+	seen := map[string]bool{}
+	for _, d := range m.Dumps {
+		if seen[d.Crash] || d.Scenario == "live" {
+			continue
+		}
+		seen[d.Crash] = true
+		t.Run(d.ID, func(t *testing.T) {
+			lazy, _ := loadCorpusKallsyms(t, m, d)
+			if lazy.lazy == nil {
+				t.Fatal("LoadKallsyms made a decoded table, not a compressed one")
+			}
+			eager := NewTable("decoded", lazy.lazy.decodeAll())
+			names, dups := 0, 0
+			byName := map[string]int{}
+			for s := range eager.All {
+				byName[s.Name]++
+			}
+			for name, n := range byName {
+				want, _ := eager.Lookup(name)
+				got, ok := lazy.Lookup(name)
+				if !ok || got != want {
+					t.Errorf("Lookup(%q) = %+v, %v; the decoded table gives %+v", name, got, ok, want)
+				}
+				names++
+				if n > 1 {
+					dups++
+				}
+				for _, other := range []string{name + "x", "x" + name, name[:len(name)-1]} {
+					if _, known := byName[other]; known {
+						continue
+					}
+					if got, ok := lazy.Lookup(other); ok {
+						t.Errorf("Lookup(%q) = %+v; not in the table", other, got)
+					}
+				}
+			}
+			if names < 50000 || dups < 100 {
+				t.Errorf("only %d names (%d shared by several symbols) compared", names, dups)
+			}
+			t.Logf("%d names compared, %d of them shared by several symbols", names, dups)
 		})
 	}
 }

@@ -14,6 +14,11 @@ type Table struct {
 	source string
 	syms   []Symbol // sorted by Addr; aliases in order of preference
 
+	// lazy, for kallsyms, is the table still compressed: syms is
+	// decoded from it on first need (symbols), and Lookup uses its index.
+	lazy     *kallsymsNames
+	symsOnce sync.Once
+
 	// byName maps name (and "module:name") → index of the preferred
 	// symbol. It is built on the first Lookup: loading stays cheap for
 	// callers that only resolve addresses.
@@ -38,6 +43,14 @@ func NewTable(source string, syms []Symbol) *Table {
 	// kallsyms) decides.
 	syms = sortSymbols(syms)
 	return &Table{source: source, syms: syms}
+}
+
+// symbols is syms, decoded first for a lazy table.
+func (t *Table) symbols() []Symbol {
+	if t.lazy != nil {
+		t.symsOnce.Do(func() { t.syms = sortSymbols(t.lazy.decodeAll()) })
+	}
+	return t.syms
 }
 
 func (t *Table) buildIndex() {
@@ -134,7 +147,12 @@ func (t *Table) index(name string, i int32) {
 }
 
 // Len is the number of symbols.
-func (t *Table) Len() int { return len(t.syms) }
+func (t *Table) Len() int {
+	if t.lazy != nil {
+		return len(t.lazy.at)
+	}
+	return len(t.syms)
+}
 
 // Source names where the symbols come from.
 func (t *Table) Source() string { return t.source }
@@ -143,6 +161,9 @@ func (t *Table) Source() string { return t.source }
 // When several symbols share a name (static functions of different
 // files), it returns a global one if there is one, else the lowest.
 func (t *Table) Lookup(name string) (Symbol, bool) {
+	if t.lazy != nil {
+		return t.lazy.lookup(name)
+	}
 	t.nameOnce.Do(t.buildIndex)
 	if i, ok := t.byName[name]; ok {
 		return t.syms[i], true
@@ -152,9 +173,10 @@ func (t *Table) Lookup(name string) (Symbol, bool) {
 
 // LookupAll returns every symbol named name, in address order.
 func (t *Table) LookupAll(name string) []Symbol {
+	syms := t.symbols()
 	var out []Symbol
 	mod, short, qualified := strings.Cut(name, ":")
-	for _, s := range t.syms {
+	for _, s := range syms {
 		if s.Name == name || (qualified && s.Module == mod && s.Name == short) {
 			out = append(out, s)
 		}
@@ -171,8 +193,9 @@ func (t *Table) LookupAll(name string) []Symbol {
 // symbols at that address it prefers one whose size covers addr, then a
 // global one.
 func (t *Table) ByAddr(addr uint64) (Symbol, uint64, bool) {
+	syms := t.symbols()
 	// i is the number of symbols at or below addr.
-	i, _ := slices.BinarySearchFunc(t.syms, addr, func(s Symbol, a uint64) int {
+	i, _ := slices.BinarySearchFunc(syms, addr, func(s Symbol, a uint64) int {
 		if s.Addr <= a {
 			return -1
 		}
@@ -181,16 +204,16 @@ func (t *Table) ByAddr(addr uint64) (Symbol, uint64, bool) {
 	if i == 0 {
 		return Symbol{}, 0, false
 	}
-	at := t.syms[i-1].Addr
+	at := syms[i-1].Addr
 	first := i - 1
-	for first > 0 && t.syms[first-1].Addr == at {
+	for first > 0 && syms[first-1].Addr == at {
 		first--
 	}
 	off := addr - at
-	if t.bounded && i == len(t.syms) && off > 0 && t.syms[i-1].Size == 0 {
+	if t.bounded && i == len(syms) && off > 0 && syms[i-1].Size == 0 {
 		return Symbol{}, 0, false
 	}
-	for _, s := range t.syms[first:i] {
+	for _, s := range syms[first:i] {
 		if s.Size == 0 || off < s.Size || (off == s.Size && isTextType(s.Type)) {
 			return s, off, true
 		}
@@ -209,8 +232,9 @@ func isTextType(t byte) bool {
 
 // Match lists the symbols whose names contain s, in address order.
 func (t *Table) Match(s string) []Symbol {
+	syms := t.symbols()
 	var out []Symbol
-	for _, sym := range t.syms {
+	for _, sym := range syms {
 		if strings.Contains(sym.Name, s) {
 			out = append(out, sym)
 		}
@@ -220,7 +244,8 @@ func (t *Table) Match(s string) []Symbol {
 
 // All iterates the symbols in address order.
 func (t *Table) All(yield func(Symbol) bool) {
-	for _, s := range t.syms {
+	syms := t.symbols()
+	for _, s := range syms {
 		if !yield(s) {
 			return
 		}
@@ -229,10 +254,11 @@ func (t *Table) All(yield func(Symbol) bool) {
 
 // At returns every symbol at exactly addr, in the table's order.
 func (t *Table) At(addr uint64) []Symbol {
-	i, _ := slices.BinarySearchFunc(t.syms, addr, func(s Symbol, a uint64) int { return cmp.Compare(s.Addr, a) })
+	syms := t.symbols()
+	i, _ := slices.BinarySearchFunc(syms, addr, func(s Symbol, a uint64) int { return cmp.Compare(s.Addr, a) })
 	var out []Symbol
-	for ; i < len(t.syms) && t.syms[i].Addr == addr; i++ {
-		out = append(out, t.syms[i])
+	for ; i < len(syms) && syms[i].Addr == addr; i++ {
+		out = append(out, syms[i])
 	}
 	return out
 }

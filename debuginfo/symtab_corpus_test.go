@@ -258,13 +258,13 @@ func compareWithKallsyms(kall, other *Table) symbolComparison {
 	}
 	otherAt := map[key]byte{}
 	otherNames := map[string]bool{}
-	for _, s := range other.syms {
+	for _, s := range other.symbols() {
 		otherAt[key{s.Name, s.Addr}] = s.Type
 		otherNames[s.Name] = true
 	}
 	kallAt := map[key]bool{}
 	kallNames := map[string]bool{}
-	for _, s := range kall.syms {
+	for _, s := range kall.symbols() {
 		kallAt[key{s.Name, s.Addr}] = true
 		kallNames[s.Name] = true
 		typ, ok := otherAt[key{s.Name, s.Addr}]
@@ -280,7 +280,7 @@ func compareWithKallsyms(kall, other *Table) symbolComparison {
 			c.OnlyKallsyms[symbolClass(s)]++
 		}
 	}
-	for _, s := range other.syms {
+	for _, s := range other.symbols() {
 		if !kallAt[key{s.Name, s.Addr}] && !kallNames[s.Name] {
 			c.OnlyOther[symbolClass(s)]++
 		}
