@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"salvage/dump"
@@ -16,7 +17,7 @@ import (
 // 3×workers batches are in flight (2×workers queued, one per worker), so
 // memory stays bounded whatever the size of the dump: each batch holds
 // its raw pages and their encodings, under 2 × batchPages pages.
-const batchPages = 256
+const batchPages = 64
 
 // item is one piece of memory the pipeline copies: a page, or the partial
 // first or last page of an ELF segment.
@@ -112,10 +113,25 @@ func runPipeline(ctx context.Context, mem dump.Memory, sel *Selection, items ite
 
 	jobs := make(chan *batch, nw)
 	order := make(chan *batch, 2*nw)
+	// Batches are recycled, buffers and all: at most 2×nw queued, nw
+	// being encoded, one being written and one being filled exist at
+	// once, so after the first few no batch is allocated (fresh memory
+	// is what a collector pays most for in a capture kernel, and on a
+	// virtual machine whose every new page is a fault to the host).
+	free := make(chan *batch, 3*nw+2)
+	newBatch := func() *batch {
+		select {
+		case b := <-free:
+			b.items, b.pages, b.missing, b.err = b.items[:0], b.pages[:0], nil, nil
+			return b
+		default:
+			return &batch{done: make(chan struct{}, 1), items: make([]item, 0, batchPages)}
+		}
+	}
 	go func() {
 		defer close(jobs)
 		defer close(order)
-		b := &batch{done: make(chan struct{}), items: make([]item, 0, batchPages)}
+		b := newBatch()
 		send := func() bool {
 			select {
 			case order <- b:
@@ -127,7 +143,7 @@ func runPipeline(ctx context.Context, mem dump.Memory, sel *Selection, items ite
 			case <-ctx.Done():
 				return false
 			}
-			b = &batch{done: make(chan struct{}), items: make([]item, 0, batchPages)}
+			b = newBatch()
 			return true
 		}
 		ok := true
@@ -156,7 +172,7 @@ func runPipeline(ctx context.Context, mem dump.Memory, sel *Selection, items ite
 			defer enc.Close()
 			for b := range jobs {
 				encodeBatch(mem, enc, b, ps, zeroes, skipMissing)
-				close(b.done)
+				b.done <- struct{}{}
 			}
 		}()
 	}
@@ -190,12 +206,12 @@ func runPipeline(ctx context.Context, mem dump.Memory, sel *Selection, items ite
 			cancel()
 			break
 		}
-		// The writers copy what they are given: the batch's buffers
-		// serve another batch (less garbage, less GC on 2 CPUs).
-		putBuf(b.raw)
-		putBuf(b.data)
-		b.raw, b.data, b.pages = nil, nil, nil
+		// The writers copy what they are given: the batch serves again.
 		prog.add(uint64(len(b.items)))
+		select {
+		case free <- b:
+		default:
+		}
 	}
 	cancel()
 	for range order {
@@ -219,10 +235,18 @@ func runPipeline(ctx context.Context, mem dump.Memory, sel *Selection, items ite
 // encodeBatch reads and encodes the pages of one batch. Consecutive whole
 // pages are read with one ReadPhys (one pread on an ELF source).
 func encodeBatch(mem dump.Memory, enc *dump.PageEncoder, b *batch, ps int, zeroes, skipMissing bool) {
-	b.pages = make([]dump.EncodedPage, len(b.items))
-	b.data = getBuf(len(b.items) * ps / 2)[:0]
-	raw := getBuf(len(b.items) * ps)
-	b.raw = raw
+	// Each encoded page is smaller than the page (else it is stored
+	// raw, from raw), so data never outgrows len(items) pages.
+	b.pages = slices.Grow(b.pages[:0], len(b.items))[:len(b.items)]
+	clear(b.pages)
+	if cap(b.data) < len(b.items)*ps {
+		b.data = make([]byte, 0, batchPages*ps)
+	}
+	b.data = b.data[:0]
+	if cap(b.raw) < len(b.items)*ps {
+		b.raw = make([]byte, batchPages*ps)
+	}
+	raw := b.raw[:len(b.items)*ps]
 	for i := 0; i < len(b.items); {
 		// A run of whole, kept, consecutive pages.
 		j := i + 1
@@ -350,21 +374,4 @@ func sourceName(sel *Selection) string {
 		return sel.sourceName
 	}
 	return "the source"
-}
-
-// bufPool recycles the batches' page buffers.
-var bufPool sync.Pool
-
-// getBuf returns a buffer of n bytes, recycled when one is big enough.
-func getBuf(n int) []byte {
-	if b, ok := bufPool.Get().(*[]byte); ok && cap(*b) >= n {
-		return (*b)[:n]
-	}
-	return make([]byte, n)
-}
-
-func putBuf(b []byte) {
-	if cap(b) > 0 {
-		bufPool.Put(&b)
-	}
 }

@@ -178,6 +178,7 @@ type KdumpWriter struct {
 	done      *PFNSet   // descriptor indexes written, in indexed mode
 	descTable int64     // offset of descriptor 0
 	descRuns  []descRun // descriptors not yet written, in the order given
+	descBuf   []byte    // the runs' descriptors
 	descBytes int       // their total size
 	dataOff   int64     // offset of the next page data
 	dataBuf   []byte    // page data not yet written, starting at dataOff
@@ -185,10 +186,13 @@ type KdumpWriter struct {
 	err       error
 }
 
-// descRun is a run of consecutive page descriptors to write at off.
+// descRun is a run of consecutive page descriptors to write at off:
+// descBuf[start:end]. The runs share one buffer, reused from flush to
+// flush, so that pages given out of order (task stacks scattered over
+// memory) cost no allocation each.
 type descRun struct {
-	off int64
-	b   []byte
+	off        int64
+	start, end int
 }
 
 // kdumpFlushSize is how much descriptor and page data the writer buffers.
@@ -419,6 +423,13 @@ func (k *KdumpWriter) WritePageIndex(idx, pfn uint64, p EncodedPage) error {
 
 // put buffers the page's data and its descriptor, the idx-th.
 func (k *KdumpWriter) put(idx, pfn uint64, p EncodedPage) error {
+	if cap(k.dataBuf) < kdumpFlushSize {
+		// Sized once for what is buffered between flushes: no growth.
+		b := make([]byte, len(k.dataBuf), kdumpFlushSize+int(k.pageSize))
+		copy(b, k.dataBuf)
+		k.dataBuf = b
+		k.descBuf = make([]byte, 0, kdumpFlushSize+pageDescSize)
+	}
 	var d [pageDescSize]byte
 	if p.Zero && k.zero {
 		d = k.zeroDesc
@@ -438,11 +449,12 @@ func (k *KdumpWriter) put(idx, pfn uint64, p EncodedPage) error {
 	}
 	k.written++
 	off := k.descTable + int64(idx)*pageDescSize
-	if n := len(k.descRuns); n > 0 && k.descRuns[n-1].off+int64(len(k.descRuns[n-1].b)) == off {
-		k.descRuns[n-1].b = append(k.descRuns[n-1].b, d[:]...)
+	if n := len(k.descRuns); n > 0 && k.descRuns[n-1].off+int64(k.descRuns[n-1].end-k.descRuns[n-1].start) == off {
+		k.descRuns[n-1].end += pageDescSize
 	} else {
-		k.descRuns = append(k.descRuns, descRun{off: off, b: append([]byte(nil), d[:]...)})
+		k.descRuns = append(k.descRuns, descRun{off: off, start: len(k.descBuf), end: len(k.descBuf) + pageDescSize})
 	}
+	k.descBuf = append(k.descBuf, d[:]...)
 	k.descBytes += pageDescSize
 	if len(k.dataBuf) >= kdumpFlushSize || k.descBytes >= kdumpFlushSize || len(k.descRuns) >= kdumpMaxRuns {
 		k.flush()
@@ -468,15 +480,16 @@ func (k *KdumpWriter) flush() {
 		// those up to the first whose data is not whole.
 		end := k.dataOff + int64(n)
 		for _, r := range k.descRuns {
+			b := k.descBuf[r.start:r.end]
 			good := 0
-			for ; good+pageDescSize <= len(r.b); good += pageDescSize {
-				d := parsePageDescriptor(r.b[good:])
+			for ; good+pageDescSize <= len(b); good += pageDescSize {
+				d := parsePageDescriptor(b[good:])
 				if d.Offset+int64(d.Size) > end && d.Offset >= k.dataOff {
 					break
 				}
 			}
-			k.w.WriteAt(r.b[:good], r.off)
-			if good < len(r.b) {
+			k.w.WriteAt(b[:good], r.off)
+			if good < len(b) {
 				break
 			}
 		}
@@ -485,12 +498,13 @@ func (k *KdumpWriter) flush() {
 	k.dataOff += int64(len(k.dataBuf))
 	k.dataBuf = k.dataBuf[:0]
 	for _, r := range k.descRuns {
-		k.write(r.b, r.off)
+		k.write(k.descBuf[r.start:r.end], r.off)
 		if k.err != nil {
 			return
 		}
 	}
 	k.descRuns = k.descRuns[:0]
+	k.descBuf = k.descBuf[:0]
 	k.descBytes = 0
 }
 
