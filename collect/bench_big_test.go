@@ -71,7 +71,7 @@ func bigWarm(path string) error {
 // BenchmarkCollectBig is BenchmarkCollectVsMakedumpfile on the lab's bench
 // crash: a 6 GiB guest whose memory was about 70% anonymous data and page
 // cache when it crashed (lab/bench.go; `make bench` builds it, and runs
-// this benchmark with -benchtime 1x: one pass is about a minute). Side
+// this benchmark apart from the others: one pass is under a minute). Side
 // by side in one run, at -d 31 with lzo, zlib and as ELF: salvage (the
 // test binary as a child process), bookworm's makedumpfile 1.7.2, sid's
 // 1.7.8, 1.7.8 with --num-threads 2 and cp of the source, the I/O floor.
@@ -95,9 +95,9 @@ func BenchmarkCollectBig(b *testing.B) {
 	if m.MakedumpfileSidVersion() == "" {
 		b.Fatal("sid's makedumpfile is missing from the lab: run `make lab`")
 	}
-	// One pass runs each collector once: read the 6 GiB source into the
-	// page cache first, so that the first collector does not pay for the
-	// disk alone (the host's memory holds it: 24 GiB on the lab machines).
+	// Read the 6 GiB source into the page cache first, so that the first
+	// collector does not pay for the disk alone (with -benchtime 1x, its
+	// only run would); the lab machines' 24 GiB hold it.
 	if err := bigWarm(srcPath); err != nil {
 		b.Fatal(err)
 	}
