@@ -56,7 +56,7 @@ func LoadBench(root string) (*Bench, error) {
 	recs, _ := filepath.Glob(filepath.Join(root, BenchDir, "*", BenchRecord))
 	sort.Strings(recs)
 	if len(recs) == 0 {
-		return nil, fmt.Errorf("lab corpus: no bench crash under %s (run `make bench`, which builds it: a 6 GiB guest, about 15 minutes the first time)", filepath.Join(root, BenchDir))
+		return nil, fmt.Errorf("lab corpus: no bench crash under %s (run `make bench`, which builds it: a 6 GiB guest crashed under QEMU, about 3 minutes)", filepath.Join(root, BenchDir))
 	}
 	b, err := os.ReadFile(recs[0])
 	if err != nil {
