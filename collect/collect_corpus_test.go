@@ -481,6 +481,19 @@ func collectWindowsAgree(t *testing.T, m *corpus.Manifest, raw, filt corpus.Dump
 	if !bytes.Equal(a, b) {
 		t.Errorf("%d windows give a different dump (%d bytes, one window %d)", (res.Selection.MaxPFN+3999)/4000, len(b), len(a))
 	}
+	if res.Selection.cache == nil {
+		t.Error("the survey of a 1 GiB machine kept no window")
+	}
+	// Windows classified again by the writers, not kept from the survey.
+	defer func(n int) { windowCacheBytes = n }(windowCacheBytes)
+	windowCacheBytes = 0
+	res2, again := collectTo(t, src, dir, "again.kdump", Options{Level: 31, Compression: "lzo"})
+	if res2.Selection.cache != nil {
+		t.Error("windowCacheBytes 0: the survey kept its windows")
+	}
+	if c, err := os.ReadFile(again); err != nil || !bytes.Equal(a, c) {
+		t.Errorf("windows classified again give a different dump (%d bytes, one window %d; %v)", len(c), len(a), err)
+	}
 	got, err := dump.Open(many)
 	if err != nil {
 		t.Fatal(err)
@@ -520,6 +533,16 @@ func collectELFWindows(t *testing.T, m *corpus.Manifest, raw corpus.Dump) {
 	}
 	if one.Counts != many.Counts {
 		t.Errorf("counts differ: one window %+v, many %+v", one.Counts, many.Counts)
+	}
+	// Windows classified again by the ELF planner, not kept from the survey.
+	defer func(n int) { windowCacheBytes = n }(windowCacheBytes)
+	windowCacheBytes = 0
+	again, dest2 := collectTo(t, src, dir, "again.elf", Options{Level: 31, Format: FormatELF, Exact: true})
+	if got2, err := os.ReadFile(dest2); err != nil || !bytes.Equal(got2, want) {
+		t.Errorf("with windows classified again the ELF dump (%d bytes) differs from %s's (%d; %v)", len(got2), producer, len(want), err)
+	}
+	if again.Counts != many.Counts {
+		t.Errorf("counts differ: windows kept %+v, classified again %+v", many.Counts, again.Counts)
 	}
 	t.Logf("counts: %+v", many.Counts)
 }

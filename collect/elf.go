@@ -139,7 +139,16 @@ func (d *elfDumpable) load(base uint64) {
 	sel := d.sel
 	end := min(base+windowFrames, sel.MaxPFN)
 	var kept *dump.PFNSet
-	if sel.Kept != nil {
+	var cached *cachedWindow
+	for i := range sel.cache {
+		if sel.cache[i].base == base {
+			cached = &sel.cache[i]
+		}
+	}
+	if cached != nil {
+		// A copy: zero pages are taken out of it below.
+		kept = cached.kept.Clone()
+	} else if sel.Kept != nil {
 		kept = dump.NewPFNSet(end - base)
 		for p := sel.Kept.Next(base); p < end; p = sel.Kept.Next(p + 1) {
 			kept.Add(p - base)

@@ -3,6 +3,7 @@ package collect
 import (
 	"fmt"
 	"math/bits"
+	"sort"
 
 	"salvage/dump"
 )
@@ -32,6 +33,10 @@ type Selection struct {
 	// needs are frames kept whatever the level (see needs.go); nil when
 	// the kernel could not be modelled or the level excludes nothing.
 	needs *needs
+	// cache holds a survey's windows when they are few enough
+	// (windowCacheBytes): Windows then gives them rather than classify
+	// the struct pages again.
+	cache []cachedWindow
 	// sourceName names the source in errors; sourceEnd is set when it is
 	// an ELF file shorter than its program headers say.
 	sourceName string
@@ -128,11 +133,36 @@ func survey1(mem dump.Memory, vi *dump.VMCoreInfo, rd virtReader, level int, fil
 		return nil, err
 	}
 	sel.filter, sel.needs = filter, need
-	for _, w := range sel.Windows(&sel.Counts, &sel.Warnings) {
-		_, kept := w()
+	// The windows' bitmaps are kept while they fit in windowCacheBytes
+	// (a machine of up to 128 GiB): the writers then read them again
+	// rather than classify every struct page twice more (the bitmaps
+	// for the header, then the pages).
+	caching, size := true, 0
+	var cache []cachedWindow
+	for base, w := range sel.Windows(&sel.Counts, &sel.Warnings) {
+		ram, kept := w()
 		sel.Counts.Kept += kept.Count()
+		if size += 2 * int((kept.Len()+7)/8); caching && size <= windowCacheBytes {
+			cache = append(cache, cachedWindow{base, ram, kept})
+		} else {
+			caching, cache = false, nil
+		}
+	}
+	if caching {
+		sel.cache = cache
 	}
 	return sel, nil
+}
+
+// windowCacheBytes bounds the bitmaps a survey keeps (two bits a frame:
+// 8 MiB for 128 GiB of 4 KiB pages). Tests set it to 0 to make the
+// writers classify each window again.
+var windowCacheBytes = 8 << 20
+
+// cachedWindow is one window's bitmaps, as the survey classified it.
+type cachedWindow struct {
+	base      uint64
+	ram, kept *dump.PFNSet
 }
 
 // Windows iterates over the windows of the machine in PFN order: for
@@ -143,6 +173,15 @@ func survey1(mem dump.Memory, vi *dump.VMCoreInfo, rd virtReader, level int, fil
 // classification finds.
 func (sel *Selection) Windows(counts *Counts, warnings *[]string) func(yield func(uint64, func() (ram, kept *dump.PFNSet)) bool) {
 	return func(yield func(uint64, func() (ram, kept *dump.PFNSet)) bool) {
+		if sel.cache != nil {
+			// The survey's bitmaps, as they are: callers only read them.
+			for _, c := range sel.cache {
+				if !yield(c.base, func() (*dump.PFNSet, *dump.PFNSet) { return c.ram, c.kept }) {
+					return
+				}
+			}
+			return
+		}
 		w := sel.newWalker(counts, warnings)
 		for base := uint64(0); base < sel.MaxPFN; base += windowFrames {
 			end := min(base+windowFrames, sel.MaxPFN)
@@ -163,6 +202,25 @@ type walker struct {
 	// ends: frames below it are excluded as pendingClass.
 	pendingEnd   uint64
 	pendingClass Class
+	// needAt is where the last needed() stopped in sel.needs.pfns.
+	needAt int
+}
+
+// needed is sel.needs.has(p) for frames asked in increasing order (as
+// a walk asks them), each in amortized constant time.
+func (w *walker) needed(p uint64) bool {
+	n := w.sel.needs
+	if n == nil {
+		return false
+	}
+	pf := n.pfns
+	if w.needAt > 0 && pf[w.needAt-1] >= p {
+		w.needAt = sort.Search(len(pf), func(i int) bool { return pf[i] >= p })
+	}
+	for w.needAt < len(pf) && pf[w.needAt] < p {
+		w.needAt++
+	}
+	return w.needAt < len(pf) && pf[w.needAt] == p
 }
 
 func (sel *Selection) newWalker(counts *Counts, warnings *[]string) *walker {
@@ -211,7 +269,7 @@ func (w *walker) walk(base, end uint64, ram, kept *dump.PFNSet) {
 		stop = min(stop, end)
 		var n uint64
 		for p := max(start, base); p < stop; p++ {
-			if sel.needs.has(p) {
+			if w.needed(p) {
 				// The analyzer needs it, whatever its class.
 				if kept.Has(p - base) {
 					w.counts.KeptForAnalyzer++
