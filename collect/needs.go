@@ -3,6 +3,7 @@ package collect
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sort"
 
 	"salvage/dump"
@@ -40,17 +41,25 @@ func analyzerNeeds(src *dump.File) (*needs, error) {
 	if err != nil {
 		return nil, err
 	}
-	set := map[uint64]bool{}
+	zz("kernel")
+	// set gathers frames, with repeats: sorted and made unique at the end.
+	var set []uint64
 	ps := uint64(src.Memory.PageSize())
 	addVirt := func(start, end uint64) error {
-		for a := start &^ (ps - 1); a < end; a += ps {
+		for a := start &^ (ps - 1); a < end; {
 			tr, err := k.Arch.VirtToPhys(a)
 			if err != nil {
 				return fmt.Errorf("%#x: %w", a, err)
 			}
-			set[tr.Phys/ps] = true
 			for _, st := range tr.Steps {
-				set[st.Addr/ps] = true
+				set = append(set, st.Addr/ps)
+			}
+			// The rest of a large page (the kernel image and the direct
+			// map are mapped with 2 MiB and 1 GiB pages) needs no walk.
+			size := max(tr.PageSize, ps)
+			stop := min(end, (a&^(size-1))+size)
+			for ; a < stop; a += ps {
+				set = append(set, (tr.Phys+a-tr.Virt)/ps)
 			}
 		}
 		return nil
@@ -103,6 +112,9 @@ func analyzerNeeds(src *dump.File) (*needs, error) {
 	if err := addVirt(at, end); err != nil {
 		return nil, fmt.Errorf("the kernel image: %w", err)
 	}
+	zz("image")
+	k.Global("init_task")
+	zz("btf")
 	n := &needs{}
 	stackSize := uint64(16 << 10) // THREAD_SIZE on x86_64 (KASAN off)
 	for task, err := range k.Tasks() {
@@ -132,6 +144,7 @@ func analyzerNeeds(src *dump.File) (*needs, error) {
 			addVirt(stack, stack+stackSize)
 		}
 	}
+	zz("tasks")
 	// The memory nodes (struct pglist_data, memblock-allocated at the top
 	// of a node: sys's memory size, kmem -i) and every CPU's static
 	// per-CPU area (current_task, runqueues, the IRQ stack pointers):
@@ -195,12 +208,10 @@ func analyzerNeeds(src *dump.File) (*needs, error) {
 	// area when it starts, and stops at the first it cannot read.
 	if t, ok := k.Arch.(interface{ Root() (phys, virt uint64) }); ok {
 		phys, _ := t.Root()
-		kernelTables(src.Memory, phys, k.Arch.Layout().PageTableLevels, set)
+		kernelTables(src.Memory, phys, k.Arch.Layout().PageTableLevels, &set)
 	}
-	for pfn := range set {
-		n.pfns = append(n.pfns, pfn)
-	}
-	sort.Slice(n.pfns, func(i, j int) bool { return n.pfns[i] < n.pfns[j] })
+	slices.Sort(set)
+	n.pfns = slices.Compact(set)
 	return n, nil
 }
 
@@ -220,7 +231,7 @@ func openKernel(src *dump.File) (k *kernel.Kernel, err error) {
 // level) under root, an x86_64 page table of levels levels (4 or 5):
 // each present entry that is not a large page points at a table of the
 // next level (Intel SDM vol. 3, 4.5). Tables the dump lacks are skipped.
-func kernelTables(mem dump.Memory, root uint64, levels int, set map[uint64]bool) {
+func kernelTables(mem dump.Memory, root uint64, levels int, set *[]uint64) {
 	if levels != 4 && levels != 5 {
 		return
 	}
@@ -233,7 +244,7 @@ func kernelTables(mem dump.Memory, root uint64, levels int, set map[uint64]bool)
 	buf := make([]byte, 4096)
 	var visit func(table uint64, level int, first int)
 	visit = func(table uint64, level int, first int) {
-		set[table/ps] = true
+		*set = append(*set, table/ps)
 		if level == 1 {
 			return
 		}
