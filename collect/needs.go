@@ -41,7 +41,6 @@ func analyzerNeeds(src *dump.File) (*needs, error) {
 	if err != nil {
 		return nil, err
 	}
-	zz("kernel")
 	// set gathers frames, with repeats: sorted and made unique at the end.
 	var set []uint64
 	ps := uint64(src.Memory.PageSize())
@@ -112,9 +111,6 @@ func analyzerNeeds(src *dump.File) (*needs, error) {
 	if err := addVirt(at, end); err != nil {
 		return nil, fmt.Errorf("the kernel image: %w", err)
 	}
-	zz("image")
-	k.Global("init_task")
-	zz("btf")
 	n := &needs{}
 	stackSize := uint64(16 << 10) // THREAD_SIZE on x86_64 (KASAN off)
 	for task, err := range k.Tasks() {
@@ -144,7 +140,6 @@ func analyzerNeeds(src *dump.File) (*needs, error) {
 			addVirt(stack, stack+stackSize)
 		}
 	}
-	zz("tasks")
 	// The memory nodes (struct pglist_data, memblock-allocated at the top
 	// of a node: sys's memory size, kmem -i) and every CPU's static
 	// per-CPU area (current_task, runqueues, the IRQ stack pointers):
