@@ -63,7 +63,7 @@ package: build
 # makes (about 3 minutes the first time) under $(CACHE)/bench/.
 bench: lab
 	$(BIN) lab build --bench
-	$(GO) test -run '^$$' -bench . -benchtime 3x -skip '^BenchmarkCollectBig$$' ./...
+	$(GO) test -v -run '^$$' -bench . -benchtime 3x -skip '^BenchmarkCollectBig$$' ./...
 	$(GO) test -v -run '^$$' -bench '^BenchmarkCollectBig$$' -benchtime 3x -timeout 30m ./collect/
 
 clean:
