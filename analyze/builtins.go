@@ -8,10 +8,10 @@ import (
 	"salvage/debuginfo"
 )
 
-// builtinCommands lists every session command. A new command is one more
-// line here and its own file.
+// builtinCommands lists every session command: these, and those
+// registered by their own files.
 func builtinCommands() []*Command {
-	return []*Command{
+	cmds := []*Command{
 		helpCommand(),
 		quitCommand(),
 		rdCommand(),
@@ -34,7 +34,18 @@ func builtinCommands() []*Command {
 		summaryCommand(),
 		modCommand(),
 	}
+	for _, c := range registered {
+		cmds = append(cmds, c())
+	}
+	return cmds
 }
+
+// registered are the commands whose files register them (register, from
+// an init function): a command is then its own file and nothing more.
+var registered []func() *Command
+
+// register adds a command to every session's table.
+func register(c func() *Command) { registered = append(registered, c) }
 
 func helpCommand() *Command {
 	return &Command{
