@@ -72,6 +72,19 @@ type Result struct {
 	// LevelsTried are the dump levels attempted, the last the one
 	// written (more than one after a retry: Options.RetryLevels).
 	LevelsTried []int
+	// Times says where the time went, for the capture kernel's downtime.
+	Times Times
+}
+
+// Times are the phases of one collection (the last level tried).
+type Times struct {
+	// Needs is finding the pages the analyzer needs: kallsyms, the
+	// BTF, the task list (collect/needs.go).
+	Needs time.Duration
+	// Classify is classifying the struct pages (the dump level).
+	Classify time.Duration
+	// Copy is reading, compressing and writing the pages, and syncing.
+	Copy time.Duration
 }
 
 // Prepare classifies the pages of src at level and keeps the bitmaps of
@@ -104,11 +117,18 @@ func prepare(src *dump.File, level int, survey, exact bool) (*Selection, error) 
 	// What the analyzer needs is kept whatever the level excludes.
 	var need *needs
 	var needErr error
+	t0 := time.Now()
 	if rd != nil && !exact {
 		need, needErr = analyzerNeeds(src)
 	}
+	t1 := time.Now()
 	var sel *Selection
 	var err error
+	defer func() {
+		if sel != nil {
+			sel.times = Times{Needs: t1.Sub(t0), Classify: time.Since(t1)}
+		}
+	}()
 	if survey {
 		sel, err = survey1(src.Memory, src.VMCoreInfo, rd, level, true, need)
 	} else {
@@ -291,7 +311,9 @@ func collectOnce(ctx context.Context, src *dump.File, dest string, opt Options) 
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Selection: sel, Dest: tmp}
+	res := &Result{Selection: sel, Dest: tmp, Times: sel.times}
+	copyStart := time.Now()
+	defer func() { res.Times.Copy = time.Since(copyStart) }()
 	var dst destination = out
 	if opt.Limit > 0 {
 		dst = limitedFile{out, opt.Limit}

@@ -122,6 +122,10 @@ func collectKdumpCodecs(t *testing.T, m *corpus.Manifest, raw, filt corpus.Dump)
 					got.CPUs, ref.CPUs, len(got.PRStatus), len(ref.PRStatus), got.VMCoreInfo != nil && got.VMCoreInfo.Raw == ref.VMCoreInfo.Raw)
 			}
 			checkAgainst(t, got, src, ref, res.Selection.MaxPFN)
+			// Each phase ran, and was timed (the report's Elapsed line).
+			if tm := res.Times; tm.Needs <= 0 || tm.Classify <= 0 || tm.Copy <= 0 {
+				t.Errorf("phase times %+v: a phase is missing", tm)
+			}
 			st, _ := os.Stat(dest)
 			rst, _ := os.Stat(m.Paths(filt)[0])
 			t.Logf("%s: %d bytes (%s lzo: %d)", codec, st.Size(), filt.Producer, rst.Size())

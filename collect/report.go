@@ -32,6 +32,12 @@ func WriteReport(w io.Writer, r *Result) {
 	fmt.Fprintf(w, "--------------------------------------------------\n")
 	fmt.Fprintf(w, "Total pages     : 0x%016x\n", sel.MaxPFN)
 	fmt.Fprintf(w, "Write bytes     : %d\n", r.Written)
+	if t := r.Times; t != (Times{}) {
+		// Not in makedumpfile's report: where the capture kernel's time
+		// went.
+		fmt.Fprintf(w, "Elapsed time    : %.3f s (analyzer's pages %.3f s, classifying %.3f s, copying %.3f s)\n",
+			(t.Needs + t.Classify + t.Copy).Seconds(), t.Needs.Seconds(), t.Classify.Seconds(), t.Copy.Seconds())
+	}
 	fmt.Fprintf(w, "\n")
 	for _, n := range sel.Plan.Notes {
 		fmt.Fprintf(w, "Note: %s\n", n)

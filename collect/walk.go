@@ -33,6 +33,8 @@ type Selection struct {
 	// needs are frames kept whatever the level (see needs.go); nil when
 	// the kernel could not be modelled or the level excludes nothing.
 	needs *needs
+	// times are prepare's phases.
+	times Times
 	// cache holds a survey's windows when they are few enough
 	// (windowCacheBytes): Windows then gives them rather than classify
 	// the struct pages again.

@@ -380,6 +380,14 @@ func collectDmesg(stderr io.Writer, f collectFlags, src, dest string) error {
 }
 
 // collectSummary is the --json form of the report.
+// collectSeconds is where a collection's time went, in seconds.
+type collectSeconds struct {
+	Needs    float64 `json:"analyzer_needs"`
+	Classify float64 `json:"classify"`
+	Copy     float64 `json:"copy"`
+	Total    float64 `json:"total"`
+}
+
 type collectSummary struct {
 	Dest       string   `json:"dest"`
 	Incomplete bool     `json:"incomplete"`
@@ -402,6 +410,8 @@ type collectSummary struct {
 	HWPoison        uint64 `json:"hwpoison_pages"`
 	Offline         uint64 `json:"offline_pages"`
 	Written         int64  `json:"bytes_written"`
+	// Seconds are the collection's phases (collect.Times).
+	Seconds *collectSeconds `json:"seconds,omitempty"`
 	// LevelsTried are the dump levels attempted (--retry-levels), the
 	// last the one written.
 	LevelsTried []int `json:"levels_tried,omitempty"`
@@ -416,6 +426,10 @@ func writeCollectJSON(w io.Writer, r *collect.Result, err error) {
 		MaxPFN: r.Selection.MaxPFN, RAM: c.RAM, Kept: c.Kept, KeptForAnalyzer: c.KeptForAnalyzer, Zero: c.Zero, Cache: c.Cache,
 		CachePrivate: c.CachePrivate, User: c.User, Free: c.Free, HWPoison: c.HWPoison,
 		Offline: c.Offline, Written: r.Written, LevelsTried: r.LevelsTried, Missing: r.Missing}
+	if t := r.Times; t != (collect.Times{}) {
+		s.Seconds = &collectSeconds{Needs: t.Needs.Seconds(), Classify: t.Classify.Seconds(), Copy: t.Copy.Seconds(),
+			Total: (t.Needs + t.Classify + t.Copy).Seconds()}
+	}
 	if err != nil {
 		s.Error = err.Error()
 	}
