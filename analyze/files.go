@@ -1,0 +1,217 @@
+package analyze
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"salvage/kernel"
+)
+
+func init() { register(filesCommand) }
+
+func filesCommand() *Command {
+	return &Command{
+		Name:    "files",
+		Summary: "show a task's root and working directories and its open files",
+		Usage:   "[PID|TASK]...",
+		Help: `Shows, as crash's files does, a task's root and current working
+directories and its open files: for each file descriptor the struct file,
+its dentry and inode, the kind of file (REG, DIR, CHR, BLK, LNK, FIFO,
+SOCK, UNKN) and its path, followed across mounts. Sockets, pipes and
+anonymous inodes show their names ("TCP", "[eventpoll]"), or none. Without
+an argument, shows the current task (the panic task unless set chose
+another); a PID shows every task with that PID.
+
+Examples:
+  files
+  files 1
+  files ffff8b917e904800
+`,
+		MaxArgs: -1,
+		Run:     runFiles,
+	}
+}
+
+// filesJSON is one task's files as files --json shows them.
+type filesJSON struct {
+	PID     int64          `json:"pid"`
+	Task    uint64         `json:"task"`
+	CPU     int            `json:"cpu"`
+	Command string         `json:"command"`
+	Root    *string        `json:"root,omitempty"`
+	Cwd     *string        `json:"cwd,omitempty"`
+	Files   []openFileJSON `json:"files"`
+}
+
+type openFileJSON struct {
+	FD     int    `json:"fd"`
+	File   uint64 `json:"file"`
+	Dentry uint64 `json:"dentry"`
+	Inode  uint64 `json:"inode"`
+	Type   string `json:"type"`
+	Path   string `json:"path"`
+	Error  string `json:"error,omitempty"`
+}
+
+// taskOperand is one task a PID|TASK command shows, and whether it was
+// named by PID (crash then ends its block with a blank line in files).
+type taskOperand struct {
+	task  kernel.TaskInfo
+	byPID bool
+}
+
+// taskOperands resolves a command's PID|TASK operands as crash's
+// str_to_context does: a decimal number is a PID (every task with it:
+// PID 0 is each CPU's idle task), else a task_struct address. Without
+// operands, the current task. Operands that name no task are returned
+// as invalid, for the command to report after the others.
+func taskOperands(ctx *Context) (ops []taskOperand, invalid []string, err error) {
+	s := ctx.Session
+	if len(ctx.Args) == 0 {
+		t, err := s.CurrentTask()
+		if err != nil {
+			return nil, nil, err
+		}
+		return []taskOperand{{task: t}}, nil, nil
+	}
+	k, err := s.Kernel()
+	if err != nil {
+		return nil, nil, err
+	}
+	tasks, err := k.TaskTable()
+	if err != nil && len(tasks) == 0 {
+		return nil, nil, err
+	}
+	for _, arg := range ctx.Args {
+		found := false
+		if isDecimal(arg) {
+			if pid, err := strconv.ParseInt(arg, 10, 64); err == nil {
+				for _, t := range tasks {
+					if t.PID == pid {
+						ops = append(ops, taskOperand{task: t, byPID: true})
+						found = true
+					}
+				}
+			}
+		}
+		if !found {
+			if t, ok := lookupTask(tasks, arg); ok {
+				ops = append(ops, taskOperand{task: t})
+				found = true
+			}
+		}
+		if !found {
+			invalid = append(invalid, arg)
+		}
+	}
+	return ops, invalid, nil
+}
+
+// invalidTasks is the error for operands that named no task.
+func invalidTasks(invalid []string) error {
+	if len(invalid) == 0 {
+		return nil
+	}
+	return fmt.Errorf("invalid task or pid value: %s", strings.Join(invalid, ", "))
+}
+
+func runFiles(ctx *Context) error {
+	k, err := ctx.Session.Kernel()
+	if err != nil {
+		return err
+	}
+	ops, invalid, err := taskOperands(ctx)
+	if err != nil {
+		return err
+	}
+	var js []filesJSON
+	var firstErr error
+	nerr := 0
+	for i, op := range ops {
+		t := op.task
+		tf, err := k.TaskFiles(t.Task)
+		if err != nil {
+			return fmt.Errorf("files of PID %d (task %#x): %w", t.PID, t.Task, err)
+		}
+		for _, f := range tf.Files {
+			if f.Err != nil {
+				nerr++
+				if firstErr == nil {
+					firstErr = fmt.Errorf("PID %d fd %d: %w", t.PID, f.FD, f.Err)
+				}
+			}
+		}
+		if ctx.JSON {
+			j := filesJSON{PID: t.PID, Task: t.Task, CPU: t.CPU, Command: t.Comm, Files: []openFileJSON{}}
+			if tf.HasFS {
+				j.Root, j.Cwd = &tf.Root, &tf.Cwd
+			}
+			for _, f := range tf.Files {
+				oj := openFileJSON{FD: f.FD, File: f.File, Dentry: f.Dentry, Inode: f.Inode, Type: f.Type, Path: f.Path}
+				if f.Err != nil {
+					oj.Error = f.Err.Error()
+				}
+				j.Files = append(j.Files, oj)
+			}
+			js = append(js, j)
+			continue
+		}
+		if i > 0 && len(ctx.Args) > 0 {
+			fmt.Fprintln(ctx.Out)
+		}
+		writeTaskHeader(ctx.Out, &t, 0)
+		writeFiles(ctx.Out, tf)
+		if op.byPID {
+			fmt.Fprintln(ctx.Out)
+		}
+	}
+	if ctx.JSON {
+		if js == nil {
+			js = []filesJSON{}
+		}
+		if err := writeJSON(ctx, js); err != nil {
+			return err
+		}
+	}
+	if err := invalidTasks(invalid); err != nil {
+		return err
+	}
+	if firstErr != nil {
+		if nerr > 1 {
+			return fmt.Errorf("%w (and %d more files could not be read)", firstErr, nerr-1)
+		}
+		return firstErr
+	}
+	return nil
+}
+
+// filesHeader is crash's header of the open files table (filesys.c,
+// open_files_dump): FD, then FILE, DENTRY and INODE centred over 16
+// columns.
+const filesHeader = " FD       FILE            DENTRY           INODE       TYPE PATH\n"
+
+// writeFiles prints one task's files as crash's open_files_dump does.
+func writeFiles(w io.Writer, tf *kernel.TaskFiles) {
+	if tf.HasFS {
+		fmt.Fprintf(w, "ROOT: %s    CWD: %s\n", tf.Root, tf.Cwd)
+	}
+	if !tf.HasFDTable || len(tf.Files) == 0 {
+		fmt.Fprintln(w, "No open files")
+		return
+	}
+	fmt.Fprint(w, filesHeader)
+	for _, f := range tf.Files {
+		switch {
+		case f.Dentry == 0:
+			// crash's DUMP_EMPTY_FILE line: the dentry zero-filled,
+			// "?" for what cannot be known.
+			fmt.Fprintf(w, "%3d %16x %016x %s ?    ?\n", f.FD, f.File, f.Dentry, center(16, "?", false))
+		case f.Inode == 0:
+			fmt.Fprintf(w, "%3d %16x %16x %016x ?    ?\n", f.FD, f.File, f.Dentry, f.Inode)
+		default:
+			fmt.Fprintf(w, "%3d %16x %16x %16x %-4s %s\n", f.FD, f.File, f.Dentry, f.Inode, f.Type, f.Path)
+		}
+	}
+}

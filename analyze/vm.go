@@ -1,0 +1,137 @@
+package analyze
+
+import (
+	"fmt"
+	"io"
+
+	"salvage/kernel"
+)
+
+func init() { register(vmCommand) }
+
+func vmCommand() *Command {
+	return &Command{
+		Name:    "vm",
+		Summary: "show a task's address space: its mm_struct and VMAs",
+		Usage:   "[PID|TASK]...",
+		Help: `Shows, as crash's vm does, a task's mm_struct, page directory, resident
+set size and total virtual size, then each of its VMAs (struct
+vm_area_struct): its address, start and end, vm_flags in hexadecimal and
+the path of the file it maps. The VMAs come from the mm's maple tree
+(6.1+) or its mmap list (older kernels). Without an argument, shows the
+current task (the panic task unless set chose another).
+
+Examples:
+  vm
+  vm 1
+  vm ffff8b917e904800
+`,
+		MaxArgs: -1,
+		Run:     runVM,
+	}
+}
+
+// vmJSON is one task's address space as vm --json shows it.
+type vmJSON struct {
+	PID     int64     `json:"pid"`
+	Task    uint64    `json:"task"`
+	CPU     int       `json:"cpu"`
+	Command string    `json:"command"`
+	MM      uint64    `json:"mm"`
+	PGD     uint64    `json:"pgd"`
+	RSSKB   uint64    `json:"rss_kb"`
+	TotalKB uint64    `json:"total_vm_kb"`
+	VMAs    []vmaJSON `json:"vmas"`
+}
+
+type vmaJSON struct {
+	VMA   uint64 `json:"vma"`
+	Start uint64 `json:"start"`
+	End   uint64 `json:"end"`
+	Flags uint64 `json:"flags"`
+	File  uint64 `json:"file,omitempty"`
+	Path  string `json:"path,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+func runVM(ctx *Context) error {
+	k, err := ctx.Session.Kernel()
+	if err != nil {
+		return err
+	}
+	ops, invalid, err := taskOperands(ctx)
+	if err != nil {
+		return err
+	}
+	var js []vmJSON
+	var firstErr error
+	for i, op := range ops {
+		t := op.task
+		mm, err := k.MM(t.Task)
+		if err != nil {
+			return fmt.Errorf("vm of PID %d (task %#x): %w", t.PID, t.Task, err)
+		}
+		// crash's get_task_mem_usage, as ps shows it: pages to KiB.
+		rss, total := t.RSS*4096/1024, t.TotalVM*4096/1024
+		if mm.MM == 0 {
+			rss, total = 0, 0
+		}
+		var vmas []kernel.VMA
+		if mm.MM != 0 {
+			if vmas, err = k.VMAs(mm.MM); err != nil {
+				return fmt.Errorf("vm of PID %d: %w", t.PID, err)
+			}
+		}
+		for _, v := range vmas {
+			if v.Err != nil && firstErr == nil {
+				firstErr = fmt.Errorf("PID %d: %w", t.PID, v.Err)
+			}
+		}
+		if ctx.JSON {
+			j := vmJSON{PID: t.PID, Task: t.Task, CPU: t.CPU, Command: t.Comm, MM: mm.MM, PGD: mm.PGD, RSSKB: rss, TotalKB: total, VMAs: []vmaJSON{}}
+			for _, v := range vmas {
+				vj := vmaJSON{VMA: v.Addr, Start: v.Start, End: v.End, Flags: v.Flags, File: v.File, Path: v.Path}
+				if v.Err != nil {
+					vj.Error = v.Err.Error()
+				}
+				j.VMAs = append(j.VMAs, vj)
+			}
+			js = append(js, j)
+			continue
+		}
+		if i > 0 {
+			fmt.Fprintln(ctx.Out)
+		}
+		writeTaskHeader(ctx.Out, &t, 0)
+		writeVM(ctx.Out, mm, rss, total, vmas)
+	}
+	if ctx.JSON {
+		if js == nil {
+			js = []vmJSON{}
+		}
+		if err := writeJSON(ctx, js); err != nil {
+			return err
+		}
+	}
+	if err := invalidTasks(invalid); err != nil {
+		return err
+	}
+	return firstErr
+}
+
+// writeVM prints an address space as crash's vm_area_dump does
+// (memory.c: PRINT_VM_DATA, then PRINT_VMA_DATA per VMA, START and END
+// right-justified over UVADDR_PRLEN, 10 columns on x86_64).
+func writeVM(w io.Writer, mm kernel.MMInfo, rssKB, totalKB uint64, vmas []kernel.VMA) {
+	fmt.Fprint(w, "       MM               PGD          RSS    TOTAL_VM\n")
+	fmt.Fprintf(w, "%s  %s  %s  %s\n",
+		center(16, fmt.Sprintf("%x", mm.MM), false), center(16, fmt.Sprintf("%x", mm.PGD), false),
+		center(6, fmt.Sprintf("%dk", rssKB), false), center(8, fmt.Sprintf("%dk", totalKB), false))
+	if mm.MM == 0 {
+		return
+	}
+	fmt.Fprint(w, "      VMA           START       END     FLAGS FILE\n")
+	for _, v := range vmas {
+		fmt.Fprintf(w, "%s %10x %10x %6x %s\n", center(16, fmt.Sprintf("%x", v.Addr), false), v.Start, v.End, v.Flags, v.Path)
+	}
+}
