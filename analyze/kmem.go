@@ -63,6 +63,9 @@ type kmemJSON struct {
 	SwapFree    uint64 `json:"swap_free"`
 	CommitLimit uint64 `json:"commit_limit"`
 	Committed   int64  `json:"committed"`
+	// UnreadMemMap is the bytes of struct pages (and section tables) the
+	// dump lacked, which SHARED counted as unreferenced.
+	UnreadMemMap uint64 `json:"unread_mem_map_bytes,omitempty"`
 }
 
 func runKmem(ctx *Context) error {
@@ -83,7 +86,7 @@ func runKmem(ctx *Context) error {
 	}
 	mi, err := k.MemInfo()
 	if err != nil {
-		return fmt.Errorf("kmem: %w", err)
+		return err
 	}
 	if ctx.JSON {
 		return writeJSON(ctx, kmemJSON{
@@ -91,7 +94,7 @@ func runKmem(ctx *Context) error {
 			Shared: mi.Shared, Buffers: mi.Buffers, Cached: mi.Cached, Slab: mi.Slab,
 			HugeTotal: mi.HugeTotal, HugeFree: mi.HugeFree,
 			SwapTotal: mi.SwapTotal, SwapUsed: mi.SwapUsed, SwapFree: mi.SwapTotal - mi.SwapUsed,
-			CommitLimit: mi.CommitLimit, Committed: mi.Committed,
+			CommitLimit: mi.CommitLimit, Committed: mi.Committed, UnreadMemMap: mi.UnreadMemMap,
 		})
 	}
 	writeKmemInfo(ctx.Out, mi)

@@ -27,6 +27,10 @@ type MemInfo struct {
 	Shared uint64
 	// Reserved counts the PG_reserved pages of the same walk.
 	Reserved uint64
+	// UnreadMemMap is how many bytes of the section tables and struct
+	// pages the dump could not give: the walk took them for zeros (no
+	// section, no reference), as crash does.
+	UnreadMemMap uint64
 	// SlabFlagPages counts the pages with the PG_slab flag set (slab head
 	// pages), what crash before 8.0.4 showed as SLAB on 5.9+ kernels; 0
 	// when PG_slab is not a page flag (6.8+ made it a page type).
@@ -292,10 +296,10 @@ func (k *Kernel) walkMemMap(ts debuginfo.Types, mi *MemInfo) error {
 		if err != nil {
 			return fmt.Errorf("mem_section: %w", err)
 		}
+		// A page of NULL roots is a zero page, which makedumpfile -d 1
+		// drops from ELF dumps: unreadable roots count as NULL.
 		buf := make([]byte, nrRoots*8)
-		if err := k.Read(buf, base); err != nil {
-			return fmt.Errorf("mem_section roots at %#x: %w", base, err)
-		}
+		mi.UnreadMemMap += k.readZeroFilled(buf, base)
 		for i := range roots {
 			roots[i] = binary.LittleEndian.Uint64(buf[i*8:])
 		}
@@ -310,9 +314,7 @@ func (k *Kernel) walkMemMap(ts debuginfo.Types, mi *MemInfo) error {
 		if root == 0 {
 			continue
 		}
-		if err := k.Read(secBuf, root); err != nil {
-			return fmt.Errorf("mem_section root %d at %#x: %w", r, root, err)
-		}
+		mi.UnreadMemMap += k.readZeroFilled(secBuf, root)
 		for j := uint64(0); j < perRoot; j++ {
 			nr := uint64(r)*perRoot + j
 			coded := binary.LittleEndian.Uint64(secBuf[j*secSize+uint64(mapOff):])
@@ -323,7 +325,7 @@ func (k *Kernel) walkMemMap(ts debuginfo.Types, mi *MemInfo) error {
 			total := pagesPerSection * pageSize
 			for off := uint64(0); off < total; off += uint64(len(chunk)) {
 				b := chunk[:min(uint64(len(chunk)), total-off)]
-				k.readZeroFilled(b, memMap+off)
+				mi.UnreadMemMap += k.readZeroFilled(b, memMap+off)
 				for p := uint64(0); p+pageSize <= uint64(len(b)); p += pageSize {
 					flags := binary.LittleEndian.Uint64(b[p+uint64(flagsOff):])
 					count := int32(binary.LittleEndian.Uint32(b[p+uint64(refOff):]))
@@ -343,19 +345,23 @@ func (k *Kernel) walkMemMap(ts debuginfo.Types, mi *MemInfo) error {
 }
 
 // readZeroFilled reads b at addr, leaving zeros for the pages that
-// cannot be read, as crash's fill_mem_map_cache does.
-func (k *Kernel) readZeroFilled(b []byte, addr uint64) {
+// cannot be read, as crash's fill_mem_map_cache does; it returns how
+// many bytes it could not read.
+func (k *Kernel) readZeroFilled(b []byte, addr uint64) uint64 {
 	if k.Read(b, addr) == nil {
-		return
+		return 0
 	}
+	var missing uint64
 	for off := 0; off < len(b); {
 		n := 4096 - int((addr+uint64(off))&4095)
 		n = min(n, len(b)-off)
 		if k.Read(b[off:off+n], addr+uint64(off)) != nil {
 			clear(b[off : off+n])
+			missing += uint64(n)
 		}
 		off += n
 	}
+	return missing
 }
 
 // onlineNodes lists the pglist_data of every online node: node_data[n]
