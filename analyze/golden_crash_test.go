@@ -33,6 +33,8 @@ var crashGoldens = []struct{ dir, dump string }{
 	{"testdata/crash/sysrq-context", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
 	{"testdata/crash/sysrq-lines", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
 	{"testdata/crash/oops-context", "6.1.0-56-cloud-amd64/oops/vmcore-elf"},
+	// p's expressions: casts, & and *, -> on a cast address, sizeof.
+	{"testdata/crash/sysrq-p", "6.1.0-56-cloud-amd64/sysrq/vmcore-elf"},
 }
 
 // knownDifferences are golden files salvage does not match, and why.
@@ -68,6 +70,7 @@ var knownDifferences = map[string]string{
 	// Debian's System.map lacks the modversions __crc_ symbols.
 	"sysmap:whatis-linux_banner.txt": "no symbol sizes in System.map",
 	"sysmap:p-linux_banner.txt":      "no symbol sizes in System.map",
+	"sysmap:p-addr-banner.txt":       "no symbol sizes in System.map",
 	"sysmap:sym-q-init_uts.txt":      "Debian's System.map has no __crc_ symbols",
 	// An assembly function's size covers the local labels after its
 	// start (entry_SYSCALL_64_safe_stack…); kallsyms ends it at the first.

@@ -1,7 +1,6 @@
 package analyze
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -14,14 +13,18 @@ func pCommand() *Command {
 	return &Command{
 		Name:    "p",
 		Aliases: []string{"print"},
-		Summary: "print the value of a kernel variable or one of its members",
+		Summary: "print the value of a C expression: variables, members, casts, * and &",
 		Usage:   "[-x|-d] EXPRESSION",
 		Help: `Prints a global variable, or a member or element of one, as crash's p
 does (through gdb): "jiffies = $1 = 4294898051" for a variable,
-"$2 = "swapper/0…"" for an expression. EXPRESSION is a variable name
-followed by members and indexes: init_task.comm, init_task.tasks.next,
-init_task.mm->pgd, cpu_online_mask->bits[0]. p/x (or -x) prints
-integers in hexadecimal, p/d (or -d) in decimal.
+"$2 = "swapper/0…"" for an expression. EXPRESSION is C as gdb takes it:
+a variable, members and indexes (init_task.comm, init_task.mm->pgd,
+cpu_online_mask->bits[0]), the address of one (&init_task.tasks), the
+object a pointer points at (*init_task.tasks.next), a cast
+((struct task_struct *)0xffff8b917e904800, (long)jiffies), a member
+through a cast address (((struct task_struct *)ADDR)->comm), a number,
+and sizeof(TYPE). p/x (or -x) prints integers in hexadecimal, p/d (or
+-d) in decimal.
 
 --json prints the expression, its type, address and value as text.
 
@@ -29,6 +32,9 @@ Examples:
   p jiffies
   p init_task.comm
   p/x init_task.flags
+  p *init_task.tasks.next
+  p ((struct task_struct *)0xffff8b917e904800)->comm
+  p sizeof(struct task_struct)
 `,
 		Options: []Option{
 			{Name: "x", Help: "integers in hexadecimal"},
@@ -70,14 +76,38 @@ func runP(ctx *Context) error {
 	if perCPUSymbol(k, expr) {
 		return printPerCPU(ctx, k, expr)
 	}
-	v, plain, err := evalExpr(k, expr)
+	v, plain, err := evalPExpr(k, expr)
 	if err != nil {
 		return err
 	}
 	if plain {
 		label = expr
 	}
-	return printValue(ctx, k, v, label, expr, hex)
+	if v.mem {
+		return printValue(ctx, k, v.lv, label, expr, hex)
+	}
+	return printComputed(ctx, k, v.typ, v.data, label, expr, hex)
+}
+
+// printComputed is printValue for a value not in memory (an address
+// taken, a cast, a number): its bytes are data.
+func printComputed(ctx *Context, k *kernel.Kernel, t *debuginfo.Type, data []byte, label, expr string, hex bool) error {
+	if t.Resolve() == nil {
+		return fmt.Errorf("cannot print %q: it has no value (void)", expr)
+	}
+	p := &valuePrinter{k: k, hex: hex}
+	return printText(ctx, t, 0, typedText(p, t, data, 0), label, expr)
+}
+
+// typedText is gdb's rendering of a value, with a pointer's type before
+// it at the top level.
+func typedText(p *valuePrinter, t *debuginfo.Type, data []byte, addr uint64) string {
+	text := p.value(t, data, addr, 0, 0, 0)
+	if r := t.Resolve(); r != nil && r.Kind == debuginfo.KindPointer && !isCharPointer(r) {
+		// gdb names a pointer's type before a top-level value.
+		text = "(" + debuginfo.TypeName(t) + ") " + text
+	}
+	return text
 }
 
 // printValue prints "LABEL = $N = VALUE" (or "$N = VALUE" without a
@@ -95,16 +125,18 @@ func printValue(ctx *Context, k *kernel.Kernel, v kernel.Value, label, expr stri
 		if err != nil {
 			return err
 		}
-		text = p.value(v.Type(), data, v.Address(), 0, 0, 0)
-		if r != nil && r.Kind == debuginfo.KindPointer && !isCharPointer(r) {
-			// gdb names a pointer's type before a top-level value.
-			text = "(" + debuginfo.TypeName(v.Type()) + ") " + text
-		}
+		text = typedText(p, v.Type(), data, v.Address())
 	}
+	return printText(ctx, v.Type(), v.Address(), text, label, expr)
+}
+
+// printText prints "LABEL = $N = TEXT" or "$N = TEXT", numbering the
+// value in the session's history.
+func printText(ctx *Context, t *debuginfo.Type, addr uint64, text, label, expr string) error {
 	ctx.Session.history++
 	n := ctx.Session.history
 	if ctx.JSON {
-		return writeJSON(ctx, pJSON{Expression: expr, Type: debuginfo.TypeName(v.Type()), Address: v.Address(), Value: text, History: n})
+		return writeJSON(ctx, pJSON{Expression: expr, Type: debuginfo.TypeName(t), Address: addr, Value: text, History: n})
 	}
 	if label != "" {
 		if strings.HasPrefix(text, "{") && !strings.HasPrefix(text, "{\n") {
@@ -117,76 +149,6 @@ func printValue(ctx *Context, k *kernel.Kernel, v kernel.Value, label, expr stri
 		fmt.Fprintf(ctx.Out, "$%d = %s\n", n, text)
 	}
 	return nil
-}
-
-// evalExpr evaluates a variable name followed by ".member", "->member"
-// and "[index]" steps. plain reports an expression that is a bare
-// symbol, which crash prints with its name.
-func evalExpr(k *kernel.Kernel, expr string) (v kernel.Value, plain bool, err error) {
-	end := strings.IndexAny(expr, ".-[ ")
-	if end < 0 {
-		end = len(expr)
-	}
-	name, rest := expr[:end], expr[end:]
-	if name == "" {
-		return v, false, fmt.Errorf("cannot evaluate %q: expected a variable name", expr)
-	}
-	v, err = k.Global(name)
-	if err == nil {
-		v = k.Object(v.Address(), arrayFromSymbol(k, v.Type(), name))
-	}
-	if err != nil {
-		if k.Types != nil {
-			if f, ferr := k.Types.Func(name); ferr == nil {
-				if a, aerr := k.SymbolAddr(name); aerr == nil && rest == "" {
-					return k.Object(a, f), true, nil
-				}
-			}
-		}
-		return v, false, err
-	}
-	plain = rest == ""
-	for rest != "" {
-		switch {
-		case strings.HasPrefix(rest, "->"), strings.HasPrefix(rest, "."):
-			if rest[0] == '-' {
-				rest = rest[2:]
-			} else {
-				rest = rest[1:]
-			}
-			e := strings.IndexAny(rest, ".-[")
-			if e < 0 {
-				e = len(rest)
-			}
-			m := strings.TrimSpace(rest[:e])
-			rest = rest[e:]
-			if v, err = v.Member(m); err != nil {
-				return v, false, err
-			}
-		case strings.HasPrefix(rest, "["):
-			e := strings.IndexByte(rest, ']')
-			if e < 0 {
-				return v, false, errors.New("missing ] in " + expr)
-			}
-			i, perr := strconv.ParseInt(strings.TrimSpace(rest[1:e]), 0, 64)
-			if perr != nil {
-				return v, false, fmt.Errorf("bad index %q in %s", rest[1:e], expr)
-			}
-			rest = rest[e+1:]
-			if r := v.Type().Resolve(); r != nil && r.Kind == debuginfo.KindArray && r.Len <= 0 {
-				// A flexible array member (BTF gives it length 0): C
-				// does not check its bounds, nor does gdb.
-				v = k.Object(v.Address()+uint64(i*typeSize(r.Elem)), r.Elem)
-				continue
-			}
-			if v, err = v.Index(int(i)); err != nil {
-				return v, false, err
-			}
-		default:
-			return v, false, fmt.Errorf("cannot evaluate %q: only NAME, .member, ->member and [index] are understood", expr)
-		}
-	}
-	return v, plain, nil
 }
 
 func isCharPointer(r *debuginfo.Type) bool {
