@@ -1,0 +1,260 @@
+package kernel
+
+import (
+	"encoding/binary"
+	"strings"
+	"testing"
+
+	"salvage/debuginfo"
+)
+
+// devTestTypes builds the device and network structures with the
+// members the analyzer reads, at made-up offsets (the code must take
+// them from the types), and no variable types: BTF's case, where the
+// hash tables' length falls back to 255.
+func devTestTypes() fakeTypes {
+	ulong := &debuginfo.Type{Kind: debuginfo.KindInt, Name: "unsigned long", Size: 8}
+	uint := &debuginfo.Type{Kind: debuginfo.KindInt, Name: "unsigned int", Size: 4}
+	sint := &debuginfo.Type{Kind: debuginfo.KindInt, Name: "int", Size: 4, Encoding: debuginfo.EncSigned}
+	char := &debuginfo.Type{Kind: debuginfo.KindInt, Name: "char", Size: 1, Encoding: debuginfo.EncChar}
+	chars := func(n int64) *debuginfo.Type {
+		return &debuginfo.Type{Kind: debuginfo.KindArray, Elem: char, Len: n, Size: n}
+	}
+	ptr := func(t *debuginfo.Type) *debuginfo.Type {
+		return &debuginfo.Type{Kind: debuginfo.KindPointer, Size: 8, Elem: t}
+	}
+	st := func(name string, size int64) *debuginfo.Type {
+		return &debuginfo.Type{Kind: debuginfo.KindStruct, Name: name, Size: size}
+	}
+	fops := st("file_operations", 256)
+	lh := st("list_head", 16)
+	lh.Members = []debuginfo.Member{{Name: "next", Type: ptr(lh)}, {Name: "prev", Type: ptr(lh), Offset: 8}}
+
+	cdev := st("cdev", 128)
+	cdev.Members = []debuginfo.Member{{Name: "ops", Type: ptr(fops), Offset: 72}}
+	cds := st("char_device_struct", 104)
+	cds.Members = []debuginfo.Member{{Name: "next", Type: ptr(cds)}, {Name: "major", Type: uint, Offset: 8},
+		{Name: "baseminor", Type: uint, Offset: 12}, {Name: "minorct", Type: sint, Offset: 16},
+		{Name: "name", Type: chars(64), Offset: 20}, {Name: "cdev", Type: ptr(cdev), Offset: 88}}
+	probe := st("probe", 56)
+	probe.Members = []debuginfo.Member{{Name: "next", Type: ptr(probe)}, {Name: "dev", Type: uint, Offset: 8},
+		{Name: "range", Type: ulong, Offset: 16}, {Name: "data", Type: ptr(char), Offset: 48}}
+	kobjMap := st("kobj_map", 255*8+8)
+	kobjMap.Members = []debuginfo.Member{{Name: "probes", Type: &debuginfo.Type{Kind: debuginfo.KindArray, Elem: ptr(probe), Len: 255, Size: 255 * 8}}}
+
+	bmn := st("blk_major_name", 32)
+	bmn.Members = []debuginfo.Member{{Name: "next", Type: ptr(bmn)}, {Name: "major", Type: sint, Offset: 8}, {Name: "name", Type: chars(16), Offset: 12}}
+	gendisk := st("gendisk", 64)
+	gendisk.Members = []debuginfo.Member{{Name: "major", Type: sint}, {Name: "fops", Type: ptr(fops), Offset: 16}}
+	bdev := st("block_device", 200)
+	bdev.Members = []debuginfo.Member{{Name: "bd_disk", Type: ptr(gendisk), Offset: 24}}
+	inode := st("inode", 300)
+	inode.Members = []debuginfo.Member{{Name: "i_sb_list", Type: lh, Offset: 40}}
+	bdevInode := st("bdev_inode", 512)
+	bdevInode.Members = []debuginfo.Member{{Name: "bdev", Type: bdev}, {Name: "vfs_inode", Type: inode, Offset: 208}}
+	sb := st("super_block", 128)
+	sb.Members = []debuginfo.Member{{Name: "s_inodes", Type: lh, Offset: 64}}
+
+	in6 := st("in6_addr", 16)
+	ifa := st("in_ifaddr", 32)
+	ifa.Members = []debuginfo.Member{{Name: "ifa_next", Type: ptr(ifa)}, {Name: "ifa_address", Type: uint, Offset: 12}}
+	inDev := st("in_device", 64)
+	inDev.Members = []debuginfo.Member{{Name: "ifa_list", Type: ptr(ifa), Offset: 8}}
+	ifa6 := st("inet6_ifaddr", 64)
+	ifa6.Members = []debuginfo.Member{{Name: "addr", Type: in6}, {Name: "if_list", Type: lh, Offset: 24}}
+	in6Dev := st("inet6_dev", 64)
+	in6Dev.Members = []debuginfo.Member{{Name: "addr_list", Type: lh, Offset: 16}}
+	netdev := st("net_device", 128)
+	netdev.Members = []debuginfo.Member{{Name: "name", Type: chars(16)}, {Name: "dev_list", Type: lh, Offset: 32},
+		{Name: "ip_ptr", Type: ptr(inDev), Offset: 56}, {Name: "ip6_ptr", Type: ptr(in6Dev), Offset: 64}}
+	net := st("net", 64)
+	net.Members = []debuginfo.Member{{Name: "dev_base_head", Type: lh, Offset: 16}}
+
+	return fakeTypes{"struct list_head": lh, "struct cdev": cdev, "struct char_device_struct": cds,
+		"struct probe": probe, "struct kobj_map": kobjMap, "struct blk_major_name": bmn, "struct gendisk": gendisk,
+		"struct block_device": bdev, "struct inode": inode, "struct bdev_inode": bdevInode, "struct super_block": sb,
+		"struct in_ifaddr": ifa, "struct in_device": inDev, "struct inet6_ifaddr": ifa6, "struct inet6_dev": in6Dev,
+		"struct net_device": netdev, "struct net": net, "var init_net": net}
+}
+
+// Addresses of the synthetic kernel's objects; "missing" is memory the
+// dump does not hold.
+const (
+	dtChrdevs  = 0xffffffff82000000
+	dtCdevMap  = 0xffffffff82001000
+	dtMajors   = 0xffffffff82002000
+	dtBdevSB   = 0xffffffff82003000
+	dtInitNet  = 0xffffffff82004000
+	dtHeap     = 0xffff888000100000
+	dtMissing  = 0xffff888000900000
+	dtFopsMem  = 0xffffffff83000000
+	dtFopsBig  = 0xffffffff83000100
+	dtFopsVirt = 0xffffffff83000200
+)
+
+func devTestKernel(t *testing.T) *Kernel {
+	vm := fakeVM{}
+	zero := func(addr uint64, n int) { vm.write(addr, make([]byte, n)) }
+	put32 := func(addr uint64, v uint32) {
+		var b [4]byte
+		binary.LittleEndian.PutUint32(b[:], v)
+		vm.write(addr, b[:])
+	}
+	obj := func(i int) uint64 { return dtHeap + uint64(i)*0x200 }
+	zero(dtChrdevs, 255*8)
+	zero(dtMajors, 255*8)
+	for i := 0; i < 40; i++ {
+		zero(obj(i), 0x200)
+	}
+	chr := func(at uint64, next uint64, major, minor uint32, name string, cdev uint64) {
+		vm.put64(at, next)
+		put32(at+8, major)
+		put32(at+12, minor)
+		put32(at+16, 1)
+		vm.write(at+20, []byte(name+"\x00"))
+		vm.put64(at+88, cdev)
+	}
+	// chrdevs[1]: mem (its own cdev), then big (major 256, slot 1; no
+	// cdev of its own: the one cdev_add put in cdev_map).
+	vm.put64(dtChrdevs+8, obj(0))
+	chr(obj(0), obj(1), 1, 0, "mem", obj(2))
+	vm.put64(obj(2)+72, dtFopsMem)
+	chr(obj(1), 0, 256, 5, "big", 0)
+	vm.put64(dtCdevMap, obj(3))
+	zero(obj(3), 255*8+8)
+	vm.put64(obj(3)+8, obj(8)) // probes[256 % 255]: a probe for another minor, then the one
+	vm.put64(obj(8), obj(9))
+	put32(obj(8)+8, 256<<20|4)
+	vm.put64(obj(8)+48, obj(11))
+	put32(obj(9)+8, 256<<20|5)
+	vm.put64(obj(9)+48, obj(10))
+	vm.put64(obj(10)+72, dtFopsBig)
+	vm.put64(obj(11)+72, 0xdead)
+	// chrdevs[4]: tty, whose cdev and next are memory the dump lacks.
+	vm.put64(dtChrdevs+4*8, obj(12))
+	chr(obj(12), dtMissing+0x1000, 4, 0, "tty", dtMissing)
+	// chrdevs[13]: input, registered without any cdev.
+	vm.put64(dtChrdevs+13*8, obj(13))
+	chr(obj(13), 0, 13, 0, "input", 0)
+
+	// major_names[4]: blkext (259) then a chained major; [254]: virtblk.
+	bmn := func(at, next uint64, major uint32, name string) {
+		vm.put64(at, next)
+		put32(at+8, major)
+		vm.write(at+12, []byte(name+"\x00"))
+	}
+	vm.put64(dtMajors+4*8, obj(14))
+	bmn(obj(14), obj(15), 259, "blkext")
+	bmn(obj(15), 0, 4, "chained")
+	vm.put64(dtMajors+254*8, obj(16))
+	bmn(obj(16), 0, 254, "virtblk")
+	// The bdev file system: two block device inodes, the first without
+	// a disk, the second on a virtblk gendisk.
+	vm.put64(dtBdevSB, obj(17))
+	head := obj(17) + 64
+	in1, in2 := obj(18)+208+40, obj(20)+208+40 // bdev_inode → vfs_inode.i_sb_list
+	zero(obj(20), 0x400)
+	vm.put64(head, in1)
+	vm.put64(in1, in2)
+	vm.put64(in2, head)
+	vm.put64(obj(20)+24, obj(22))
+	put32(obj(22), 254)
+	vm.put64(obj(22)+16, dtFopsVirt)
+
+	// init_net: lo (127.0.0.1, ::1), eth0 (two IPv4, no IPv6) and eth1,
+	// whose in_device the dump lacks.
+	zero(dtInitNet, 64)
+	devs := []uint64{obj(24), obj(25), obj(26)}
+	prev := uint64(dtInitNet + 16)
+	for _, d := range devs {
+		vm.put64(prev, d+32)
+		prev = d + 32
+	}
+	vm.put64(prev, dtInitNet+16)
+	vm.write(devs[0], []byte("lo\x00"))
+	vm.write(devs[1], []byte("eth0\x00"))
+	vm.write(devs[2], []byte("eth1\x00"))
+	vm.put64(devs[0]+56, obj(27))
+	vm.put64(obj(27)+8, obj(28))
+	vm.write(obj(28)+12, []byte{127, 0, 0, 1})
+	vm.put64(devs[0]+64, obj(29))
+	vm.put64(obj(29)+16, obj(30)+24)
+	vm.put64(obj(30)+24, obj(29)+16)
+	vm.write(obj(30), []byte{15: 1})
+	vm.put64(devs[1]+56, obj(31))
+	vm.put64(obj(31)+8, obj(32))
+	vm.write(obj(32)+12, []byte{10, 0, 2, 15})
+	vm.put64(obj(32), obj(33))
+	vm.write(obj(33)+12, []byte{192, 168, 1, 2})
+	vm.put64(devs[2]+56, dtMissing)
+
+	syms := fakeSyms{"chrdevs": dtChrdevs, "cdev_map": dtCdevMap, "major_names": dtMajors,
+		"blockdev_superblock": dtBdevSB, "init_net": dtInitNet}
+	k, err := New(nil, syms, devTestTypes(), vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// TestCharDevicesSynthetic: chains are followed in order, a range
+// without a cdev of its own finds the one cdev_map holds for its first
+// device number, and memory the dump lacks makes an entry's error (its
+// address said) rather than end the list or panic.
+func TestCharDevicesSynthetic(t *testing.T) {
+	k := devTestKernel(t)
+	got, err := k.CharDevices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		major uint32
+		name  string
+		cdev  uint64
+		ops   uint64
+		err   bool
+	}
+	want := []row{
+		{1, "mem", dtHeap + 2*0x200, dtFopsMem, false},
+		{256, "big", dtHeap + 10*0x200, dtFopsBig, false},
+		{4, "tty", dtMissing, 0, true},
+		{0, "", 0, 0, true},
+		{13, "input", 0, 0, false},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d entries, want %d: %+v", len(got), len(want), got)
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Major != w.major || g.Name != w.name || g.Cdev != w.cdev || g.Ops != w.ops || (g.Err != nil) != w.err {
+			t.Errorf("entry %d: got %+v, want %+v", i, g, w)
+		}
+		if g.Err != nil {
+			if _, ok := PageState(g.Err); !ok || !strings.Contains(g.Err.Error(), "0xffff88800090") {
+				t.Errorf("entry %d: error %q does not name the missing page", i, g.Err)
+			}
+		}
+	}
+}
+
+// TestBlockMajorsSynthetic: each major_names[] chain in order (the
+// chained ones marked), and a major's disk found among the bdev inodes.
+func TestBlockMajorsSynthetic(t *testing.T) {
+	k := devTestKernel(t)
+	got, err := k.BlockMajors()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("got %+v", got)
+	}
+	if g := got[0]; g.Major != 259 || g.Name != "blkext" || g.Chained || g.Gendisk != 0 || g.Err != nil {
+		t.Errorf("blkext: %+v", g)
+	}
+	if g := got[1]; g.Major != 4 || g.Name != "chained" || !g.Chained {
+		t.Errorf("chained: %+v", g)
+	}
+	if g := got[2]; g.Major != 254 || g.Name != "virtblk" || g.Gendisk != dtHeap+22*0x200 || g.Ops != dtFopsVirt || g.Err != nil {
+		t.Errorf("virtblk: %+v", g)
+	}
+}
