@@ -216,3 +216,20 @@ func TestKmemUsage(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkKmemInfo is kmem -i on a kdump-compressed dump without
+// vmlinux: most of it is the walk of every struct page for SHARED.
+func BenchmarkKmemInfo(b *testing.B) {
+	m := corpus.Require(b)
+	ds := m.Select(func(d corpus.Dump) bool { return d.ID == "6.1.0-56-cloud-amd64/sysrq/lzo-d31" })
+	if len(ds) == 0 {
+		b.Fatal("corpus has no sysrq lzo-d31 dump")
+	}
+	s := corpusSessionB(b, m, ds[0])
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, errs := execCapture(s, "kmem -i"); errs != "" {
+			b.Fatal(errs)
+		}
+	}
+}

@@ -267,8 +267,12 @@ func (k *Kernel) walkMemMap(ts debuginfo.Types, mi *MemInfo) error {
 	if err != nil {
 		return err
 	}
-	if secSize == 0 || pageSize == 0 {
-		return errors.New("struct mem_section or struct page has no size")
+	if secSize == 0 || pageSize == 0 || uint64(mapOff)+8 > secSize || uint64(flagsOff)+8 > pageSize || uint64(refOff)+4 > pageSize {
+		return fmt.Errorf("implausible layouts: struct mem_section %d bytes (section_mem_map at %d), struct page %d bytes (flags at %d, _refcount at %d)",
+			secSize, mapOff, pageSize, flagsOff, refOff)
+	}
+	if pagesPerSection*pageSize > 1<<30 {
+		return fmt.Errorf("implausible SPARSEMEM geometry: %d struct pages of %d bytes a section", pagesPerSection, pageSize)
 	}
 	ms, err := k.Global("mem_section")
 	if err != nil {
@@ -289,6 +293,9 @@ func (k *Kernel) walkMemMap(ts debuginfo.Types, mi *MemInfo) error {
 	nrRoots := (nrSections + perRoot - 1) / perRoot
 	if n, ok := vi.Length("mem_section"); ok && n > 0 && n < nrRoots {
 		nrRoots = n
+	}
+	if nrRoots > 1<<20 {
+		return fmt.Errorf("implausible SPARSEMEM geometry: %d section roots", nrRoots)
 	}
 	roots := make([]uint64, nrRoots)
 	if extreme {
