@@ -15,18 +15,22 @@ func irqCommand() *Command {
 	return &Command{
 		Name:    "irq",
 		Summary: "list the interrupt descriptors and their handlers",
+		Usage:   "[IRQ] ...",
 		Help: `Lists every IRQ number below nr_irqs as crash's irq does: the IRQ, its
 descriptor (struct irq_desc), the handler (struct irqaction) and the name
 the driver gave request_irq. An IRQ without a descriptor, or a descriptor
 without a handler, shows "(unused)"; a line shared by several handlers
-lists each on a line of its own below the first.
+lists each on a line of its own below the first. Given IRQ numbers
+(decimal), shows those alone, in the order given.
 
 Examples:
   irq
+  irq 24 25
   irq --json
   irq | grep -v unused
 `,
-		Run: runIRQ,
+		MaxArgs: -1,
+		Run:     runIRQ,
 	}
 }
 
@@ -58,9 +62,41 @@ func runIRQ(ctx *Context) error {
 	if err != nil {
 		return err
 	}
+	// crash checks each operand as it comes to it: the rows before a bad
+	// one are printed, then the error.
+	var want []int
+	var badArg error
+	for _, a := range ctx.Args {
+		n, err := strconv.Atoi(a)
+		switch {
+		case err != nil || n < 0:
+			badArg = fmt.Errorf("%s: not an IRQ number (decimal)", a)
+		case n >= nr:
+			badArg = fmt.Errorf("invalid IRQ value: %d  (%d max)", n, nr-1)
+		}
+		if badArg != nil {
+			break
+		}
+		want = append(want, n)
+	}
+	if len(ctx.Args) == 0 {
+		for i := 0; i < nr; i++ {
+			want = append(want, i)
+		}
+	}
 	if ctx.JSON {
+		if badArg != nil {
+			return badArg
+		}
+		sel := map[int]bool{}
+		for _, n := range want {
+			sel[n] = true
+		}
 		out := irqTableJSON{NrIRQs: nr, IRQs: []irqJSON{}}
 		for _, q := range irqs {
+			if !sel[q.IRQ] {
+				continue
+			}
 			j := irqJSON{IRQ: q.IRQ, Desc: q.Desc, Actions: []irqActionJSON{}}
 			for _, a := range q.Actions {
 				j.Actions = append(j.Actions, irqActionJSON{Action: a.Addr, Name: a.Name})
@@ -69,15 +105,17 @@ func runIRQ(ctx *Context) error {
 		}
 		return writeJSON(ctx, out)
 	}
-	writeIRQTable(ctx.Out, nr, irqs)
-	return nil
+	if len(want) > 0 {
+		writeIRQTable(ctx.Out, want, irqs)
+	}
+	return badArg
 }
 
 // writeIRQTable prints crash's irq table (kernel.c generic_dump_irq, its
 // irq_desc_format_v2): the IRQ centred in four columns (an odd padding to
 // the left), the descriptor and the action centred in sixteen, every
 // further action of a shared line on a line of its own under the first.
-func writeIRQTable(w io.Writer, nr int, irqs []kernel.IRQ) {
+func writeIRQTable(w io.Writer, want []int, irqs []kernel.IRQ) {
 	const col = 16 // crash's VADDR_PRLEN on x86_64
 	fmt.Fprintf(w, " IRQ  %s  %s  NAME\n", center(col, "IRQ_DESC/_DATA", false), center(col, "IRQACTION", false))
 	byIRQ := make(map[int]int, len(irqs))
@@ -85,7 +123,7 @@ func writeIRQTable(w io.Writer, nr int, irqs []kernel.IRQ) {
 		byIRQ[q.IRQ] = i
 	}
 	unused := center(col, "(unused)", false)
-	for irq := 0; irq < nr; irq++ {
+	for _, irq := range want {
 		var b strings.Builder
 		b.WriteString(center(4, strconv.Itoa(irq), true))
 		b.WriteString("  ")
