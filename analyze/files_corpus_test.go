@@ -1,0 +1,239 @@
+package analyze
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"salvage/lab/corpus"
+)
+
+func init() {
+	jsonCommands["files"] = "files --json"
+	jsonCommands["vm"] = "vm --json"
+	jsonCommands["mount"] = "mount --json"
+}
+
+// vfsKnownDiffs lists the lines of files, vm and mount where salvage
+// legitimately differs from crash 8.0.6, by dump ID and reference key,
+// with why. It is empty: on every corpus dump, with the vmlinux and
+// without, the three commands print crash's bytes. A difference found
+// later goes here with its reason, never into a looser comparison.
+var vfsKnownDiffs = map[string]map[string]string{}
+
+// TestFilesVMMountCorpus compares files, vm and mount with crash 8.0.6's
+// output on every corpus dump that has it (files and vm of the guest's
+// workload task, as the lab ran them), with the debug vmlinux and
+// BTF-only, line for line; it logs how many lines match per dump and
+// mode. Every dump, the live ones included (where crash 8.0.6 fails and
+// 8.0.2 has no files, vm or mount reference), is also checked against
+// the guest's own truth: mount against its /proc/mounts, vm and files
+// against what the workload is known to hold.
+func TestFilesVMMountCorpus(t *testing.T) {
+	m := corpus.Require(t)
+	compared := 0
+	for _, d := range m.Dumps {
+		truthMounts, err := os.ReadFile(filepath.Join(m.Path(d.Truth), "mounts"))
+		if err != nil {
+			t.Fatalf("%s: guest truth: %v", d.ID, err)
+		}
+		pidText, err := os.ReadFile(filepath.Join(m.Path(d.Truth), "workload.pid"))
+		if err != nil {
+			t.Fatalf("%s: guest truth: %v", d.ID, err)
+		}
+		pid := strings.TrimSpace(string(pidText))
+		for _, withVmlinux := range []bool{true, false} {
+			s := corpusSession(t, m, d, withVmlinux)
+			for _, key := range []string{"files", "vm", "mount"} {
+				line := d.RefCommands[key]
+				if line == "" {
+					line = key
+					if key != "mount" {
+						line += " " + pid
+					}
+				}
+				got, errs := execCapture(s, line)
+				if errs != "" {
+					t.Errorf("%s vmlinux=%v %s: %s", d.ID, withVmlinux, line, errs)
+				}
+				switch key {
+				case "mount":
+					checkMountTruth(t, d.ID, got, string(truthMounts))
+				case "vm":
+					if !strings.Contains(got, " /bin/workload\n") {
+						t.Errorf("%s vmlinux=%v: %s maps no /bin/workload:\n%s", d.ID, withVmlinux, line, got)
+					}
+				case "files":
+					// The workload holds 32 files open on the ext4 disk,
+					// three TCP sockets and an epoll and eventfd pair.
+					for _, want := range []string{"REG  /mnt/disk/work/open-00.txt\n", "REG  /mnt/disk/work/open-31.txt\n", "SOCK TCP\n", "UNKN [eventpoll]\n", "CHR  /dev/null\n"} {
+						if !strings.Contains(got, want) && !strings.Contains(d.ID, "/live/") {
+							t.Errorf("%s vmlinux=%v: %s lacks %q", d.ID, withVmlinux, line, want)
+						}
+					}
+				}
+				want, ok, err := m.Ref(d, key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !ok {
+					if want, ok, err = m.Ref(d, "crash-8.0.2:"+key); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if !ok {
+					if d.Scenario != "live" {
+						t.Errorf("%s: no %s reference from crash", d.ID, key)
+					}
+					continue
+				}
+				compared++
+				match, total := matchingLines(got, want, vfsKnownDiffs[d.ID][key])
+				t.Logf("%s vmlinux=%v %s: %d of %d lines match crash", d.ID, withVmlinux, line, match, total)
+				if match != total {
+					t.Errorf("%s vmlinux=%v: %s differs from crash:\n%s", d.ID, withVmlinux, line, lineDiff(got, want))
+				}
+			}
+		}
+	}
+	if compared == 0 {
+		t.Fatal("no files, vm or mount reference in the corpus")
+	}
+}
+
+// matchingLines counts the lines of want that got has at the same
+// position, counting as matching a line the known differences name
+// (by crash's line).
+func matchingLines(got, want string, known string) (match, total int) {
+	g, w := strings.Split(strings.TrimSuffix(got, "\n"), "\n"), strings.Split(strings.TrimSuffix(want, "\n"), "\n")
+	total = max(len(g), len(w))
+	for i := 0; i < total; i++ {
+		switch {
+		case i < len(g) && i < len(w) && g[i] == w[i]:
+			match++
+		case i < len(w) && known != "" && strings.Contains(known, w[i]):
+			match++
+		}
+	}
+	return match, total
+}
+
+// checkMountTruth checks mount's output against the guest's
+// /proc/mounts: the same file systems, device names and mountpoints,
+// in the same order.
+func checkMountTruth(t *testing.T, id, got, truth string) {
+	t.Helper()
+	var want, have []string
+	for _, l := range strings.Split(strings.TrimSpace(truth), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 3 {
+			want = append(want, f[2]+" "+f[0]+" "+f[1])
+		}
+	}
+	for _, l := range strings.Split(strings.TrimSpace(got), "\n")[1:] {
+		f := strings.Fields(l)
+		if len(f) == 5 {
+			have = append(have, f[2]+" "+f[3]+" "+f[4])
+		}
+	}
+	if strings.Join(want, "\n") != strings.Join(have, "\n") {
+		t.Errorf("%s: mount disagrees with the guest's /proc/mounts:\nguest:\n%s\nsalvage:\n%s", id, strings.Join(want, "\n"), strings.Join(have, "\n"))
+	}
+}
+
+// TestFilesVMMountForms checks the other forms on one dump per kernel:
+// no operand (the panic task, as crash's current context), a task
+// address, PID 0 (every CPU's idle task), a kernel thread's empty
+// address space, bad operands (one clear line), and that --json carries
+// what the text shows.
+func TestFilesVMMountForms(t *testing.T) {
+	m := corpus.Require(t)
+	ds := m.Select(func(d corpus.Dump) bool { return d.Scenario == "sysrq" && d.Variant == "vmcore-elf" })
+	if len(ds) == 0 {
+		t.Fatal("no sysrq vmcore-elf dump in the corpus")
+	}
+	for _, d := range ds {
+		s := corpusSession(t, m, d, false)
+		cur, err := s.CurrentTask()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid := d.RefCommands["files"][len("files "):]
+		byPID, _ := execCapture(s, "files "+pid)
+		// files PID ends its block with a blank line, as crash's does.
+		if !strings.HasSuffix(byPID, "\n\n") {
+			t.Errorf("%s: files %s does not end with crash's blank line", d.ID, pid)
+		}
+		var task string
+		if f := strings.Fields(byPID); len(f) > 3 {
+			task = f[3]
+		}
+		if got, _ := execCapture(s, "files "+task); got != strings.TrimSuffix(byPID, "\n") {
+			t.Errorf("%s: files %s differs from files %s:\n%s", d.ID, task, pid, lineDiff(got, strings.TrimSuffix(byPID, "\n")))
+		}
+		vmPID, _ := execCapture(s, "vm "+pid)
+		if got, _ := execCapture(s, "vm "+task); got != vmPID {
+			t.Errorf("%s: vm %s differs from vm %s", d.ID, task, pid)
+		}
+		// Without an operand: the current (panic) task.
+		if got, _ := execCapture(s, "vm"); !strings.HasPrefix(got, "PID: ") || !strings.Contains(got, "TASK: "+hex16(cur.Task)) {
+			t.Errorf("%s: vm without a task does not show the panic task %#x:\n%.300s", d.ID, cur.Task, got)
+		}
+		// A kernel thread has no mm: crash prints zeros, no VMA table.
+		kthread, _ := execCapture(s, "vm 2")
+		if want := "       MM               PGD          RSS    TOTAL_VM\n       0                 0            0k       0k   \n"; !strings.HasSuffix(kthread, want) {
+			t.Errorf("%s: vm 2:\n%q\nwant suffix\n%q", d.ID, kthread, want)
+		}
+		// PID 0 names every CPU's idle task.
+		idle, _ := execCapture(s, "files 0")
+		if n := strings.Count(idle, "PID: 0 "); n < 2 {
+			t.Errorf("%s: files 0 shows %d idle tasks, want one per CPU", d.ID, n)
+		}
+		for _, bad := range []string{"files 999999", "vm 999999", "mount -n 999999", "vm zz"} {
+			out, errs := execCapture(s, bad)
+			if !strings.Contains(errs, "invalid task or pid value") || strings.Count(errs, "\n") != 0 || out != "" {
+				t.Errorf("%s: %s: out %q, errors %q; want one line naming the bad value", d.ID, bad, out, errs)
+			}
+		}
+		// --json holds what the text shows.
+		var fj []filesJSON
+		out, _ := execCapture(s, "files "+pid+" --json")
+		if err := json.Unmarshal([]byte(out), &fj); err != nil || len(fj) != 1 {
+			t.Fatalf("%s: files --json: %v\n%.300s", d.ID, err, out)
+		}
+		if n := strings.Count(byPID, "\n") - 4; len(fj[0].Files) != n {
+			t.Errorf("%s: files --json has %d files, the text %d", d.ID, len(fj[0].Files), n)
+		}
+		for _, f := range fj[0].Files {
+			if !strings.Contains(byPID, hex16(f.File)+" "+hex16(f.Dentry)+" "+hex16(f.Inode)) {
+				t.Errorf("%s: files --json fd %d (%#x) is not in the text", d.ID, f.FD, f.File)
+			}
+		}
+		var vj []vmJSON
+		out, _ = execCapture(s, "vm "+pid+" --json")
+		if err := json.Unmarshal([]byte(out), &vj); err != nil || len(vj) != 1 {
+			t.Fatalf("%s: vm --json: %v", d.ID, err)
+		}
+		if n := strings.Count(vmPID, "\n") - 4; len(vj[0].VMAs) != n {
+			t.Errorf("%s: vm --json has %d VMAs, the text %d", d.ID, len(vj[0].VMAs), n)
+		}
+		var mj []mountJSON
+		out, _ = execCapture(s, "mount --json")
+		text, _ := execCapture(s, "mount")
+		if err := json.Unmarshal([]byte(out), &mj); err != nil || len(mj) != strings.Count(text, "\n")-1 {
+			t.Errorf("%s: mount --json: %v, %d mounts for %d lines", d.ID, err, len(mj), strings.Count(text, "\n")-1)
+		}
+	}
+}
+
+func hex16(x uint64) string {
+	const digits = "0123456789abcdef"
+	b := make([]byte, 16)
+	for i := 15; i >= 0; i-- {
+		b[i] = digits[x&15]
+		x >>= 4
+	}
+	return string(b)
+}
