@@ -252,6 +252,9 @@ func (k *Kernel) walkMemMap(ts debuginfo.Types, mi *MemInfo) error {
 	}
 	// PG_reserved's bit from enum pageflags, as crash's
 	// PG_reserved_flag_init prefers; PG_slab likewise, while it is a flag.
+	// The bits move between kernels: PG_reserved is 12 on Debian's 6.1
+	// and 13 on its 6.12, where PG_slab is gone (6.8 made slab a page
+	// type) and so is the 8.0.2-style tally.
 	pgReserved, ok := enumValue(ts, "pageflags", "PG_reserved")
 	if !ok {
 		return errors.New("enum pageflags has no PG_reserved")
@@ -472,6 +475,8 @@ func (k *Kernel) zonesFreePages(ts debuginfo.Types) (uint64, error) {
 // vmStat reads the global memory counters by enumerator name: the zone
 // items (enum zone_stat_item) in vm_zone_stat, the node items (enum
 // node_stat_item) in vm_node_stat; before 4.8, vm_stat held them all.
+// The indexes move (6.12 added NR_UNACCEPTED to the zone items; the node
+// items gained and lost members across 6.x): only names are stable.
 type vmStat struct {
 	k     *Kernel
 	ts    debuginfo.Types
