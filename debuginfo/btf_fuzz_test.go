@@ -1,6 +1,7 @@
 package debuginfo
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf/btf"
@@ -170,5 +171,33 @@ func FuzzLoadBTF(f *testing.F) {
 		ty.Struct("task_struct")
 		ty.Var("current_task")
 		ty.Named("unsigned long")
+	})
+}
+
+// FuzzLoadBTFFromMemory: the BTF in a dump's memory, handed to cilium/ebpf
+// as an ELF object made up around it (btfObject), gives Types or an
+// error naming "BTF in memory", never a panic; the blob, or its end, may
+// be unmapped.
+func FuzzLoadBTFFromMemory(f *testing.F) {
+	f.Add(seedBTF(f), uint16(0))
+	f.Add(seedBTF(f), uint16(100))
+	f.Fuzz(func(t *testing.T, raw []byte, cut uint16) {
+		const start = 0xffffffff83000000
+		mem := sparseMemory{start: raw}
+		if int(cut) < len(raw) && cut > 0 {
+			// The blob's end is not in the dump (excluded pages).
+			mem = sparseMemory{start: raw[:len(raw)-int(cut)]}
+		}
+		ty, err := LoadBTFFromMemory(mem, start, start+uint64(len(raw)))
+		if (ty == nil) == (err == nil) {
+			t.Fatalf("Types %v and error %v", ty, err)
+		}
+		if err != nil {
+			if !strings.Contains(err.Error(), "BTF in memory") {
+				t.Fatalf("error does not say where: %v", err)
+			}
+			return
+		}
+		ty.Struct("task_struct")
 	})
 }
