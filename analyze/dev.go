@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"salvage/debuginfo"
+	"salvage/kernel"
 )
 
 func init() { register(devCommand) }
@@ -13,7 +14,8 @@ func init() { register(devCommand) }
 func devCommand() *Command {
 	return &Command{
 		Name:    "dev",
-		Summary: "list the character and block device majors",
+		Summary: "list the character and block device majors, or the I/O resources",
+		Usage:   "[-i]",
 		Help: `Lists the registered device numbers as crash's dev does. CHRDEV: each
 character device range of the chrdevs[] hash (slot by slot, each chain in
 order): its major, name, the struct cdev serving it and that cdev's
@@ -23,11 +25,17 @@ slots, with the first gendisk of the major among the block device inodes
 and its block_device_operations. --json lists every block major,
 including those further down a slot's chain, which crash leaves out.
 
+-i shows the I/O port and I/O memory resource trees instead
+(ioport_resource and iomem_resource, as /proc/ioports and /proc/iomem):
+each struct resource's address, range and name, depth first.
+
 Examples:
   dev
+  dev -i
   dev --json
 `,
-		Run: runDev,
+		Options: []Option{{Name: "i", Help: "show the I/O port and I/O memory resources"}},
+		Run:     runDev,
 	}
 }
 
@@ -60,6 +68,9 @@ func runDev(ctx *Context) error {
 	k, err := ctx.Session.Kernel()
 	if err != nil {
 		return err
+	}
+	if ctx.Opts.Has("i") {
+		return runDevIO(ctx, k)
 	}
 	chr, chrErr := k.CharDevices()
 	if chrErr != nil && len(chr) == 0 {
@@ -170,4 +181,88 @@ func devJoinErrs(errs ...error) error {
 		return nil
 	}
 	return fmt.Errorf("%s", strings.Join(msgs, "; "))
+}
+
+// devResourceJSON is one I/O resource as dev -i --json shows it.
+type devResourceJSON struct {
+	Resource uint64 `json:"resource"`
+	Start    uint64 `json:"start"`
+	End      uint64 `json:"end"`
+	Name     string `json:"name"`
+	Depth    int    `json:"depth"`
+	Error    string `json:"error,omitempty"`
+}
+
+// runDevIO is dev -i: the ioport_resource tree, then iomem_resource's,
+// as crash's do_io and do_resource_list print them.
+func runDevIO(ctx *Context, k *kernel.Kernel) error {
+	type tree struct {
+		root string
+		list []kernel.Resource
+		err  error
+	}
+	trees := []tree{{root: "ioport_resource"}, {root: "iomem_resource"}}
+	for i := range trees {
+		trees[i].list, trees[i].err = k.Resources(trees[i].root)
+		if trees[i].err != nil && len(trees[i].list) == 0 {
+			return trees[i].err
+		}
+	}
+	if ctx.JSON {
+		out := map[string][]devResourceJSON{}
+		for _, t := range trees {
+			l := []devResourceJSON{}
+			for _, r := range t.list {
+				l = append(l, devResourceJSON{Resource: r.Addr, Start: r.Start, End: r.End, Name: r.Name, Depth: r.Depth, Error: devErrString(r.Err)})
+			}
+			out[strings.TrimSuffix(t.root, "_resource")] = l
+		}
+		return writeJSON(ctx, out)
+	}
+	for i, t := range trees {
+		// The range's digits: 4 each for a tree ending at or below
+		// 0xffff (the ports), else 8 (wider values just widen).
+		size := 4
+		if t.list[0].End > 0xffff {
+			size = 8
+		}
+		if i > 0 {
+			fmt.Fprintln(ctx.Out)
+		}
+		fmt.Fprintf(ctx.Out, "%s  %s  NAME\n", center(16, "RESOURCE", false), center(2*size+1, "RANGE", false))
+		wrap := 16 + 2 + 2*size + 1 + 2
+		for _, r := range t.list {
+			name := r.Name
+			if r.Err != nil && name == "" {
+				name = "(unknown)"
+			}
+			fmt.Fprintf(ctx.Out, "%16x  %0*x-%0*x", r.Addr, size, r.Start, size, r.End)
+			first, rest := devWrapName(name, wrap)
+			fmt.Fprintf(ctx.Out, "  %s\n", first)
+			if rest != "" {
+				fmt.Fprintf(ctx.Out, "%s%s\n", strings.Repeat(" ", wrap), rest)
+			}
+		}
+		if t.err != nil {
+			fmt.Fprintf(ctx.Out, "dev: %v\n", t.err)
+		}
+	}
+	return nil
+}
+
+// devWrapName splits a resource name that would pass column 80 as crash
+// does: at the rightmost space that leaves the first part short enough,
+// the rest going on the next line under the name column. A name without
+// such a space is not split.
+func devWrapName(name string, wrap int) (string, string) {
+	excess := wrap + len(name) - 80
+	if excess <= 0 {
+		return name, ""
+	}
+	for i := len(name) - 1; i > 0; i-- {
+		if name[i] == ' ' && len(name)-1-i >= excess {
+			return name[:i], name[i+1:]
+		}
+	}
+	return name, ""
 }

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"salvage/kernel"
 )
 
 func init() { register(netCommand) }
@@ -12,17 +14,32 @@ func init() { register(netCommand) }
 func netCommand() *Command {
 	return &Command{
 		Name:    "net",
-		Summary: "list the network devices and their IP addresses",
+		Summary: "list the network devices and their IP addresses, or the ARP cache",
+		Usage:   "[-a] [-n [PID|TASK]] [-N ADDR]",
 		Help: `Lists the network devices of the initial network namespace (PID 0's) as
 crash's net does: each struct net_device in the order of the namespace's
 dev_base_head list, its name, then its IPv4 addresses (in_device's
 ifa_list) and IPv6 addresses (inet6_dev's addr_list), comma-separated.
+-n lists those of the current task's namespace, or of the task PID or
+TASK. -a shows the ARP cache (arp_tbl's neighbours: address, IP address,
+hardware type and address, device, NUD state). -N translates an IPv4
+address given as a decimal or hexadecimal number (as the kernel stores
+it) into dotted notation.
 
 Examples:
   net
+  net -n 1
+  net -a
+  net -N 0x0100007f
   net --json
 `,
-		Run: runNet,
+		Options: []Option{
+			{Name: "a", Help: "display the ARP cache"},
+			{Name: "n", Help: "the network namespace of the current task, or of the PID|TASK operand"},
+			{Name: "N", Arg: "ADDR", Help: "translate an IPv4 address held in a number into dotted notation"},
+		},
+		MaxArgs: 1,
+		Run:     runNet,
 	}
 }
 
@@ -40,8 +57,38 @@ func runNet(ctx *Context) error {
 	if err != nil {
 		return err
 	}
-	ns, err := k.NetNamespace()
-	if err != nil {
+	if v, ok := ctx.Opts.Value("N"); ok {
+		return runNetN(ctx, v)
+	}
+	if ctx.Opts.Has("a") {
+		if err := runNetARP(ctx, k); err != nil || !ctx.Opts.Has("n") {
+			return err
+		}
+	}
+	if len(ctx.Args) > 0 && !ctx.Opts.Has("n") {
+		return usagef("a PID or task goes with -n")
+	}
+	var ns kernel.Value
+	if ctx.Opts.Has("n") {
+		var t kernel.TaskInfo
+		if len(ctx.Args) == 0 {
+			if t, err = ctx.Session.CurrentTask(); err != nil {
+				return err
+			}
+		} else {
+			tasks, err := k.TaskTable()
+			if err != nil && len(tasks) == 0 {
+				return err
+			}
+			var ok bool
+			if t, ok = lookupTask(tasks, ctx.Args[0]); !ok {
+				return fmt.Errorf("invalid task or pid value: %s", ctx.Args[0])
+			}
+		}
+		if ns, err = k.TaskNetNamespace(t.Task); err != nil {
+			return fmt.Errorf("cannot determine the network namespace of PID %d: %w", t.PID, err)
+		}
+	} else if ns, err = k.NetNamespace(); err != nil {
 		return fmt.Errorf("cannot determine the network namespace: %w", err)
 	}
 	devs, listErr := k.NetDevices(ns)
@@ -134,4 +181,114 @@ func inet6String(a netip.Addr) string {
 		sb.WriteByte(':')
 	}
 	return sb.String()
+}
+
+// runNetN is net -N: the number as the kernel holds an IPv4 address (in
+// network order in memory, so its low byte first), dotted. Like crash,
+// digits alone are decimal, anything else hexadecimal.
+func runNetN(ctx *Context, arg string) error {
+	var v uint64
+	var err error
+	if isDecimal(arg) {
+		v, err = strconv.ParseUint(arg, 10, 64)
+	} else {
+		v, err = strconv.ParseUint(strings.TrimPrefix(strings.TrimPrefix(arg, "0x"), "0X"), 16, 64)
+	}
+	if err != nil {
+		return fmt.Errorf("not a valid number: %s", arg)
+	}
+	a := netip.AddrFrom4([4]byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)})
+	if ctx.JSON {
+		return writeJSON(ctx, map[string]string{"address": a.String()})
+	}
+	fmt.Fprintln(ctx.Out, a)
+	return nil
+}
+
+// neighbourJSON is one ARP cache entry as net -a --json shows it.
+type neighbourJSON struct {
+	Neighbour uint64 `json:"neighbour"`
+	IP        string `json:"ip"`
+	HWType    string `json:"hw_type"`
+	HWAddress string `json:"hw_address"`
+	Device    string `json:"device"`
+	State     string `json:"state"`
+	Error     string `json:"error,omitempty"`
+}
+
+// arpHWTypes are the ARPHRD_* (include/uapi/linux/if_arp.h) names crash
+// shows; any other type is UNKNOWN.
+var arpHWTypes = map[uint16]string{0: "NETROM", 1: "ETHER", 2: "EETHER", 3: "AX25", 4: "PRONET", 5: "CHAOS",
+	6: "IEEE802", 7: "ARCNET", 8: "APPLETLK", 15: "DLCI", 23: "METRICOM"}
+
+// nudStateNames are the NUD_* flags (include/uapi/linux/neighbour.h), in
+// crash's order.
+var nudStateNames = []struct {
+	bit  uint8
+	name string
+}{{0x01, "INCOMPLETE"}, {0x02, "REACHABLE"}, {0x04, "STALE"}, {0x08, "DELAY"},
+	{0x10, "PROBE"}, {0x20, "FAILED"}, {0x40, "NOARP"}, {0x80, "PERMANENT"}}
+
+// nudState is a nud_state as crash prints it: its flags joined by "|".
+func nudState(s uint8) string {
+	var names []string
+	for _, f := range nudStateNames {
+		if s&f.bit != 0 {
+			names = append(names, f.name)
+		}
+	}
+	return strings.Join(names, "|")
+}
+
+// runNetARP is net -a, crash's dump_arp: the header once there is an
+// entry, then one line per neighbour.
+func runNetARP(ctx *Context, k *kernel.Kernel) error {
+	ns, listErr := k.ARPNeighbours()
+	if listErr != nil && len(ns) == 0 {
+		return listErr
+	}
+	hwType := func(n kernel.Neighbour) string {
+		if t, ok := arpHWTypes[n.DevType]; ok {
+			return t
+		}
+		return "UNKNOWN"
+	}
+	// hwAddr is the address bytes as crash prints them, each followed by
+	// a separator: ":" between an Ethernet address's bytes, else a space.
+	hwAddr := func(n kernel.Neighbour) string {
+		var sb strings.Builder
+		for i, b := range n.HA {
+			sep := " "
+			if n.DevType == 1 && i < len(n.HA)-1 {
+				sep = ":"
+			}
+			fmt.Fprintf(&sb, "%02x%s", b, sep)
+		}
+		return sb.String()
+	}
+	if ctx.JSON {
+		out := []neighbourJSON{}
+		for _, n := range ns {
+			out = append(out, neighbourJSON{Neighbour: n.Addr, IP: n.IP.String(), HWType: hwType(n),
+				HWAddress: strings.TrimSpace(hwAddr(n)), Device: n.DevName, State: nudState(n.State), Error: devErrString(n.Err)})
+		}
+		if err := writeJSON(ctx, out); err != nil {
+			return err
+		}
+		return listErr
+	}
+	for i, n := range ns {
+		if i == 0 {
+			fmt.Fprintln(ctx.Out, "NEIGHBOUR        IP ADDRESS      HW TYPE    HW ADDRESS         DEVICE  STATE")
+		}
+		ip := "(unknown)"
+		if n.IP.IsValid() {
+			ip = n.IP.String()
+		}
+		fmt.Fprintf(ctx.Out, "%-16x %-16s%-10s %s %-6s  %s\n", n.Addr, ip, hwType(n), hwAddr(n), n.DevName, nudState(n.State))
+		if n.Err != nil {
+			fmt.Fprintf(ctx.Out, "net: neighbour %x: %v\n", n.Addr, n.Err)
+		}
+	}
+	return listErr
 }

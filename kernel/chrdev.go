@@ -373,3 +373,71 @@ func (k *Kernel) blockDisks() ([]blockDisk, error) {
 	}
 	return out, nil
 }
+
+// Resource is one node of a struct resource tree (include/linux/ioport.h:
+// start, end, name, flags, parent, sibling, child): the I/O port and
+// memory ranges that /proc/ioports and /proc/iomem show.
+type Resource struct {
+	Addr       uint64
+	Start, End uint64
+	Name       string // "" when unreadable (Err says why)
+	Depth      int    // 0 for the root
+	Err        error
+}
+
+// Resources lists the tree under the global root ("ioport_resource",
+// "iomem_resource") depth first, each node before its children and the
+// children before the next sibling, as crash's dev -i walks it. An
+// unreadable node ends with an error entry of its own; the walk goes on
+// with its parent's next sibling.
+func (k *Kernel) Resources(root string) ([]Resource, error) {
+	a, err := k.SymbolAddr(root)
+	if err != nil {
+		return nil, err
+	}
+	var out []Resource
+	var walk func(addr uint64, depth int) error
+	walk = func(addr uint64, depth int) error {
+		for addr != 0 {
+			if len(out) >= maxListLen || depth > 64 {
+				return fmt.Errorf("resource tree %s: too deep or too long at %#x", root, addr)
+			}
+			r := Resource{Addr: addr, Depth: depth}
+			v, err := k.ObjectOf(addr, "struct resource")
+			if err != nil {
+				return err
+			}
+			var child, sibling uint64
+			var errs [5]error
+			r.Start, errs[0] = devMember(v, "start")
+			r.End, errs[1] = devMember(v, "end")
+			child, errs[2] = devMember(v, "child")
+			sibling, errs[3] = devMember(v, "sibling")
+			if nm, err := v.Member("name"); err != nil {
+				errs[4] = err
+			} else if p, err := nm.Uint(); err != nil || p == 0 {
+				errs[4] = err
+				if p == 0 && err == nil {
+					errs[4] = fmt.Errorf("resource at %#x has no name", addr)
+				}
+			} else {
+				r.Name, errs[4] = k.ReadCString(p, 1499) // crash reads BUFSIZE-1
+			}
+			r.Err = errors.Join(errs[:]...)
+			out = append(out, r)
+			if errs[0] != nil || errs[1] != nil || errs[2] != nil || errs[3] != nil {
+				// The links are unknown: nothing more under this parent.
+				return nil
+			}
+			if child != 0 && child != addr {
+				if err := walk(child, depth+1); err != nil {
+					return err
+				}
+			}
+			addr = sibling
+		}
+		return nil
+	}
+	err = walk(a, 0)
+	return out, err
+}

@@ -148,3 +148,147 @@ func (k *Kernel) netdevIPv6(dev Value) ([]netip.Addr, error) {
 	}
 	return out, nil
 }
+
+// Neighbour is one entry of the IPv4 neighbour (ARP) cache: a struct
+// neighbour (include/net/neighbour.h) of arp_tbl, with what crash's
+// net -a shows of it and of its device.
+type Neighbour struct {
+	Addr    uint64
+	IP      netip.Addr // primary_key, the first 4 bytes
+	HA      []byte     // ha, as long as the device's addr_len
+	State   uint8      // nud_state (NUD_* flags)
+	Dev     uint64
+	DevName string
+	DevType uint16 // net_device.type: an ARPHRD_* value
+	Err     error
+}
+
+// ARPNeighbours walks arp_tbl's hash table (neigh_table.nht, a
+// neigh_hash_table of 1<<hash_shift buckets — hash_mask+1 in kernels
+// that had that member) bucket by bucket, each bucket's chain by
+// neighbour.next.
+func (k *Kernel) ARPNeighbours() ([]Neighbour, error) {
+	a, err := k.SymbolAddr("arp_tbl")
+	if err != nil {
+		return nil, err
+	}
+	tbl, err := k.ObjectOf(a, "struct neigh_table")
+	if err != nil {
+		return nil, err
+	}
+	nhtp, err := tbl.Member("nht")
+	if err != nil {
+		return nil, fmt.Errorf("arp_tbl: %w", err)
+	}
+	nht, err := nhtp.Deref()
+	if err != nil {
+		return nil, fmt.Errorf("arp_tbl.nht: %w", err)
+	}
+	var n uint64
+	if shift, err := devMember(nht, "hash_shift"); err == nil {
+		if shift > 30 {
+			return nil, fmt.Errorf("arp_tbl.nht at %#x: hash_shift %d is not a table size", nht.Address(), shift)
+		}
+		n = 1 << shift
+	} else if mask, err := devMember(nht, "hash_mask"); err == nil {
+		n = mask&0xffffffff + 1
+	} else {
+		return nil, fmt.Errorf("arp_tbl.nht at %#x: neither hash_shift nor hash_mask: %w", nht.Address(), err)
+	}
+	buckets, err := devMember(nht, "hash_buckets")
+	if err != nil {
+		return nil, err
+	}
+	var out []Neighbour
+	for i := uint64(0); i < n; i++ {
+		p, err := k.ReadPointer(buckets + i*uint64(k.ptrSize))
+		if err != nil {
+			return out, fmt.Errorf("arp_tbl hash bucket %d at %#x: %w", i, buckets+i*uint64(k.ptrSize), err)
+		}
+		seen := map[uint64]bool{}
+		for p != 0 && !seen[p] && len(out) < maxListLen {
+			seen[p] = true
+			nb, next := k.neighbour(p)
+			out = append(out, nb)
+			p = next
+		}
+	}
+	return out, nil
+}
+
+// neighbour reads the struct neighbour at p and the next in its chain.
+func (k *Kernel) neighbour(p uint64) (Neighbour, uint64) {
+	nb := Neighbour{Addr: p}
+	v, err := k.ObjectOf(p, "struct neighbour")
+	if err != nil {
+		nb.Err = err
+		return nb, 0
+	}
+	next, err := devMember(v, "next")
+	if err != nil {
+		nb.Err = err
+		return nb, 0
+	}
+	var errs []error
+	if m, err := v.Member("primary_key"); err != nil {
+		errs = append(errs, err)
+	} else {
+		var b [4]byte
+		if err := k.Read(b[:], m.Address()); err != nil {
+			errs = append(errs, fmt.Errorf("neighbour at %#x: primary_key: %w", p, err))
+		}
+		nb.IP = netip.AddrFrom4(b)
+	}
+	state, err := devMember(v, "nud_state")
+	errs = append(errs, err)
+	nb.State = uint8(state)
+	if nb.Dev, err = devMember(v, "dev"); err != nil || nb.Dev == 0 {
+		errs = append(errs, err)
+	} else if dev, err := k.ObjectOf(nb.Dev, "struct net_device"); err != nil {
+		errs = append(errs, err)
+	} else {
+		if m, err := dev.Member("name"); err == nil {
+			nb.DevName, err = m.CString(16)
+			errs = append(errs, err)
+		} else {
+			errs = append(errs, err)
+		}
+		typ, err1 := devMember(dev, "type")
+		alen, err2 := devMember(dev, "addr_len")
+		nb.DevType = uint16(typ)
+		errs = append(errs, err1, err2)
+		if ha, err := v.Member("ha"); err != nil {
+			errs = append(errs, err)
+		} else if b, err := ha.Bytes(); err != nil {
+			errs = append(errs, err)
+		} else {
+			nb.HA = b[:min(int(alen&0xff), len(b))]
+		}
+	}
+	nb.Err = errors.Join(errs...)
+	return nb, next
+}
+
+// TaskNetNamespace is the network namespace of the task_struct at task
+// (task->nsproxy->net_ns). An exited task has no nsproxy: the error says
+// so.
+func (k *Kernel) TaskNetNamespace(task uint64) (Value, error) {
+	t, err := k.ObjectOf(task, "struct task_struct")
+	if err != nil {
+		return Value{}, err
+	}
+	nsp, err := t.Member("nsproxy")
+	if err != nil {
+		return Value{}, err
+	}
+	if p, err := nsp.Uint(); err != nil {
+		return Value{}, err
+	} else if p == 0 {
+		return Value{}, fmt.Errorf("task %#x has no nsproxy (it has exited)", task)
+	}
+	ns, err := nsp.Member("net_ns")
+	if err != nil {
+		return Value{}, err
+	}
+	return ns.Deref()
+}
