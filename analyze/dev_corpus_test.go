@@ -3,6 +3,8 @@ package analyze
 import (
 	"encoding/json"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -222,6 +224,49 @@ func TestInet6String(t *testing.T) {
 	} {
 		if got := inet6String(netip.MustParseAddr(c.in)); got != c.want {
 			t.Errorf("inet6String(%s) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// devNetOptionSession is what crash runs for the options the lab's
+// references lack (crashGoldenDir caches its outputs in the lab).
+const devNetOptionSession = `dev -i > GOLDEN/dev-i.txt
+net -a > GOLDEN/net-a.txt
+net -n 1 > GOLDEN/net-n-1.txt
+net -n > GOLDEN/net-n.txt
+net -N 0x0100007f > GOLDEN/net-N-hex.txt
+net -N 16777343 > GOLDEN/net-N-dec.txt
+q
+`
+
+// TestDevNetOptionsCorpus: dev -i, net -a, net -n and net -N equal the
+// reference crash's output, run once on the oops dumps of each kernel
+// (whole and filtered), with the vmlinux and without.
+func TestDevNetOptionsCorpus(t *testing.T) {
+	m := corpus.Require(t)
+	ds := m.Select(func(d corpus.Dump) bool {
+		return d.Scenario == "oops" && (d.Variant == "vmcore-elf" || d.Variant == "lzo-d31")
+	})
+	if len(ds) == 0 {
+		t.Fatal("no oops dumps in the corpus")
+	}
+	steps := readGoldenSession(devNetOptionSession)
+	for _, d := range ds {
+		dir := crashGoldenDir(t, m, d, devNetOptionSession)
+		for _, mode := range []string{"vmlinux", "btf"} {
+			s := corpusSessionMode(t, m, d, mode)
+			for _, st := range steps {
+				b, err := os.ReadFile(filepath.Join(dir, st.file))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, errs := execCapture(s, st.cmd)
+				if errs != "" {
+					t.Errorf("%s %s %s: %s", d.ID, mode, st.cmd, errs)
+				}
+				same, total := devNetCompare(t, d.ID, mode, st.cmd, got, string(b))
+				t.Logf("%s %s %s: %d of %d lines as crash's", d.ID, mode, st.cmd, same, total)
+			}
 		}
 	}
 }
