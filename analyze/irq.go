@@ -39,6 +39,7 @@ type irqJSON struct {
 	IRQ     int             `json:"irq"`
 	Desc    uint64          `json:"irq_desc"`
 	Actions []irqActionJSON `json:"actions"`
+	Error   string          `json:"error,omitempty"`
 }
 
 // irqActionJSON is one handler of an IRQ.
@@ -58,9 +59,12 @@ func runIRQ(ctx *Context) error {
 	if err != nil {
 		return err
 	}
-	nr, irqs, err := k.IRQs()
-	if err != nil {
-		return err
+	// A tree that could not be walked in full still lists the IRQs found;
+	// its error and those of IRQs whose actions could not be read follow
+	// the table.
+	nr, irqs, treeErr := k.IRQs()
+	if nr == 0 {
+		return treeErr
 	}
 	// crash checks each operand as it comes to it: the rows before a bad
 	// one are printed, then the error.
@@ -88,6 +92,9 @@ func runIRQ(ctx *Context) error {
 		if badArg != nil {
 			return badArg
 		}
+		if treeErr != nil {
+			return treeErr
+		}
 		sel := map[int]bool{}
 		for _, n := range want {
 			sel[n] = true
@@ -101,6 +108,9 @@ func runIRQ(ctx *Context) error {
 			for _, a := range q.Actions {
 				j.Actions = append(j.Actions, irqActionJSON{Action: a.Addr, Name: a.Name})
 			}
+			if q.Err != nil {
+				j.Error = q.Err.Error()
+			}
 			out.IRQs = append(out.IRQs, j)
 		}
 		return writeJSON(ctx, out)
@@ -108,7 +118,32 @@ func runIRQ(ctx *Context) error {
 	if len(want) > 0 {
 		writeIRQTable(ctx.Out, want, irqs)
 	}
-	return badArg
+	if badArg != nil {
+		return badArg
+	}
+	return irqErrors(want, irqs, treeErr)
+}
+
+// irqErrors joins, on one line, the tree's error and those of the shown
+// IRQs whose actions could not all be read.
+func irqErrors(want []int, irqs []kernel.IRQ, treeErr error) error {
+	var msgs []string
+	if treeErr != nil {
+		msgs = append(msgs, treeErr.Error())
+	}
+	shown := map[int]bool{}
+	for _, n := range want {
+		shown[n] = true
+	}
+	for _, q := range irqs {
+		if q.Err != nil && shown[q.IRQ] {
+			msgs = append(msgs, q.Err.Error())
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("incomplete: %s", strings.Join(msgs, "; "))
 }
 
 // writeIRQTable prints crash's irq table (kernel.c generic_dump_irq, its

@@ -3,6 +3,7 @@ package analyze
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -204,5 +205,24 @@ func TestRunqQueuedLines(t *testing.T) {
 		"     [no tasks queued]\n"
 	if b.String() != want {
 		t.Errorf("queued tasks:\n%s", lineDiff(b.String(), want))
+	}
+}
+
+// TestIRQErrorsOneLine: what irq could not read (a tree node, an IRQ's
+// actions) is one line after the table, naming only the IRQs shown.
+func TestIRQErrorsOneLine(t *testing.T) {
+	irqs := []kernel.IRQ{
+		{IRQ: 3, Err: errors.New("IRQ 3: reading struct irqaction at 0xffff888000900000: page excluded by the dump filter")},
+		{IRQ: 4, Err: errors.New("IRQ 4: reading struct irqaction at 0xffff888000900100: page excluded by the dump filter")},
+		{IRQ: 5},
+	}
+	err := irqErrors([]int{3, 5}, irqs, errors.New("sparse_irqs: reading struct maple_node at 0xffff888000a00000: page excluded by the dump filter"))
+	want := "incomplete: sparse_irqs: reading struct maple_node at 0xffff888000a00000: page excluded by the dump filter; " +
+		"IRQ 3: reading struct irqaction at 0xffff888000900000: page excluded by the dump filter"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+	if err := irqErrors([]int{5}, irqs, nil); err != nil {
+		t.Errorf("no error shown: %v", err)
 	}
 }

@@ -16,6 +16,9 @@ type IRQ struct {
 	// Actions are the irqaction chain (irq_desc.action, then ->next):
 	// one per handler sharing the line, in the order the kernel calls them.
 	Actions []IRQAction
+	// Err says what of the chain could not be read (a page the dump
+	// lacks): Actions holds those read before it.
+	Err error
 }
 
 // IRQAction is one struct irqaction (include/linux/interrupt.h): a
@@ -33,7 +36,9 @@ type IRQAction struct {
 const irqMaxActions = 256
 
 // IRQs returns nr_irqs, the number of IRQs the kernel can hand out, and
-// the allocated descriptors sorted by IRQ number. With CONFIG_SPARSE_IRQ
+// the allocated descriptors sorted by IRQ number. An IRQ whose actions
+// cannot all be read says so in its Err; a tree that cannot be walked in
+// full is an error returned with the descriptors found before it. With CONFIG_SPARSE_IRQ
 // the descriptors live in a tree (kernel/irq/irqdesc.c): the XArray
 // irq_desc_tree before 6.5, the maple tree sparse_irqs since; without
 // it, in the array irq_desc[NR_IRQS]. Which global exists says which.
@@ -44,16 +49,12 @@ func (k *Kernel) IRQs() (nr int, irqs []IRQ, err error) {
 		if nr, err = k.nrIRQs(); err != nil {
 			return 0, nil, err
 		}
-		if err := k.sparseIRQDescs(descs); err != nil {
-			return 0, nil, err
-		}
+		err = k.sparseIRQDescs(descs)
 	case k.irqHasSymbol("irq_desc_tree"):
 		if nr, err = k.nrIRQs(); err != nil {
 			return 0, nil, err
 		}
-		if err := k.irqDescTree(descs); err != nil {
-			return 0, nil, err
-		}
+		err = k.irqDescTree(descs)
 	case k.irqHasSymbol("irq_desc"):
 		arr, err := k.Global("irq_desc")
 		if err != nil {
@@ -76,13 +77,13 @@ func (k *Kernel) IRQs() (nr int, irqs []IRQ, err error) {
 	}
 	for irq, desc := range descs {
 		q := IRQ{IRQ: irq, Desc: desc}
-		if q.Actions, err = k.irqActions(desc); err != nil {
-			return nr, nil, fmt.Errorf("IRQ %d: %w", irq, err)
+		if q.Actions, q.Err = k.irqActions(desc); q.Err != nil {
+			q.Err = fmt.Errorf("IRQ %d: %w", irq, q.Err)
 		}
 		irqs = append(irqs, q)
 	}
 	sort.Slice(irqs, func(i, j int) bool { return irqs[i].IRQ < irqs[j].IRQ })
-	return nr, irqs, nil
+	return nr, irqs, err
 }
 
 // irqHasSymbol reports whether the kernel has a symbol name.
@@ -215,6 +216,7 @@ func (k *Kernel) irqXArrayWalk(e, base uint64, depth int, fn func(index, entry u
 	if r == nil || r.Kind != debuginfo.KindArray || shift >= 64 {
 		return fmt.Errorf("XArray node %#x: no slots array or a bad shift %d", e-2, shift)
 	}
+	var first error
 	for i := 0; i < int(r.Len); i++ {
 		s, err := slots.Index(i)
 		if err != nil {
@@ -231,8 +233,9 @@ func (k *Kernel) irqXArrayWalk(e, base uint64, depth int, fn func(index, entry u
 			if shift == 0 {
 				continue // a leaf holds no nodes
 			}
-			if err := k.irqXArrayWalk(c, idx, depth+1, fn); err != nil {
-				return err
+			// a child the dump lacks loses its indices only
+			if err := k.irqXArrayWalk(c, idx, depth+1, fn); err != nil && first == nil {
+				first = err
 			}
 		case c&3 == 2:
 			// a sibling or retry entry
@@ -240,7 +243,7 @@ func (k *Kernel) irqXArrayWalk(e, base uint64, depth int, fn func(index, entry u
 			fn(idx, c)
 		}
 	}
-	return nil
+	return first
 }
 
 // Maple tree node types (include/linux/maple_tree.h enum maple_type),
@@ -274,9 +277,10 @@ func (k *Kernel) sparseIRQDescs(descs map[int]uint64) error {
 	}
 	var entries []uint64
 	add := func(e uint64) { entries = append(entries, e) }
+	var walkErr error
 	if irqXAIsNode(root) {
 		if err := k.irqMapleWalk(root, ^uint64(0), 0, add); err != nil {
-			return fmt.Errorf("sparse_irqs: %w", err)
+			walkErr = fmt.Errorf("sparse_irqs: %w", err)
 		}
 	} else if irqObjectEntry(root) {
 		add(root)
@@ -292,13 +296,16 @@ func (k *Kernel) sparseIRQDescs(descs map[int]uint64) error {
 		}
 		irq, err := n.Uint()
 		if err != nil {
-			return fmt.Errorf("sparse_irqs entry %#x: %w", e, err)
+			if walkErr == nil {
+				walkErr = fmt.Errorf("sparse_irqs entry %#x: %w", e, err)
+			}
+			continue
 		}
 		if irq < 1<<31 {
 			descs[int(irq)] = e
 		}
 	}
-	return nil
+	return walkErr
 }
 
 // irqMapleWalk calls fn with every leaf entry under the encoded node e,
@@ -342,6 +349,7 @@ func (k *Kernel) irqMapleWalk(e, max uint64, depth int, fn func(uint64)) error {
 	}
 	n := int(sr.Len)
 	leaf := typ == irqMapleDense || typ == irqMapleLeaf64
+	var first error // a child the dump lacks loses its entries only
 	for i := 0; i < n; i++ {
 		end := max
 		if typ != irqMapleDense && i < n-1 {
@@ -373,13 +381,13 @@ func (k *Kernel) irqMapleWalk(e, max uint64, depth int, fn func(uint64)) error {
 		case c >= 1<<63:
 			// a child: an encoded node (the type in its low bits); only
 			// the root pointer carries the xa_is_node tag (MAPLE_ROOT_NODE)
-			if err := k.irqMapleWalk(c, end, depth+1, fn); err != nil {
-				return err
+			if err := k.irqMapleWalk(c, end, depth+1, fn); err != nil && first == nil {
+				first = err
 			}
 		}
 		if typ != irqMapleDense && end >= max {
 			break
 		}
 	}
-	return nil
+	return first
 }

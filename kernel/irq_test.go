@@ -236,14 +236,24 @@ func TestIRQsUnreadable(t *testing.T) {
 	vm.put64(itRoot+8, itDescs+5*0x100)
 	vm.put64(itDescs+5*0x100+40, itMissing)
 	k := irqTestKernel(t, vm, "irq_desc_tree")
-	_, _, err := k.IRQs()
+	_, irqs, err := k.IRQs()
 	var pe *dump.PageError
-	if err == nil || !errors.As(err, &pe) || !strings.Contains(err.Error(), "IRQ 0") || !strings.Contains(err.Error(), "0xffff888000900018") {
+	if err != nil || len(irqs) != 1 {
+		t.Fatalf("missing irqaction: %v %v", irqs, err)
+	}
+	if err = irqs[0].Err; err == nil || !errors.As(err, &pe) || !strings.Contains(err.Error(), "IRQ 0") || !strings.Contains(err.Error(), "0xffff888000900018") {
 		t.Errorf("missing irqaction: %v", err)
 	}
-	vm.put64(itRoot+8, itMissing|2)
-	if _, _, err = k.IRQs(); err == nil || !strings.Contains(err.Error(), "ffff888000900000") {
-		t.Errorf("missing XArray node: %v", err)
+	// A leaf the dump lacks: the descriptors of the other leaves, and
+	// the error.
+	node := uint64(itNodes)
+	vm.write(node, make([]byte, 576))
+	vm.put64(itRoot+8, node|2)
+	vm.write(node, []byte{6})
+	vm.put64(node+40, itMissing|2)
+	vm.put64(node+48, itDescs+5*0x100)
+	if _, irqs, err = k.IRQs(); err == nil || !strings.Contains(err.Error(), "ffff888000900000") || len(irqs) != 1 || irqs[0].IRQ != 64 {
+		t.Errorf("missing XArray node: %v %v", irqNumbers(irqs), err)
 	}
 	k = irqTestKernel(t, vm, "no_such_table")
 	if _, _, err = k.IRQs(); err == nil || !strings.Contains(err.Error(), "sparse_irqs") {
