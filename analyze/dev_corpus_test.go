@@ -270,3 +270,28 @@ func TestDevNetOptionsCorpus(t *testing.T) {
 		}
 	}
 }
+
+// TestDevWrapName: a resource name that would pass column 80 breaks as
+// crash's do_resource_list breaks it (no lab resource name is that long).
+func TestDevWrapName(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		wrap        int
+		first, rest string
+	}{
+		{"PCI Bus 0000:00", 29, "PCI Bus 0000:00", ""},
+		// 29 + 52 = 81: one column too many; the last space leaving at
+		// least one character after it is the break.
+		{strings.Repeat("a", 40) + " bbbbbb cccc", 29, strings.Repeat("a", 40) + " bbbbbb", "cccc"},
+		// 37 + 48 = 85: 5 too many; the space before "ww" leaves only 2
+		// characters after it, the one before "zzzzz ww" enough.
+		{strings.Repeat("x", 30) + " yyyyyyyy zzzzz ww", 37, strings.Repeat("x", 30) + " yyyyyyyy", "zzzzz ww"},
+		// No space to break at: printed whole.
+		{strings.Repeat("q", 70), 29, strings.Repeat("q", 70), ""},
+	} {
+		first, rest := devWrapName(c.name, c.wrap)
+		if first != c.first || rest != c.rest {
+			t.Errorf("devWrapName(%q, %d) = %q, %q; want %q, %q", c.name, c.wrap, first, rest, c.first, c.rest)
+		}
+	}
+}

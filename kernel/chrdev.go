@@ -387,9 +387,10 @@ type Resource struct {
 
 // Resources lists the tree under the global root ("ioport_resource",
 // "iomem_resource") depth first, each node before its children and the
-// children before the next sibling, as crash's dev -i walks it. An
-// unreadable node ends with an error entry of its own; the walk goes on
-// with its parent's next sibling.
+// children before the next sibling, as crash's dev -i walks it. A node
+// whose name cannot be read has Err set (crash shows "(unknown)"); one
+// that cannot be read at all ends the walk with an error, as it does
+// crash's.
 func (k *Kernel) Resources(root string) ([]Resource, error) {
 	a, err := k.SymbolAddr(root)
 	if err != nil {
@@ -423,12 +424,12 @@ func (k *Kernel) Resources(root string) ([]Resource, error) {
 			} else {
 				r.Name, errs[4] = k.ReadCString(p, 1499) // crash reads BUFSIZE-1
 			}
-			r.Err = errors.Join(errs[:]...)
-			out = append(out, r)
-			if errs[0] != nil || errs[1] != nil || errs[2] != nil || errs[3] != nil {
-				// The links are unknown: nothing more under this parent.
-				return nil
+			if err := errors.Join(errs[:4]...); err != nil {
+				// Without its links the rest of the tree is unknown.
+				return fmt.Errorf("%s: resource at %#x: %w", root, addr, err)
 			}
+			r.Err = errs[4]
+			out = append(out, r)
 			if child != 0 && child != addr {
 				if err := walk(child, depth+1); err != nil {
 					return err

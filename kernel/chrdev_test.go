@@ -70,7 +70,12 @@ func devTestTypes() fakeTypes {
 	net := st("net", 64)
 	net.Members = []debuginfo.Member{{Name: "dev_base_head", Type: lh, Offset: 16}}
 
-	return fakeTypes{"struct list_head": lh, "struct cdev": cdev, "struct char_device_struct": cds,
+	res := st("resource", 64)
+	res.Members = []debuginfo.Member{{Name: "start", Type: ulong}, {Name: "end", Type: ulong, Offset: 8},
+		{Name: "name", Type: ptr(char), Offset: 16}, {Name: "parent", Type: ptr(res), Offset: 32},
+		{Name: "sibling", Type: ptr(res), Offset: 40}, {Name: "child", Type: ptr(res), Offset: 48}}
+
+	return fakeTypes{"struct resource": res, "struct list_head": lh, "struct cdev": cdev, "struct char_device_struct": cds,
 		"struct probe": probe, "struct kobj_map": kobjMap, "struct blk_major_name": bmn, "struct gendisk": gendisk,
 		"struct block_device": bdev, "struct inode": inode, "struct bdev_inode": bdevInode, "struct super_block": sb,
 		"struct in_ifaddr": ifa, "struct in_device": inDev, "struct inet6_ifaddr": ifa6, "struct inet6_dev": in6Dev,
@@ -256,5 +261,54 @@ func TestBlockMajorsSynthetic(t *testing.T) {
 	}
 	if g := got[2]; g.Major != 254 || g.Name != "virtblk" || g.Gendisk != dtHeap+22*0x200 || g.Ops != dtFopsVirt || g.Err != nil {
 		t.Errorf("virtblk: %+v", g)
+	}
+}
+
+// TestResourcesSynthetic: the tree depth first, children before the next
+// sibling; a name the dump lacks is an error on that entry only, and an
+// entry the dump lacks ends its parent's list of children.
+func TestResourcesSynthetic(t *testing.T) {
+	vm := fakeVM{}
+	const root = 0xffffffff82000000
+	r := func(i int) uint64 { return root + uint64(i)*64 }
+	names := uint64(root + 0x800)
+	vm.write(names, []byte("root\x00a\x00a.1\x00b\x00"))
+	res := func(i int, start, end, name, sibling, child uint64) {
+		vm.put64(r(i), start)
+		vm.put64(r(i)+8, end)
+		vm.put64(r(i)+16, name)
+		vm.put64(r(i)+40, sibling)
+		vm.put64(r(i)+48, child)
+	}
+	res(0, 0, 0xffff, names, 0, r(1))
+	res(1, 0x10, 0x1f, names+5, r(3), r(2))    // a, with child a.1
+	res(2, 0x10, 0x17, names+7, 0, r(2))       // a.1, its own child (crash's guard)
+	res(3, 0x20, 0x2f, dtMissing, r(4), 0)     // a name the dump lacks
+	res(4, 0x30, 0x3f, names+11, dtMissing, 0) // b, then a sibling the dump lacks
+	k, err := New(nil, fakeSyms{"ioport_resource": root}, devTestTypes(), vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := k.Resources("ioport_resource")
+	if err == nil {
+		t.Fatalf("no error for the missing sibling: %+v", got)
+	}
+	if _, ok := PageState(err); !ok {
+		t.Errorf("error %v does not say the page is missing", err)
+	}
+	want := []struct {
+		name       string
+		depth      int
+		start, end uint64
+		err        bool
+	}{{"root", 0, 0, 0xffff, false}, {"a", 1, 0x10, 0x1f, false}, {"a.1", 2, 0x10, 0x17, false}, {"", 1, 0x20, 0x2f, true}, {"b", 1, 0x30, 0x3f, false}}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v", got)
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Name != w.name || g.Depth != w.depth || g.Start != w.start || g.End != w.end || (g.Err != nil) != w.err {
+			t.Errorf("entry %d: got %+v, want %+v", i, g, w)
+		}
 	}
 }
