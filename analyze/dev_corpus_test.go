@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"salvage/kernel"
 	"salvage/lab/corpus"
 )
 
@@ -292,6 +293,28 @@ func TestDevWrapName(t *testing.T) {
 		first, rest := devWrapName(c.name, c.wrap)
 		if first != c.first || rest != c.rest {
 			t.Errorf("devWrapName(%q, %d) = %q, %q; want %q, %q", c.name, c.wrap, first, rest, c.first, c.rest)
+		}
+	}
+}
+
+// TestARPLine: net -a's line for the kinds of entries the lab's guests
+// (loopback only) lack, laid out as crash's print_neighbour_q lays them
+// out: an Ethernet address with colons, another type's bytes with
+// spaces, several NUD flags joined by "|", no state at all.
+func TestARPLine(t *testing.T) {
+	for _, c := range []struct {
+		n    kernel.Neighbour
+		want string
+	}{
+		{kernel.Neighbour{Addr: 0xffff888003a1c000, IP: netip.MustParseAddr("10.0.2.2"), HA: []byte{0x52, 0x54, 0, 0x12, 0x35, 2}, State: 0x02, DevName: "eth0", DevType: 1},
+			"ffff888003a1c000 10.0.2.2        ETHER      52:54:00:12:35:02  eth0    REACHABLE"},
+		{kernel.Neighbour{Addr: 0xffff888003a1c200, IP: netip.MustParseAddr("192.168.100.200"), HA: []byte{1, 2}, State: 0xc0, DevName: "ax0", DevType: 3},
+			"ffff888003a1c200 192.168.100.200 AX25       01 02  ax0     NOARP|PERMANENT"},
+		{kernel.Neighbour{Addr: 0xffff888003a1c400, IP: netip.MustParseAddr("10.0.0.1"), DevName: "tun0", DevType: 65534},
+			"ffff888003a1c400 10.0.0.1        UNKNOWN     tun0    "},
+	} {
+		if got := arpLine(c.n); got != c.want {
+			t.Errorf("arpLine:\n got %q\nwant %q", got, c.want)
 		}
 	}
 }

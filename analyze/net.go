@@ -247,30 +247,11 @@ func runNetARP(ctx *Context, k *kernel.Kernel) error {
 	if listErr != nil && len(ns) == 0 {
 		return listErr
 	}
-	hwType := func(n kernel.Neighbour) string {
-		if t, ok := arpHWTypes[n.DevType]; ok {
-			return t
-		}
-		return "UNKNOWN"
-	}
-	// hwAddr is the address bytes as crash prints them, each followed by
-	// a separator: ":" between an Ethernet address's bytes, else a space.
-	hwAddr := func(n kernel.Neighbour) string {
-		var sb strings.Builder
-		for i, b := range n.HA {
-			sep := " "
-			if n.DevType == 1 && i < len(n.HA)-1 {
-				sep = ":"
-			}
-			fmt.Fprintf(&sb, "%02x%s", b, sep)
-		}
-		return sb.String()
-	}
 	if ctx.JSON {
 		out := []neighbourJSON{}
 		for _, n := range ns {
-			out = append(out, neighbourJSON{Neighbour: n.Addr, IP: n.IP.String(), HWType: hwType(n),
-				HWAddress: strings.TrimSpace(hwAddr(n)), Device: n.DevName, State: nudState(n.State), Error: devErrString(n.Err)})
+			out = append(out, neighbourJSON{Neighbour: n.Addr, IP: n.IP.String(), HWType: arpHWType(n),
+				HWAddress: strings.TrimSpace(arpHWAddr(n)), Device: n.DevName, State: nudState(n.State), Error: devErrString(n.Err)})
 		}
 		if err := writeJSON(ctx, out); err != nil {
 			return err
@@ -281,14 +262,42 @@ func runNetARP(ctx *Context, k *kernel.Kernel) error {
 		if i == 0 {
 			fmt.Fprintln(ctx.Out, "NEIGHBOUR        IP ADDRESS      HW TYPE    HW ADDRESS         DEVICE  STATE")
 		}
-		ip := "(unknown)"
-		if n.IP.IsValid() {
-			ip = n.IP.String()
-		}
-		fmt.Fprintf(ctx.Out, "%-16x %-16s%-10s %s %-6s  %s\n", n.Addr, ip, hwType(n), hwAddr(n), n.DevName, nudState(n.State))
+		fmt.Fprintln(ctx.Out, arpLine(n))
 		if n.Err != nil {
 			fmt.Fprintf(ctx.Out, "net: neighbour %x: %v\n", n.Addr, n.Err)
 		}
 	}
 	return listErr
+}
+
+// arpHWType is the neighbour's device type as crash names it.
+func arpHWType(n kernel.Neighbour) string {
+	if t, ok := arpHWTypes[n.DevType]; ok {
+		return t
+	}
+	return "UNKNOWN"
+}
+
+// arpHWAddr is the hardware address as crash prints it, each byte
+// followed by a separator: ":" between an Ethernet address's bytes, else
+// a space.
+func arpHWAddr(n kernel.Neighbour) string {
+	var sb strings.Builder
+	for i, b := range n.HA {
+		sep := " "
+		if n.DevType == 1 && i < len(n.HA)-1 {
+			sep = ":"
+		}
+		fmt.Fprintf(&sb, "%02x%s", b, sep)
+	}
+	return sb.String()
+}
+
+// arpLine is one net -a line (crash's print_neighbour_q).
+func arpLine(n kernel.Neighbour) string {
+	ip := "(unknown)"
+	if n.IP.IsValid() {
+		ip = n.IP.String()
+	}
+	return fmt.Sprintf("%-16x %-16s%-10s %s %-6s  %s", n.Addr, ip, arpHWType(n), arpHWAddr(n), n.DevName, nudState(n.State))
 }

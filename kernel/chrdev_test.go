@@ -65,8 +65,20 @@ func devTestTypes() fakeTypes {
 	in6Dev := st("inet6_dev", 64)
 	in6Dev.Members = []debuginfo.Member{{Name: "addr_list", Type: lh, Offset: 16}}
 	netdev := st("net_device", 128)
+	ushort := &debuginfo.Type{Kind: debuginfo.KindInt, Name: "unsigned short", Size: 2}
+	uchar := &debuginfo.Type{Kind: debuginfo.KindInt, Name: "unsigned char", Size: 1}
 	netdev.Members = []debuginfo.Member{{Name: "name", Type: chars(16)}, {Name: "dev_list", Type: lh, Offset: 32},
-		{Name: "ip_ptr", Type: ptr(inDev), Offset: 56}, {Name: "ip6_ptr", Type: ptr(in6Dev), Offset: 64}}
+		{Name: "ip_ptr", Type: ptr(inDev), Offset: 56}, {Name: "ip6_ptr", Type: ptr(in6Dev), Offset: 64},
+		{Name: "type", Type: ushort, Offset: 80}, {Name: "addr_len", Type: uchar, Offset: 82}}
+	neigh := st("neighbour", 72)
+	neigh.Members = []debuginfo.Member{{Name: "next", Type: ptr(neigh)}, {Name: "nud_state", Type: uchar, Offset: 16},
+		{Name: "ha", Type: &debuginfo.Type{Kind: debuginfo.KindArray, Elem: uchar, Len: 32, Size: 32}, Offset: 24},
+		{Name: "dev", Type: ptr(netdev), Offset: 56},
+		{Name: "primary_key", Type: &debuginfo.Type{Kind: debuginfo.KindArray, Elem: uchar, Len: 0, Size: 0}, Offset: 64}}
+	nht := st("neigh_hash_table", 32)
+	nht.Members = []debuginfo.Member{{Name: "hash_buckets", Type: ptr(ptr(neigh))}, {Name: "hash_shift", Type: uint, Offset: 8}}
+	ntbl := st("neigh_table", 64)
+	ntbl.Members = []debuginfo.Member{{Name: "key_len", Type: sint}, {Name: "nht", Type: ptr(nht), Offset: 8}}
 	net := st("net", 64)
 	net.Members = []debuginfo.Member{{Name: "dev_base_head", Type: lh, Offset: 16}}
 
@@ -75,7 +87,7 @@ func devTestTypes() fakeTypes {
 		{Name: "name", Type: ptr(char), Offset: 16}, {Name: "parent", Type: ptr(res), Offset: 32},
 		{Name: "sibling", Type: ptr(res), Offset: 40}, {Name: "child", Type: ptr(res), Offset: 48}}
 
-	return fakeTypes{"struct resource": res, "struct list_head": lh, "struct cdev": cdev, "struct char_device_struct": cds,
+	return fakeTypes{"struct neighbour": neigh, "struct neigh_hash_table": nht, "struct neigh_table": ntbl, "struct resource": res, "struct list_head": lh, "struct cdev": cdev, "struct char_device_struct": cds,
 		"struct probe": probe, "struct kobj_map": kobjMap, "struct blk_major_name": bmn, "struct gendisk": gendisk,
 		"struct block_device": bdev, "struct inode": inode, "struct bdev_inode": bdevInode, "struct super_block": sb,
 		"struct in_ifaddr": ifa, "struct in_device": inDev, "struct inet6_ifaddr": ifa6, "struct inet6_dev": in6Dev,
