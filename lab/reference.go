@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"salvage/lab/corpus"
@@ -253,7 +255,8 @@ func (l *Lab) References(ks []*Kernel, m *corpus.Manifest) error {
 		return m.Dumps[order[a]].Format == "elf" && m.Dumps[order[a]].DumpLevel < 0 &&
 			!(m.Dumps[order[b]].Format == "elf" && m.Dumps[order[b]].DumpLevel < 0)
 	})
-	for _, i := range order {
+	var mu sync.Mutex // crashVals, oldDone
+	one := func(i int) error {
 		d := &m.Dumps[i]
 		vmlinux := vmlinuxOf[d.Release]
 		if vmlinux == "" {
@@ -264,10 +267,12 @@ func (l *Lab) References(ks []*Kernel, m *corpus.Manifest) error {
 		var rec refsRecord
 		if b, err := os.ReadFile(filepath.Join(dir, "refs.json")); err == nil && json.Unmarshal(b, &rec) == nil && rec.Key == key {
 			d.Refs, d.RefCommands, d.RefErrors = rec.Refs, rec.RefCommands, rec.RefErrors
-			if rec.Vals != nil && crashVals[d.Crash] == nil {
+			if rec.Vals != nil {
+				mu.Lock()
 				crashVals[d.Crash] = rec.Vals
+				mu.Unlock()
 			}
-			continue
+			return nil
 		}
 		start := time.Now()
 		os.RemoveAll(dir)
@@ -276,7 +281,9 @@ func (l *Lab) References(ks []*Kernel, m *corpus.Manifest) error {
 		}
 		rec = refsRecord{Key: key, Refs: map[string]string{}, RefCommands: map[string]string{}, RefErrors: map[string]string{}}
 		files := m.Paths(*d)
+		mu.Lock()
 		vals := crashVals[d.Crash]
+		mu.Unlock()
 		known := vals != nil
 		if !known {
 			vals = map[string]string{}
@@ -340,14 +347,20 @@ func (l *Lab) References(ks []*Kernel, m *corpus.Manifest) error {
 			}
 			if vals["TASK"] != "" && vals["PADDR"] != "" {
 				rec.Vals = vals
+				mu.Lock()
 				crashVals[d.Crash] = vals
+				mu.Unlock()
 			}
 		}
 		// bookworm's crash: on the first dump of each crash (the raw ELF),
 		// to compare the two versions, and on every dump 8.0.6 cannot
 		// read, where it is the only reference.
-		if _, oracleOK := rec.Refs["sys"]; !oldDone[d.Crash] || !oracleOK {
-			oldDone[d.Crash] = true
+		_, oracleOK := rec.Refs["sys"]
+		mu.Lock()
+		first := !oldDone[d.Crash]
+		oldDone[d.Crash] = true
+		mu.Unlock()
+		if first || !oracleOK {
 			tdir := filepath.Join(dir, old.Name)
 			if err := os.MkdirAll(tdir, 0o755); err != nil {
 				return err
@@ -370,8 +383,63 @@ func (l *Lab) References(ks []*Kernel, m *corpus.Manifest) error {
 		}
 		d.Refs, d.RefCommands, d.RefErrors = rec.Refs, rec.RefCommands, rec.RefErrors
 		l.logf("%s: %d reference outputs, %d failed commands (%.0f s)", d.ID, len(rec.Refs), len(rec.RefErrors), time.Since(start).Seconds())
+		return nil
+	}
+	// crash runs on one CPU: two sessions at once, on dumps of different
+	// crashes first (the first dump of each crash finds the values the
+	// later commands need), then the other dumps of each crash.
+	var firsts, rest []int
+	seen := map[string]bool{}
+	for _, i := range order {
+		if c := m.Dumps[i].Crash; !seen[c] {
+			seen[c] = true
+			firsts = append(firsts, i)
+		} else {
+			rest = append(rest, i)
+		}
+	}
+	for _, batch := range [][]int{firsts, rest} {
+		if err := parallel(min(2, runtime.NumCPU()), batch, one); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// parallel runs f on each of items, n at a time, and returns the first
+// error (after the runs under way end).
+func parallel(n int, items []int, f func(int) error) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	next := make(chan int)
+	for w := 0; w < max(n, 1); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := f(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, i := range items {
+		mu.Lock()
+		failed := first != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return first
 }
 
 // taskOf finds a PID's task address in crash's ps output.
