@@ -2,8 +2,12 @@ package analyze
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -56,6 +60,8 @@ func irqMatchingLines(got, want string) (same, total int) {
 // 6.1, sysrq on 6.12). There is no known difference.
 func TestIRQRunqCorpus(t *testing.T) {
 	m := corpus.Require(t)
+	// crash runs meanwhile, for the options the lab's references lack.
+	opts := startRunqOptionsCrash(t, m)
 	for _, d := range m.Dumps {
 		refs := map[string]string{}
 		which := map[string]string{}
@@ -74,6 +80,79 @@ func TestIRQRunqCorpus(t *testing.T) {
 			}
 			checkRunqJSON(t, s, d, mode, refs["runq"])
 			checkIRQOperands(t, s, d, mode, refs["irq"])
+		}
+	}
+	opts.check(t, m)
+}
+
+// runqOptionsCrash is the lab's reference crash running runq's options
+// on one dump, each command's output redirected to a file of its own.
+type runqOptionsCrash struct {
+	d    corpus.Dump
+	cmd  *exec.Cmd
+	dir  string
+	cmds map[string]string // file name → command
+	out  bytes.Buffer
+}
+
+// startRunqOptionsCrash starts crash 8.0.6 on the sysrq vmcore-elf dump
+// of the corpus's newest kernel: runq -t, -m, -T and -c (crash takes one
+// -c a session: a second says "only one -c option allowed", a crash bug
+// salvage does not copy).
+func startRunqOptionsCrash(t *testing.T, m *corpus.Manifest) *runqOptionsCrash {
+	t.Helper()
+	var r runqOptionsCrash
+	for _, d := range m.Dumps {
+		if d.Scenario == "sysrq" && d.Variant == "vmcore-elf" && (r.d.ID == "" || d.Release > r.d.Release) {
+			r.d = d
+		}
+	}
+	if r.d.ID == "" {
+		t.Fatal("the corpus has no sysrq vmcore-elf dump")
+	}
+	r.dir = t.TempDir()
+	r.cmds = map[string]string{"t": "runq -t", "m": "runq -m", "T": "runq -T", "c": "runq -c 1"}
+	var script strings.Builder
+	for _, f := range []string{"t", "m", "T", "c"} {
+		script.WriteString(r.cmds[f] + " > " + filepath.Join(r.dir, f) + "\n")
+	}
+	script.WriteString("q\n")
+	in := filepath.Join(r.dir, "cmds")
+	if err := os.WriteFile(in, []byte(script.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := m.Crash(context.Background(), r.d, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = &r.out, &r.out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("crash: %v", err)
+	}
+	r.cmd = cmd
+	return &r
+}
+
+// check waits for crash and compares salvage's output of each command
+// with crash's, with the vmlinux and without.
+func (r *runqOptionsCrash) check(t *testing.T, m *corpus.Manifest) {
+	t.Helper()
+	if err := r.cmd.Wait(); err != nil {
+		t.Fatalf("crash on %s: %v\n%s", r.d.ID, err, r.out.String())
+	}
+	for _, mode := range modes {
+		s := taskSession(t, m, r.d, mode)
+		for _, f := range []string{"t", "m", "T", "c"} {
+			want, err := os.ReadFile(filepath.Join(r.dir, f))
+			if err != nil || len(want) == 0 {
+				t.Fatalf("crash printed no %s on %s (%v):\n%s", r.cmds[f], r.d.ID, err, r.out.String())
+			}
+			got, errs := execCapture(s, r.cmds[f])
+			same, total := irqMatchingLines(got, string(want))
+			t.Logf("%s %s %s: %d of %d lines as crash 8.0.6's", r.d.ID, mode, r.cmds[f], same, total)
+			if got != string(want) || errs != "" {
+				t.Errorf("%s %s: %s differs from crash [%s]:\n%s", r.d.ID, mode, r.cmds[f], errs, lineDiff(got, string(want)))
+			}
 		}
 	}
 }

@@ -3,6 +3,8 @@ package analyze
 import (
 	"fmt"
 	"io"
+	"sort"
+	"strconv"
 	"strings"
 
 	"salvage/kernel"
@@ -14,6 +16,7 @@ func runqCommand() *Command {
 	return &Command{
 		Name:    "runq",
 		Summary: "show each CPU's run queue",
+		Usage:   "[-t] [-T] [-m] [-c CPUS]",
 		Help: `Shows each CPU's run queue as crash's runq does: the struct rq, the task
 running on the CPU, the real-time priority array with its queued tasks
 (by priority, in brackets) and the fair class's red-black tree with its
@@ -21,10 +24,25 @@ queued tasks (the task's prio in brackets); the tasks of task groups'
 queues are listed in their place. "[no tasks queued]" says a queue is
 empty.
 
+  -t        each CPU's run queue clock (rq.clock, nanoseconds) and, under it,
+            when its current task last began to run (sched_info.last_arrival)
+  -T        how far each CPU's run queue clock lags the latest one, in seconds
+  -m        how long each CPU's current task has been running, as
+            [days hh:mm:ss.ms]
+  -c CPUS   those CPUs only: "1", "0,2-3", "all"
+
 Examples:
   runq
+  runq -c 1
+  runq -m
   runq --json
 `,
+		Options: []Option{
+			{Name: "t", Help: "show the run queue clocks and the current tasks' last arrival"},
+			{Name: "T", Help: "show each CPU's lag behind the latest run queue clock"},
+			{Name: "m", Help: "show how long each current task has been running"},
+			{Name: "c", Arg: "CPUS", Help: "show the given CPUs only"},
+		},
 		Run: runRunq,
 	}
 }
@@ -58,10 +76,29 @@ func runRunq(ctx *Context) error {
 	if err != nil {
 		return err
 	}
+	all := qs
+	if spec, ok := ctx.Opts.Value("c"); ok {
+		cpus, err := parseCPUs(spec, len(qs))
+		if err != nil {
+			return fmt.Errorf("invalid cpu specification: %s", spec) // crash's words
+		}
+		sel := make([]kernel.RunQueue, 0, len(cpus))
+		for _, c := range cpus {
+			sel = append(sel, qs[c])
+		}
+		qs = sel
+	}
 	tasks, _ := k.TaskTable()
 	byTask := make(map[uint64]*kernel.TaskInfo, len(tasks))
 	for i := range tasks {
 		byTask[tasks[i].Task] = &tasks[i]
+	}
+	switch {
+	case ctx.Opts.Has("t"), ctx.Opts.Has("m"):
+		return runqClocks(ctx, k, qs, len(all), byTask)
+	case ctx.Opts.Has("T"):
+		// crash's -T shows every CPU, whatever -c says
+		return runqClocks(ctx, k, all, len(all), byTask)
 	}
 	if ctx.JSON {
 		out := []runqJSON{}
@@ -145,4 +182,153 @@ func writeQueued(w io.Writer, ts []kernel.QueuedTask, byTask map[uint64]*kernel.
 	if n == 0 {
 		fmt.Fprintf(w, "     [no tasks queued]\n")
 	}
+}
+
+// runqClockJSON is one CPU's clocks as runq -t, -T or -m --json show them.
+type runqClockJSON struct {
+	CPU   int    `json:"cpu"`
+	Clock uint64 `json:"clock_ns"` // rq.clock
+	// LagNS is how far the clock is behind the latest CPU's.
+	LagNS   uint64        `json:"lag_ns"`
+	Current *runqTaskJSON `json:"current,omitempty"`
+	// LastArrival is the current task's sched_info.last_arrival;
+	// RunningNS the clock's lead on it (0 when behind).
+	LastArrival uint64 `json:"last_arrival_ns"`
+	RunningNS   uint64 `json:"running_ns"`
+}
+
+// runqClocks prints what -t, -T and -m show, as crash's
+// dump_on_rq_timestamp, dump_on_rq_lag and dump_on_rq_milliseconds do
+// (task.c); crash gives precedence to -t, then -T, then -m.
+func runqClocks(ctx *Context, k *kernel.Kernel, qs []kernel.RunQueue, ncpus int, byTask map[uint64]*kernel.TaskInfo) error {
+	if !k.HasLastRun() {
+		return fmt.Errorf("runq: tasks record no last arrival (sched_info.last_arrival, CONFIG_SCHED_INFO)")
+	}
+	clocks := make([]uint64, len(qs))
+	var latest uint64
+	for i, q := range qs {
+		c, err := k.RunQueueClock(q.CPU)
+		if err != nil {
+			return fmt.Errorf("runq: CPU %d rq.clock: %w", q.CPU, err)
+		}
+		clocks[i] = c
+		latest = max(latest, c)
+	}
+	mode := "m"
+	switch {
+	case ctx.Opts.Has("t"):
+		mode = "t"
+	case ctx.Opts.Has("T"):
+		mode = "T"
+	}
+	if ctx.JSON {
+		out := []runqClockJSON{}
+		for i, q := range qs {
+			j := runqClockJSON{CPU: q.CPU, Clock: clocks[i], LagNS: latest - clocks[i]}
+			if t, ok := byTask[q.Curr]; ok {
+				c := runqTaskJ(byTask, q.Curr, nil)
+				j.Current = &c
+				j.LastArrival = t.LastRun
+				if clocks[i] > t.LastRun {
+					j.RunningNS = clocks[i] - t.LastRun
+				}
+			}
+			out = append(out, j)
+		}
+		return writeJSON(ctx, out)
+	}
+	w := ctx.Out
+	switch mode {
+	case "t":
+		for i, q := range qs {
+			ts := strconv.FormatUint(clocks[i], 10)
+			pad := ""
+			if q.CPU < 10 {
+				pad = " "
+			}
+			fmt.Fprintf(w, "%sCPU %d: %s\n", pad, q.CPU, ts)
+			t, ok := byTask[q.Curr]
+			if !ok {
+				fmt.Fprintln(w)
+				continue
+			}
+			indent := 9
+			switch {
+			case q.CPU < 100:
+				indent = 8
+			case q.CPU < 1000:
+				indent = 9
+			}
+			fmt.Fprintf(w, "%s%0*d  PID: %-5d  TASK: %x  COMMAND: \"%s\"\n", strings.Repeat(" ", indent), len(ts), t.LastRun, t.PID, t.Task, t.Comm)
+		}
+	case "T":
+		// latest clock first
+		order := make([]int, len(clocks))
+		for i := range order {
+			order[i] = i
+		}
+		sort.SliceStable(order, func(a, b int) bool { return clocks[order[a]] > clocks[order[b]] })
+		for _, i := range order {
+			pad := 2 + digits(ncpus) - digits(qs[i].CPU)
+			fmt.Fprintf(w, "%sCPU %d: %.2f secs\n", strings.Repeat(" ", pad), qs[i].CPU, float64(latest-clocks[i])/1e9)
+		}
+	case "m":
+		maxIndent := 4
+		switch {
+		case ncpus < 10:
+			maxIndent = 1
+		case ncpus < 100:
+			maxIndent = 2
+		case ncpus < 1000:
+			maxIndent = 3
+		}
+		// crash pads the days to the width of the first CPU's clock's.
+		maxDays := 0
+		for i, q := range qs {
+			if maxDays == 0 {
+				maxDays = daysWidth(msecs(clocks[i]))
+			}
+			indent := maxIndent
+			switch {
+			case q.CPU < 10:
+			case q.CPU < 100:
+				indent--
+			case q.CPU < 1000:
+				indent -= 2
+			default:
+				indent -= 4
+			}
+			sp := strings.Repeat(" ", max(indent, 0))
+			t, ok := byTask[q.Curr]
+			if !ok {
+				fmt.Fprintf(w, "%sCPU %d: [unknown]\n", sp, q.CPU)
+				continue
+			}
+			var d uint64
+			if clocks[i] > t.LastRun {
+				d = clocks[i] - t.LastRun
+			}
+			s := msecs(d)
+			fmt.Fprintf(w, "%sCPU %d: [%s%s]  PID: %-5d  TASK: %x  COMMAND: \"%s\"\n", sp, q.CPU,
+				strings.Repeat(" ", max(maxDays-daysWidth(s), 0)), s, t.PID, t.Task, t.Comm)
+		}
+	}
+	return nil
+}
+
+// digits is crash's __log10ul: the number of decimal digits of x.
+func digits(x int) int {
+	n := 1
+	for ; x > 9; x /= 10 {
+		n++
+	}
+	return n
+}
+
+// daysWidth is the width of the days field of a "D HH:MM:SS.mmm" time.
+func daysWidth(s string) int {
+	if i := strings.IndexByte(s, ' '); i >= 0 {
+		return i
+	}
+	return len(s)
 }
