@@ -15,7 +15,7 @@ func devCommand() *Command {
 	return &Command{
 		Name:    "dev",
 		Summary: "list the character and block device majors, or the I/O resources",
-		Usage:   "[-i]",
+		Usage:   "[-i | -d | -D]",
 		Help: `Lists the registered device numbers as crash's dev does. CHRDEV: each
 character device range of the chrdevs[] hash (slot by slot, each chain in
 order): its major, name, the struct cdev serving it and that cdev's
@@ -29,13 +29,24 @@ including those further down a slot's chain, which crash leaves out.
 (ioport_resource and iomem_resource, as /proc/ioports and /proc/iomem):
 each struct resource's address, range and name, depth first.
 
+-d shows each disk's requests in flight (ram and loop disks left out):
+its major, gendisk, name, request_queue, and the reads and writes in
+flight — for blk-mq queues, the busy tags of the hardware queues whose
+request is in flight on the disk's queue. -D shows only the disks with
+requests in flight.
+
 Examples:
   dev
   dev -i
+  dev -d
   dev --json
 `,
-		Options: []Option{{Name: "i", Help: "show the I/O port and I/O memory resources"}},
-		Run:     runDev,
+		Options: []Option{
+			{Name: "i", Help: "show the I/O port and I/O memory resources"},
+			{Name: "d", Help: "show the disks' requests in flight"},
+			{Name: "D", Help: "as -d, only the disks with requests in flight"},
+		},
+		Run: runDev,
 	}
 }
 
@@ -69,8 +80,14 @@ func runDev(ctx *Context) error {
 	if err != nil {
 		return err
 	}
+	if n := btoi(ctx.Opts.Has("i")) + btoi(ctx.Opts.Has("d")) + btoi(ctx.Opts.Has("D")); n > 1 {
+		return usagef("-i, -d and -D go alone")
+	}
 	if ctx.Opts.Has("i") {
 		return runDevIO(ctx, k)
+	}
+	if ctx.Opts.Has("d") || ctx.Opts.Has("D") {
+		return runDevDisks(ctx, k, ctx.Opts.Has("D"))
 	}
 	chr, chrErr := k.CharDevices()
 	if chrErr != nil && len(chr) == 0 {
@@ -265,4 +282,77 @@ func devWrapName(name string, wrap int) (string, string) {
 		}
 	}
 	return name, ""
+}
+
+// btoi is 1 for true.
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// devDiskJSON is one disk as dev -d --json shows it.
+type devDiskJSON struct {
+	Major          int32   `json:"major"`
+	Gendisk        uint64  `json:"gendisk"`
+	Name           string  `json:"name"`
+	RequestQueue   uint64  `json:"request_queue"`
+	Total          uint64  `json:"total"`
+	Read           uint64  `json:"read"`
+	Write          uint64  `json:"write"`
+	MQ             bool    `json:"mq"`
+	DriverInFlight *uint64 `json:"driver_in_flight,omitempty"`
+	Error          string  `json:"error,omitempty"`
+}
+
+// runDevDisks is dev -d and -D (crash's display_all_diskio): the
+// columns' odd spacing is crash 8.0.6's own.
+func runDevDisks(ctx *Context, k *kernel.Kernel, nonzero bool) error {
+	disks, err := k.Disks()
+	if err != nil && len(disks) == 0 {
+		return err
+	}
+	var sel []kernel.DiskIO
+	for _, d := range disks {
+		if !nonzero || d.Read+d.Write != 0 || d.Err != nil {
+			sel = append(sel, d)
+		}
+	}
+	if ctx.JSON {
+		out := []devDiskJSON{}
+		for _, d := range sel {
+			j := devDiskJSON{Major: d.Major, Gendisk: d.Gendisk, Name: d.Name, RequestQueue: d.Queue,
+				Total: d.Read + d.Write, Read: d.Read, Write: d.Write, MQ: d.MQ, Error: devErrString(d.Err)}
+			if d.HasDriverInFlight && !d.MQ {
+				n := d.DriverInFlight
+				j.DriverInFlight = &n
+			}
+			out = append(out, j)
+		}
+		if werr := writeJSON(ctx, out); werr != nil {
+			return werr
+		}
+		return err
+	}
+	drv := ""
+	if len(disks) > 0 && disks[0].HasDriverInFlight {
+		drv = "  DRV"
+	}
+	fmt.Fprintf(ctx.Out, "MAJOR %-18s %-10s %-18s %5s %5s %5s %s\n", "GENDISK", "NAME", "REQUEST_QUEUE", "TOTAL", "READ", "WRITE", drv)
+	for _, d := range sel {
+		if d.Err != nil {
+			fmt.Fprintf(ctx.Out, "dev: gendisk %x (%s): %v\n", d.Gendisk, d.Name, d.Err)
+			continue
+		}
+		last := ""
+		switch {
+		case d.HasDriverInFlight && d.MQ:
+			last = "N/A(MQ)"
+		case d.HasDriverInFlight:
+			last = fmt.Sprintf("%5d", d.DriverInFlight)
+		}
+		fmt.Fprintf(ctx.Out, "%5d %-16x   %-10s %-16x   %5d %5d %5d %s\n", d.Major, d.Gendisk, d.Name, d.Queue, d.Read+d.Write, d.Read, d.Write, last)
+	}
+	return err
 }

@@ -3,6 +3,7 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"salvage/debuginfo"
 )
@@ -441,4 +442,457 @@ func (k *Kernel) Resources(root string) ([]Resource, error) {
 	}
 	err = walk(a, 0)
 	return out, err
+}
+
+// DiskIO is one disk's in-flight I/O as crash's dev -d counts it.
+type DiskIO struct {
+	Gendisk uint64
+	Major   int32
+	Name    string
+	Queue   uint64 // the request_queue
+	// Read and Write count the requests in flight: for a blk-mq queue,
+	// the busy tags of its hardware queues whose request is
+	// MQ_RQ_IN_FLIGHT on this queue; otherwise the per-CPU
+	// disk_stats.in_flight of the disk's whole-device block_device.
+	Read, Write uint64
+	MQ          bool // the queue is blk-mq (request_queue.mq_ops set)
+	// DriverInFlight is request_queue.in_flight (kernels that have it,
+	// not blk-mq); HasDriverInFlight says whether the member exists.
+	DriverInFlight    uint64
+	HasDriverInFlight bool
+	Err               error
+}
+
+// Disks lists the disks of the block class in its device list's order
+// (the class's subsys_private.klist_devices, skipping dead klist nodes
+// and devices whose type is not disk_type), leaving out ram and loop
+// disks as crash does.
+func (k *Kernel) Disks() ([]DiskIO, error) {
+	ts, err := k.types()
+	if err != nil {
+		return nil, err
+	}
+	sp, err := k.blockSubsysPrivate()
+	if err != nil {
+		return nil, fmt.Errorf("block class: %w", err)
+	}
+	spv, err := k.ObjectOf(sp, "struct subsys_private")
+	if err != nil {
+		return nil, err
+	}
+	kl, err := spv.Member("klist_devices.k_list")
+	if err != nil {
+		return nil, err
+	}
+	diskType, err := k.SymbolAddr("disk_type")
+	if err != nil {
+		return nil, err
+	}
+	knode, err := ts.Struct("klist_node")
+	if err != nil {
+		return nil, err
+	}
+	nNode, err := lookupMember(knode, "n_node")
+	if err != nil {
+		return nil, err
+	}
+	var out []DiskIO
+	for node, err := range k.ListNodes(kl.Address()) {
+		if err != nil {
+			return out, err
+		}
+		kn := k.Object(node-uint64(nNode.Offset), knode)
+		// A klist node whose n_klist has bit 0 set is dead (klist_del'd
+		// while still referenced): lib/klist.c.
+		if nk, err := devMember(kn, "n_klist"); err != nil {
+			return out, err
+		} else if nk&1 != 0 {
+			continue
+		}
+		dp, err := k.ContainerOf(kn.Address(), "struct device_private", "knode_class")
+		if err != nil {
+			return out, err
+		}
+		dev, err := devMember(dp, "device")
+		if err != nil {
+			return out, err
+		}
+		dv, err := k.ObjectOf(dev, "struct device")
+		if err != nil {
+			return out, err
+		}
+		if typ, err := devMember(dv, "type"); err != nil {
+			return out, err
+		} else if typ != diskType {
+			continue
+		}
+		// Since 5.11 a disk's device is its whole-device block_device's
+		// bd_device.
+		bd, err := k.ContainerOf(dev, "struct block_device", "bd_device")
+		if err != nil {
+			return out, err
+		}
+		gd, err := devMember(bd, "bd_disk")
+		if err != nil {
+			return out, err
+		}
+		d, skip := k.diskIO(gd)
+		if !skip {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// blockSubsysPrivate finds the block class's struct subsys_private:
+// block_class.p before 6.4, else the kobject named "block" in class_kset
+// (its subsys.kobj).
+func (k *Kernel) blockSubsysPrivate() (uint64, error) {
+	bc, err := k.ObjectOf(0, "struct class")
+	if err != nil {
+		return 0, err
+	}
+	if _, err := bc.Member("p"); err == nil {
+		a, err := k.SymbolAddr("block_class")
+		if err != nil {
+			return 0, err
+		}
+		v, _ := k.ObjectOf(a, "struct class")
+		return devMember(v, "p")
+	}
+	a, err := k.SymbolAddr("class_kset")
+	if err != nil {
+		return 0, err
+	}
+	kset, err := k.ReadPointer(a)
+	if err != nil {
+		return 0, fmt.Errorf("class_kset: %w", err)
+	}
+	kv, err := k.ObjectOf(kset, "struct kset")
+	if err != nil {
+		return 0, err
+	}
+	head, err := kv.Member("list")
+	if err != nil {
+		return 0, err
+	}
+	for kobj, err := range k.ListEntries(head.Address(), "struct kobject", "entry") {
+		if err != nil {
+			return 0, err
+		}
+		nm, err := kobj.Member("name")
+		if err != nil {
+			return 0, err
+		}
+		if s, err := nm.CString(31); err == nil && s == "block" {
+			sp, err := k.ContainerOf(kobj.Address(), "struct subsys_private", "subsys.kobj")
+			if err != nil {
+				return 0, err
+			}
+			return sp.Address(), nil
+		}
+	}
+	return 0, errors.New("no kobject named block in class_kset")
+}
+
+// diskIO reads one gendisk's name, queue and in-flight counts; skip is
+// set for the disks crash leaves out (names starting ram or loop).
+func (k *Kernel) diskIO(gendisk uint64) (d DiskIO, skip bool) {
+	d.Gendisk = gendisk
+	gd, err := k.ObjectOf(gendisk, "struct gendisk")
+	if err != nil {
+		d.Err = err
+		return d, false
+	}
+	if nm, err := gd.Member("disk_name"); err != nil {
+		d.Err = err
+		return d, false
+	} else if d.Name, err = nm.CString(32); err != nil {
+		d.Err = err
+		return d, false
+	}
+	if strings.HasPrefix(d.Name, "ram") || strings.HasPrefix(d.Name, "loop") {
+		return d, true
+	}
+	major, err1 := devMember(gd, "major")
+	d.Major = int32(major)
+	d.Queue, err = devMember(gd, "queue")
+	if err = errors.Join(err1, err); err != nil {
+		d.Err = err
+		return d, false
+	}
+	q, err := k.ObjectOf(d.Queue, "struct request_queue")
+	if err != nil {
+		d.Err = err
+		return d, false
+	}
+	if ops, err := devMember(q, "mq_ops"); err == nil && ops != 0 {
+		d.MQ = true
+	}
+	if m, err := q.Member("in_flight"); err == nil {
+		d.HasDriverInFlight = true
+		if !d.MQ {
+			// unsigned int, or unsigned int[2] (read, write) in some kernels.
+			b, err := m.Bytes()
+			if err != nil {
+				d.Err = errors.Join(d.Err, err)
+			}
+			for i := 0; i+4 <= len(b) && i < 8; i += 4 {
+				d.DriverInFlight += uint64(k.order.Uint32(b[i:]))
+			}
+		}
+	}
+	if d.MQ {
+		d.Err = errors.Join(d.Err, k.mqInFlight(q, &d))
+	} else {
+		d.Err = errors.Join(d.Err, k.diskStatsInFlight(gd, &d))
+	}
+	return d, false
+}
+
+// diskStatsInFlight sums disk_stats.in_flight[2] over the CPUs, from the
+// whole-device block_device's per-CPU bd_stats (gendisk.part0).
+func (k *Kernel) diskStatsInFlight(gd Value, d *DiskIO) error {
+	part0, err := devMember(gd, "part0")
+	if err != nil {
+		return err
+	}
+	bd, err := k.ObjectOf(part0, "struct block_device")
+	if err != nil {
+		return err
+	}
+	stats, err := devMember(bd, "bd_stats")
+	if err != nil {
+		return err
+	}
+	ds, err := k.ObjectOf(0, "struct disk_stats")
+	if err != nil {
+		return err
+	}
+	inf, err := ds.Member("in_flight")
+	if err != nil {
+		return err
+	}
+	n, err := k.NrCPUIDs()
+	if err != nil {
+		return err
+	}
+	for cpu := 0; cpu < n; cpu++ {
+		a, err := k.PerCPUPtr(stats, cpu)
+		if err != nil {
+			return err
+		}
+		r, err1 := k.ReadPointer(a + inf.Address())
+		w, err2 := k.ReadPointer(a + inf.Address() + uint64(k.ptrSize))
+		if err := errors.Join(err1, err2); err != nil {
+			return fmt.Errorf("disk_stats of CPU %d: %w", cpu, err)
+		}
+		d.Read += r
+		d.Write += w
+	}
+	return nil
+}
+
+// mqInFlight counts a blk-mq queue's requests in flight: for each
+// hardware queue (request_queue.hctx_table, an xarray, since 5.19; else
+// queue_hw_ctx[nr_hw_queues]), each set bit of its tags' reserved and
+// normal sbitmaps names a request (tags.rqs[bit], the normal ones after
+// the reserved) that counts when it is on this queue and its state is
+// MQ_RQ_IN_FLIGHT (1); REQ_OP_* odd is a write (include/linux/blk_types.h).
+func (k *Kernel) mqInFlight(q Value, d *DiskIO) error {
+	var hctxs []uint64
+	if tbl, err := q.Member("hctx_table"); err == nil {
+		head, err := devMember(tbl, "xa_head")
+		if err != nil {
+			return err
+		}
+		if err := k.devXArray(head, 0, func(e uint64) { hctxs = append(hctxs, e) }); err != nil {
+			return err
+		}
+	} else {
+		n, err1 := devMember(q, "nr_hw_queues")
+		arr, err2 := devMember(q, "queue_hw_ctx")
+		if err := errors.Join(err1, err2); err != nil {
+			return err
+		}
+		for i := uint64(0); i < n && i < 4096; i++ {
+			h, err := k.ReadPointer(arr + i*uint64(k.ptrSize))
+			if err != nil {
+				return err
+			}
+			hctxs = append(hctxs, h)
+		}
+	}
+	for _, h := range hctxs {
+		hv, err := k.ObjectOf(h, "struct blk_mq_hw_ctx")
+		if err != nil {
+			return err
+		}
+		tags, err := devMember(hv, "tags")
+		if err != nil {
+			return err
+		}
+		tv, err := k.ObjectOf(tags, "struct blk_mq_tags")
+		if err != nil {
+			return err
+		}
+		nres, err := devMember(tv, "nr_reserved_tags")
+		if err != nil {
+			return err
+		}
+		rqs, err := devMember(tv, "rqs")
+		if err != nil {
+			return err
+		}
+		for _, set := range []struct {
+			member   string
+			base     uint64
+			reserved bool
+		}{{"breserved_tags", 0, true}, {"bitmap_tags", nres, false}} {
+			if set.reserved && nres == 0 {
+				continue
+			}
+			sbq, err := k.devSbitmapQueue(tv, set.member)
+			if err != nil {
+				return err
+			}
+			err = k.devSbitmapEach(sbq, func(bit uint64) error {
+				rq, err := k.ReadPointer(rqs + (bit+set.base)*uint64(k.ptrSize))
+				if err != nil || rq < 1<<63 {
+					return err
+				}
+				rv, err := k.ObjectOf(rq, "struct request")
+				if err != nil {
+					return err
+				}
+				rqQ, err1 := devMember(rv, "q")
+				state, err2 := devMember(rv, "state")
+				flags, err3 := devMember(rv, "cmd_flags")
+				if err := errors.Join(err1, err2, err3); err != nil {
+					return err
+				}
+				if rqQ == d.Queue && uint32(state) == 1 {
+					if flags&0xff&1 != 0 {
+						d.Write++
+					} else {
+						d.Read++
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// devSbitmapQueue is the address of the struct sbitmap_queue member of
+// blk_mq_tags: embedded since 5.16, a pointer before.
+func (k *Kernel) devSbitmapQueue(tags Value, member string) (uint64, error) {
+	m, err := tags.Member(member)
+	if err != nil {
+		return 0, err
+	}
+	if r := m.Type().Resolve(); r != nil && r.Kind == debuginfo.KindPointer {
+		return m.Uint()
+	}
+	return m.Address(), nil
+}
+
+// devSbitmapEach calls fn with each set, not cleared, bit of the
+// sbitmap of the sbitmap_queue at sbq (include/linux/sbitmap.h: depth
+// bits in map_nr words of 1<<shift bits, word and cleared per word).
+func (k *Kernel) devSbitmapEach(sbq uint64, fn func(bit uint64) error) error {
+	qv, err := k.ObjectOf(sbq, "struct sbitmap_queue")
+	if err != nil {
+		return err
+	}
+	sb, err := qv.Member("sb")
+	if err != nil {
+		return err
+	}
+	depth, err1 := devMember(sb, "depth")
+	shift, err2 := devMember(sb, "shift")
+	mapNr, err3 := devMember(sb, "map_nr")
+	mapAddr, err4 := devMember(sb, "map")
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		return err
+	}
+	if shift > 6 || mapNr > 1<<16 {
+		return fmt.Errorf("sbitmap at %#x: shift %d, map_nr %d: not a bitmap", sb.Address(), shift, mapNr)
+	}
+	ts, err := k.types()
+	if err != nil {
+		return err
+	}
+	wt, err := ts.Struct("sbitmap_word")
+	if err != nil {
+		return err
+	}
+	for i := uint64(0); i < mapNr; i++ {
+		w := k.Object(mapAddr+i*uint64(sizeOf(wt)), wt)
+		word, err := devMember(w, "word")
+		if err != nil {
+			return err
+		}
+		if cleared, err := devMember(w, "cleared"); err == nil {
+			word &^= cleared
+		}
+		bits := uint64(1) << shift
+		if i == mapNr-1 {
+			bits = depth - i<<shift
+		}
+		for b := uint64(0); b < bits && b < 64; b++ {
+			if word&(1<<b) != 0 {
+				if err := fn(i<<shift + b); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// devXArray calls fn with each entry of the xarray whose xa_head is e,
+// in index order (include/linux/xarray.h: an internal entry, low bits
+// 10, above 4096 is an xa_node; smaller ones are sibling and retry
+// marks).
+func (k *Kernel) devXArray(e uint64, depth int, fn func(uint64)) error {
+	if e == 0 {
+		return nil
+	}
+	if e&3 != 2 {
+		fn(e)
+		return nil
+	}
+	if e <= 4096 {
+		return nil
+	}
+	if depth > 16 {
+		return fmt.Errorf("xarray deeper than 16 levels at %#x", e)
+	}
+	node, err := k.ObjectOf(e-2, "struct xa_node")
+	if err != nil {
+		return err
+	}
+	slots, err := node.Member("slots")
+	if err != nil {
+		return err
+	}
+	n := 64
+	if r := slots.Type().Resolve(); r != nil && r.Kind == debuginfo.KindArray && r.Len > 0 {
+		n = int(r.Len)
+	}
+	for i := 0; i < n; i++ {
+		s, err := k.ReadPointer(slots.Address() + uint64(i*k.ptrSize))
+		if err != nil {
+			return err
+		}
+		if err := k.devXArray(s, depth+1, fn); err != nil {
+			return err
+		}
+	}
+	return nil
 }
