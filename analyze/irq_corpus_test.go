@@ -95,8 +95,13 @@ type runqOptionsCrash struct {
 	out  bytes.Buffer
 }
 
+// runqOptionFiles are the options' output files, in the order crash runs
+// them: -c last, since crash keeps its CPU mask for the session's later
+// commands.
+var runqOptionFiles = []string{"t", "m", "T", "d", "c"}
+
 // startRunqOptionsCrash starts crash 8.0.6 on the sysrq vmcore-elf dump
-// of the corpus's newest kernel: runq -t, -m, -T and -c (crash takes one
+// of the corpus's newest kernel: runq -t, -m, -T, -d and -c (crash takes one
 // -c a session: a second says "only one -c option allowed", a crash bug
 // salvage does not copy).
 func startRunqOptionsCrash(t *testing.T, m *corpus.Manifest) *runqOptionsCrash {
@@ -111,9 +116,9 @@ func startRunqOptionsCrash(t *testing.T, m *corpus.Manifest) *runqOptionsCrash {
 		t.Fatal("the corpus has no sysrq vmcore-elf dump")
 	}
 	r.dir = t.TempDir()
-	r.cmds = map[string]string{"t": "runq -t", "m": "runq -m", "T": "runq -T", "c": "runq -c 1"}
+	r.cmds = map[string]string{"t": "runq -t", "m": "runq -m", "T": "runq -T", "d": "runq -d", "c": "runq -c 1"}
 	var script strings.Builder
-	for _, f := range []string{"t", "m", "T", "c"} {
+	for _, f := range runqOptionFiles {
 		script.WriteString(r.cmds[f] + " > " + filepath.Join(r.dir, f) + "\n")
 	}
 	script.WriteString("q\n")
@@ -142,7 +147,7 @@ func (r *runqOptionsCrash) check(t *testing.T, m *corpus.Manifest) {
 	}
 	for _, mode := range modes {
 		s := taskSession(t, m, r.d, mode)
-		for _, f := range []string{"t", "m", "T", "c"} {
+		for _, f := range runqOptionFiles {
 			want, err := os.ReadFile(filepath.Join(r.dir, f))
 			if err != nil || len(want) == 0 {
 				t.Fatalf("crash printed no %s on %s (%v):\n%s", r.cmds[f], r.d.ID, err, r.out.String())

@@ -16,7 +16,7 @@ func runqCommand() *Command {
 	return &Command{
 		Name:    "runq",
 		Summary: "show each CPU's run queue",
-		Usage:   "[-t] [-T] [-m] [-c CPUS]",
+		Usage:   "[-t] [-T] [-m] [-d] [-c CPUS]",
 		Help: `Shows each CPU's run queue as crash's runq does: the struct rq, the task
 running on the CPU, the real-time priority array with its queued tasks
 (by priority, in brackets) and the fair class's red-black tree with its
@@ -29,6 +29,9 @@ empty.
   -T        how far each CPU's run queue clock lags the latest one, in seconds
   -m        how long each CPU's current task has been running, as
             [days hh:mm:ss.ms]
+  -d        every task the kernel marks queued (task_struct.on_rq) on each
+            CPU, from the task table rather than the queues: a check of
+            the queues against the tasks
   -c CPUS   those CPUs only: "1", "0,2-3", "all"
 
 Examples:
@@ -41,6 +44,7 @@ Examples:
 			{Name: "t", Help: "show the run queue clocks and the current tasks' last arrival"},
 			{Name: "T", Help: "show each CPU's lag behind the latest run queue clock"},
 			{Name: "m", Help: "show how long each current task has been running"},
+			{Name: "d", Help: "show the tasks marked queued (on_rq), by CPU"},
 			{Name: "c", Arg: "CPUS", Help: "show the given CPUs only"},
 		},
 		Run: runRunq,
@@ -99,6 +103,8 @@ func runRunq(ctx *Context) error {
 	case ctx.Opts.Has("T"):
 		// crash's -T shows every CPU, whatever -c says
 		return runqClocks(ctx, k, all, len(all), byTask)
+	case ctx.Opts.Has("d"):
+		return runqOnRQ(ctx, k, qs, tasks)
 	}
 	if ctx.JSON {
 		out := []runqJSON{}
@@ -331,4 +337,59 @@ func daysWidth(s string) int {
 		return i
 	}
 	return len(s)
+}
+
+// onRQJSON is one CPU's tasks as runq -d --json shows them.
+type onRQJSON struct {
+	CPU   int            `json:"cpu"`
+	Tasks []runqTaskJSON `json:"tasks"`
+}
+
+// runqOnRQ prints every task of the task table whose on_rq is set, under
+// its CPU, as crash's dump_on_rq_tasks does (task.c): in task-table
+// order, a blank line before every CPU but CPU 0.
+func runqOnRQ(ctx *Context, k *kernel.Kernel, qs []kernel.RunQueue, tasks []kernel.TaskInfo) error {
+	byCPU := map[int][]runqTaskJSON{}
+	var failed []string
+	for _, t := range tasks {
+		v, err := k.ObjectOf(t.Task, "struct task_struct")
+		if err == nil {
+			v, err = v.Member("on_rq")
+		}
+		var on int64
+		if err == nil {
+			on, err = v.Int()
+		}
+		if err != nil {
+			failed = append(failed, fmt.Sprintf("PID %d: %v", t.PID, err))
+			continue
+		}
+		if on != 0 {
+			p := t.Prio
+			byCPU[t.CPU] = append(byCPU[t.CPU], runqTaskJSON{Task: t.Task, PID: t.PID, Command: t.Comm, Prio: &p})
+		}
+	}
+	if ctx.JSON {
+		out := []onRQJSON{}
+		for _, q := range qs {
+			out = append(out, onRQJSON{CPU: q.CPU, Tasks: append([]runqTaskJSON{}, byCPU[q.CPU]...)})
+		}
+		return writeJSON(ctx, out)
+	}
+	for _, q := range qs {
+		if q.CPU != 0 {
+			fmt.Fprintln(ctx.Out)
+		}
+		fmt.Fprintf(ctx.Out, "CPU %d\n", q.CPU)
+		for _, t := range byCPU[q.CPU] {
+			fmt.Fprintf(ctx.Out, "     [%3d] PID: %-5d  TASK: %x  COMMAND: \"%s\"\n", *t.Prio, t.PID, t.Task, t.Command)
+		}
+		if len(byCPU[q.CPU]) == 0 {
+			fmt.Fprintf(ctx.Out, "     [no tasks queued]\n")
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("runq: on_rq unreadable: %s", strings.Join(failed, "; "))
+	}
+	return nil
 }
