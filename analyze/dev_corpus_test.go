@@ -232,6 +232,8 @@ func TestInet6String(t *testing.T) {
 // devNetOptionSession is what crash runs for the options the lab's
 // references lack (crashGoldenDir caches its outputs in the lab).
 const devNetOptionSession = `dev -i > GOLDEN/dev-i.txt
+dev -d > GOLDEN/dev-d.txt
+dev -D > GOLDEN/dev-D.txt
 net -a > GOLDEN/net-a.txt
 net -n 1 > GOLDEN/net-n-1.txt
 net -n > GOLDEN/net-n.txt
@@ -240,13 +242,15 @@ net -N 16777343 > GOLDEN/net-N-dec.txt
 q
 `
 
-// TestDevNetOptionsCorpus: dev -i, net -a, net -n and net -N equal the
-// reference crash's output, run once on the oops dumps of each kernel
-// (whole and filtered), with the vmlinux and without.
+// TestDevNetOptionsCorpus: dev -i, -d, -D, net -a, net -n and net -N
+// equal the reference crash's output, run once on the oops dumps of each
+// kernel (whole and filtered) and the hung one (a task stuck), with the
+// vmlinux and without.
 func TestDevNetOptionsCorpus(t *testing.T) {
 	m := corpus.Require(t)
 	ds := m.Select(func(d corpus.Dump) bool {
-		return d.Scenario == "oops" && (d.Variant == "vmcore-elf" || d.Variant == "lzo-d31")
+		return (d.Scenario == "oops" && (d.Variant == "vmcore-elf" || d.Variant == "lzo-d31")) ||
+			(d.Scenario == "hung" && d.Variant == "vmcore-elf")
 	})
 	if len(ds) == 0 {
 		t.Fatal("no oops dumps in the corpus")
