@@ -60,6 +60,7 @@ type openFileJSON struct {
 type taskOperand struct {
 	task  kernel.TaskInfo
 	byPID bool
+	arg   int // which operand named it
 }
 
 // taskOperands resolves a command's PID|TASK operands as crash's
@@ -84,13 +85,13 @@ func taskOperands(ctx *Context) (ops []taskOperand, invalid []string, err error)
 	if err != nil && len(tasks) == 0 {
 		return nil, nil, err
 	}
-	for _, arg := range ctx.Args {
+	for ai, arg := range ctx.Args {
 		found := false
 		if isDecimal(arg) {
 			if pid, err := strconv.ParseInt(arg, 10, 64); err == nil {
 				for _, t := range tasks {
 					if t.PID == pid {
-						ops = append(ops, taskOperand{task: t, byPID: true})
+						ops = append(ops, taskOperand{task: t, byPID: true, arg: ai})
 						found = true
 					}
 				}
@@ -98,7 +99,7 @@ func taskOperands(ctx *Context) (ops []taskOperand, invalid []string, err error)
 		}
 		if !found {
 			if t, ok := lookupTask(tasks, arg); ok {
-				ops = append(ops, taskOperand{task: t})
+				ops = append(ops, taskOperand{task: t, arg: ai})
 				found = true
 			}
 		}
@@ -129,7 +130,7 @@ func runFiles(ctx *Context) error {
 	var js []filesJSON
 	var firstErr error
 	nerr := 0
-	for i, op := range ops {
+	for _, op := range ops {
 		t := op.task
 		tf, err := k.TaskFiles(t.Task)
 		if err != nil {
@@ -158,7 +159,9 @@ func runFiles(ctx *Context) error {
 			js = append(js, j)
 			continue
 		}
-		if i > 0 && len(ctx.Args) > 0 {
+		// crash's header starts with a blank line from the second
+		// operand on (each task a PID names ends with one, too).
+		if op.arg > 0 {
 			fmt.Fprintln(ctx.Out)
 		}
 		writeTaskHeader(ctx.Out, &t, 0)

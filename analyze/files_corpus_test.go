@@ -186,6 +186,18 @@ func TestFilesVMMountForms(t *testing.T) {
 		if want := "       MM               PGD          RSS    TOTAL_VM\n       0                 0            0k       0k   \n"; !strings.HasSuffix(kthread, want) {
 			t.Errorf("%s: vm 2:\n%q\nwant suffix\n%q", d.ID, kthread, want)
 		}
+		// Several operands: crash starts each block after the first with
+		// a blank line (checked against crash 8.0.6 by hand on this
+		// dump: files 1 2, vm 1 2, files 0, vm 0 print these bytes).
+		f1, _ := execCapture(s, "files 1")
+		f2, _ := execCapture(s, "files 2")
+		if got, _ := execCapture(s, "files 1 2"); got != f1+"\n"+f2 {
+			t.Errorf("%s: files 1 2 is not files 1, a blank line, files 2:\n%s", d.ID, lineDiff(got, f1+"\n"+f2))
+		}
+		v1, _ := execCapture(s, "vm 1")
+		if got, _ := execCapture(s, "vm 1 2"); got != v1+"\n"+kthread {
+			t.Errorf("%s: vm 1 2 is not vm 1, a blank line, vm 2:\n%s", d.ID, lineDiff(got, v1+"\n"+kthread))
+		}
 		// PID 0 names every CPU's idle task.
 		idle, _ := execCapture(s, "files 0")
 		if n := strings.Count(idle, "PID: 0 "); n < 2 {
