@@ -44,8 +44,29 @@ func devTestTypes() fakeTypes {
 
 	bmn := st("blk_major_name", 32)
 	bmn.Members = []debuginfo.Member{{Name: "next", Type: ptr(bmn)}, {Name: "major", Type: sint, Offset: 8}, {Name: "name", Type: chars(16), Offset: 12}}
-	gendisk := st("gendisk", 64)
-	gendisk.Members = []debuginfo.Member{{Name: "major", Type: sint}, {Name: "fops", Type: ptr(fops), Offset: 16}}
+	xarray := st("xarray", 16)
+	xarray.Members = []debuginfo.Member{{Name: "xa_head", Type: ptr(char), Offset: 8}}
+	xaNode := st("xa_node", 40+64*8)
+	xaNode.Members = []debuginfo.Member{{Name: "slots", Type: &debuginfo.Type{Kind: debuginfo.KindArray, Elem: ptr(char), Len: 64, Size: 512}, Offset: 40}}
+	sbWord := st("sbitmap_word", 128)
+	sbWord.Members = []debuginfo.Member{{Name: "word", Type: ulong}, {Name: "cleared", Type: ulong, Offset: 64}}
+	sbitmap := st("sbitmap", 64)
+	sbitmap.Members = []debuginfo.Member{{Name: "depth", Type: uint}, {Name: "shift", Type: uint, Offset: 4},
+		{Name: "map_nr", Type: uint, Offset: 8}, {Name: "map", Type: ptr(sbWord), Offset: 16}}
+	sbq := st("sbitmap_queue", 64)
+	sbq.Members = []debuginfo.Member{{Name: "sb", Type: sbitmap}}
+	request := st("request", 64)
+	tags := st("blk_mq_tags", 160)
+	tags.Members = []debuginfo.Member{{Name: "nr_reserved_tags", Type: uint, Offset: 4}, {Name: "rqs", Type: ptr(ptr(request)), Offset: 16},
+		{Name: "bitmap_tags", Type: sbq, Offset: 32}, {Name: "breserved_tags", Type: sbq, Offset: 96}}
+	hctx := st("blk_mq_hw_ctx", 64)
+	hctx.Members = []debuginfo.Member{{Name: "tags", Type: ptr(tags), Offset: 16}}
+	rq := st("request_queue", 64)
+	rq.Members = []debuginfo.Member{{Name: "mq_ops", Type: ptr(char)}, {Name: "hctx_table", Type: xarray, Offset: 8}}
+	request.Members = []debuginfo.Member{{Name: "q", Type: ptr(rq)}, {Name: "cmd_flags", Type: uint, Offset: 8}, {Name: "state", Type: uint, Offset: 12}}
+	gendisk := st("gendisk", 128)
+	gendisk.Members = []debuginfo.Member{{Name: "major", Type: sint}, {Name: "fops", Type: ptr(fops), Offset: 16},
+		{Name: "disk_name", Type: chars(32), Offset: 24}, {Name: "queue", Type: ptr(rq), Offset: 56}}
 	bdev := st("block_device", 200)
 	bdev.Members = []debuginfo.Member{{Name: "bd_disk", Type: ptr(gendisk), Offset: 24}}
 	inode := st("inode", 300)
@@ -87,7 +108,9 @@ func devTestTypes() fakeTypes {
 		{Name: "name", Type: ptr(char), Offset: 16}, {Name: "parent", Type: ptr(res), Offset: 32},
 		{Name: "sibling", Type: ptr(res), Offset: 40}, {Name: "child", Type: ptr(res), Offset: 48}}
 
-	return fakeTypes{"struct neighbour": neigh, "struct neigh_hash_table": nht, "struct neigh_table": ntbl, "struct resource": res, "struct list_head": lh, "struct cdev": cdev, "struct char_device_struct": cds,
+	return fakeTypes{"struct xa_node": xaNode, "struct sbitmap_word": sbWord, "struct sbitmap_queue": sbq,
+		"struct request": request, "struct blk_mq_tags": tags, "struct blk_mq_hw_ctx": hctx, "struct request_queue": rq,
+		"struct neighbour": neigh, "struct neigh_hash_table": nht, "struct neigh_table": ntbl, "struct resource": res, "struct list_head": lh, "struct cdev": cdev, "struct char_device_struct": cds,
 		"struct probe": probe, "struct kobj_map": kobjMap, "struct blk_major_name": bmn, "struct gendisk": gendisk,
 		"struct block_device": bdev, "struct inode": inode, "struct bdev_inode": bdevInode, "struct super_block": sb,
 		"struct in_ifaddr": ifa, "struct in_device": inDev, "struct inet6_ifaddr": ifa6, "struct inet6_dev": in6Dev,
@@ -322,5 +345,84 @@ func TestResourcesSynthetic(t *testing.T) {
 		if g.Name != w.name || g.Depth != w.depth || g.Start != w.start || g.End != w.end || (g.Err != nil) != w.err {
 			t.Errorf("entry %d: got %+v, want %+v", i, g, w)
 		}
+	}
+}
+
+// TestDiskIOSynthetic: a blk-mq disk's requests in flight are the busy,
+// not cleared, tags of each hardware queue (the hctx_table xarray) whose
+// request is in flight on the disk's queue, reserved tags first; a write
+// is an odd REQ_OP. ram and loop disks are left out.
+func TestDiskIOSynthetic(t *testing.T) {
+	vm := fakeVM{}
+	const base = 0xffff888000300000
+	o := func(i int) uint64 { return base + uint64(i)*0x400 }
+	for i := 0; i < 32; i++ {
+		vm.write(o(i), make([]byte, 0x400))
+	}
+	put32 := func(a uint64, v uint32) { vm.write(a, binary.LittleEndian.AppendUint32(nil, v)) }
+	disk, q, other := o(0), o(1), o(2)
+	vm.write(disk, []byte{254})
+	vm.write(disk+24, []byte("vda\x00"))
+	vm.put64(disk+56, q)
+	vm.put64(q, 0xffffffff81000000) // mq_ops
+	vm.put64(q+8+8, o(3)|2)         // hctx_table: a node
+	vm.put64(o(3)+40, o(4))         // slots[0], [1]: the hardware queues
+	vm.put64(o(3)+48, o(5))
+	sbitmap := func(at uint64, depth, shift, nr uint32, words uint64) {
+		put32(at, depth)
+		put32(at+4, shift)
+		put32(at+8, nr)
+		vm.put64(at+16, words)
+	}
+	request := func(at, queue uint64, flags, state uint32) {
+		vm.put64(at, queue)
+		put32(at+8, flags)
+		put32(at+12, state)
+	}
+	// Hardware queue 0: one reserved tag (a write in flight), then 100
+	// normal tags: bit 0 (a read in flight), bit 3 set but cleared, bit
+	// 64 (a request of another queue), bit 100 past the depth.
+	t0, rqs0 := o(6), o(7)
+	vm.put64(o(4)+16, t0)
+	put32(t0+4, 1)
+	vm.put64(t0+16, rqs0)
+	sbitmap(t0+96, 1, 6, 1, o(8))
+	vm.put64(o(8), 1)
+	sbitmap(t0+32, 100, 6, 2, o(9))
+	vm.put64(o(9), 1|1<<3)
+	vm.put64(o(9)+64, 1<<3)
+	vm.put64(o(9)+128, 1|1<<40)
+	vm.put64(rqs0, o(10))
+	request(o(10), q, 1, 1)
+	vm.put64(rqs0+8, o(11))
+	request(o(11), q, 0, 1)
+	vm.put64(rqs0+4*8, o(12))
+	request(o(12), q, 1, 1)
+	vm.put64(rqs0+65*8, o(13))
+	request(o(13), other, 0, 1)
+	// Hardware queue 1: no reserved tags; bit 1 a read in flight (REQ_OP
+	// 0x22: even), bit 2 a completed request.
+	t1, rqs1 := o(14), o(15)
+	vm.put64(o(5)+16, t1)
+	vm.put64(t1+16, rqs1)
+	sbitmap(t1+32, 8, 3, 1, o(16))
+	vm.put64(o(16), 1<<1|1<<2)
+	vm.put64(rqs1+8, o(17))
+	request(o(17), q, 0x22, 1)
+	vm.put64(rqs1+16, o(18))
+	request(o(18), q, 1, 2)
+	loop := o(19)
+	vm.write(loop+24, []byte("loop0\x00"))
+
+	k, err := New(nil, fakeSyms{}, devTestTypes(), vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, skip := k.diskIO(disk)
+	if skip || d.Err != nil || !d.MQ || d.Name != "vda" || d.Major != 254 || d.Queue != q || d.Read != 2 || d.Write != 1 {
+		t.Errorf("vda: skip %v, %+v; want 2 reads and 1 write in flight", skip, d)
+	}
+	if _, skip := k.diskIO(loop); !skip {
+		t.Error("loop0 is not left out")
 	}
 }
