@@ -175,6 +175,45 @@ func TestDevNetJSONCorpus(t *testing.T) {
 				t.Errorf("%s: net --json has %s %s; crash says\n%s", d.ID, n.Name, addrs, netText)
 			}
 		}
+		// The options' JSON says what their text does (which the options
+		// test compares with crash's).
+		for _, c := range []struct {
+			cmd   string
+			count func(text string) int
+			list  func(v map[string]any) int
+		}{
+			{"dev -i", func(s string) int { return strings.Count(s, "\n") - 3 }, func(v map[string]any) int {
+				return len(v["ioport"].([]any)) + len(v["iomem"].([]any))
+			}},
+		} {
+			text, _ := execCapture(s, c.cmd)
+			out, errs := execCapture(s, c.cmd+" --json")
+			var v map[string]any
+			if err := json.Unmarshal([]byte(out), &v); err != nil || errs != "" {
+				t.Errorf("%s: %s --json: %v %s", d.ID, c.cmd, err, errs)
+				continue
+			}
+			if c.count(text) != c.list(v) {
+				t.Errorf("%s: %s lists %d entries, its --json %d", d.ID, c.cmd, c.count(text), c.list(v))
+			}
+		}
+		for _, c := range []struct{ cmd, field string }{{"dev -d", "name"}, {"net -a", "device"}} {
+			text, _ := execCapture(s, c.cmd)
+			out, errs := execCapture(s, c.cmd+" --json")
+			var v []map[string]any
+			if err := json.Unmarshal([]byte(out), &v); err != nil || errs != "" || len(v) == 0 {
+				t.Errorf("%s: %s --json: %v %s\n%.300s", d.ID, c.cmd, err, errs, out)
+				continue
+			}
+			if len(v) != strings.Count(text, "\n")-1 {
+				t.Errorf("%s: %s lists %d entries, its --json %d", d.ID, c.cmd, strings.Count(text, "\n")-1, len(v))
+			}
+			for _, e := range v {
+				if name, _ := e[c.field].(string); name == "" || !strings.Contains(text, " "+name+" ") {
+					t.Errorf("%s: %s --json entry %v is not in its text:\n%s", d.ID, c.cmd, e, text)
+				}
+			}
+		}
 	}
 }
 
