@@ -227,7 +227,8 @@ func devLineNamed(text, name string) string {
 	return ""
 }
 
-// TestDevNetBadInput: dev and net take no operands; the session says so
+// TestDevNetBadInput: operands where none go, unknown or clashing options,
+// a bad number or PID: the session says what is wrong
 // in one line and goes on.
 func TestDevNetBadInput(t *testing.T) {
 	m := corpus.Require(t)
@@ -236,7 +237,7 @@ func TestDevNetBadInput(t *testing.T) {
 		t.Fatal("no oops lzo-d31 dump in the corpus")
 	}
 	s := corpusSessionMode(t, m, ds[0], "btf")
-	for _, cmd := range []string{"dev 1", "net eth0", "dev -z"} {
+	for _, cmd := range []string{"dev 1", "net eth0", "dev -z", "dev -i -d", "net -N zz", "net -n 99999", "net -N"} {
 		out, errs := execCapture(s, cmd)
 		if out != "" || errs == "" || strings.Contains(errs, "panic") || strings.Count(strings.TrimSpace(errs), "\n") > 1 {
 			t.Errorf("%s: out %q, errors %q", cmd, out, errs)
