@@ -249,3 +249,38 @@ func hex16(x uint64) string {
 	}
 	return string(b)
 }
+
+// vmFlagsCrash is crash 8.0.6's vm -f on the 6.1 corpus kernel (sysrq
+// vmcore-elf, with the vmlinux), recorded from crash by hand: crash's own
+// table of VM_* names, NOHUGEPAGE for 0x200 (x86 has no expand_upwards)
+// and MAPPED_COPY for 0x1000000 (this kernel's mm_struct has no
+// pmd_huge_pte).
+var vmFlagsCrash = map[string]string{
+	"8100073":  "8100073: (READ|WRITE|MAYREAD|MAYWRITE|MAYEXEC|ACCOUNT|CAN_NONLINEAR)\n",
+	"c044411":  "c044411: (READ|MAYREAD|PFNMAP|IO|DONTEXPAND|ALWAYSDUMP|CAN_NONLINEAR)\n",
+	"48100073": "48100073: (READ|WRITE|MAYREAD|MAYWRITE|MAYEXEC|ACCOUNT|CAN_NONLINEAR|PFN_AT_MMAP)\n",
+	"0":        "0: ()\n",
+	"ffffffff": "ffffffff: (READ|WRITE|EXEC|SHARED|MAYREAD|MAYWRITE|MAYEXEC|MAYSHARE|GROWSDOWN|NOHUGEPAGE|PFNMAP|DENYWRITE|EXECUTABLE|LOCKED|IO|SEQ_READ|RAND_READ|DONTCOPY|DONTEXPAND|RESERVED|HUGETLB|ACCOUNT|NONLINEAR|MAPPED_COPY|INSERTPAGE|ALWAYSDUMP|CAN_NONLINEAR|MIXEDMAP|SAO|PFN_AT_MMAP|MERGEABLE)\n",
+	"100173":   "100173: (READ|WRITE|MAYREAD|MAYWRITE|MAYEXEC|GROWSDOWN|ACCOUNT)\n",
+}
+
+func TestVMFlags(t *testing.T) {
+	m := corpus.Require(t)
+	ds := m.Select(func(d corpus.Dump) bool {
+		return d.Release == "6.1.0-56-cloud-amd64" && d.Scenario == "sysrq" && d.Variant == "vmcore-elf"
+	})
+	if len(ds) == 0 {
+		t.Fatal("no 6.1 sysrq vmcore-elf dump in the corpus")
+	}
+	for _, withVmlinux := range []bool{true, false} {
+		s := corpusSession(t, m, ds[0], withVmlinux)
+		for flags, want := range vmFlagsCrash {
+			if got, errs := execCapture(s, "vm -f "+flags); got != want || errs != "" {
+				t.Errorf("vmlinux=%v vm -f %s = %q (%s), crash: %q", withVmlinux, flags, got, errs, want)
+			}
+		}
+		if _, errs := execCapture(s, "vm -f xyz"); errs == "" || strings.Contains(errs, "\n") {
+			t.Errorf("vm -f xyz: errors %q, want one line", errs)
+		}
+	}
+}

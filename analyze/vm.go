@@ -3,6 +3,7 @@ package analyze
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"salvage/kernel"
 )
@@ -13,19 +14,22 @@ func vmCommand() *Command {
 	return &Command{
 		Name:    "vm",
 		Summary: "show a task's address space: its mm_struct and VMAs",
-		Usage:   "[PID|TASK]...",
+		Usage:   "[PID|TASK]... | -f FLAGS",
 		Help: `Shows, as crash's vm does, a task's mm_struct, page directory, resident
 set size and total virtual size, then each of its VMAs (struct
 vm_area_struct): its address, start and end, vm_flags in hexadecimal and
 the path of the file it maps. The VMAs come from the mm's maple tree
 (6.1+) or its mmap list (older kernels). Without an argument, shows the
-current task (the panic task unless set chose another).
+current task (the panic task unless set chose another). -f names the
+bits of a vm_flags value as crash does.
 
 Examples:
   vm
   vm 1
   vm ffff8b917e904800
+  vm -f 8100073
 `,
+		Options: []Option{{Name: "f", Arg: "FLAGS", Help: "translate a vm_flags value (hexadecimal) into its flag names"}},
 		MaxArgs: -1,
 		Run:     runVM,
 	}
@@ -58,6 +62,24 @@ func runVM(ctx *Context) error {
 	k, err := ctx.Session.Kernel()
 	if err != nil {
 		return err
+	}
+	if arg, ok := ctx.Opts.Value("f"); ok {
+		if len(ctx.Args) > 0 {
+			return usagef("-f takes a flags value, not a task")
+		}
+		flags, err := parseHex("vm_flags", arg)
+		if err != nil {
+			return err
+		}
+		names := vmFlagNames(k, flags)
+		if ctx.JSON {
+			return writeJSON(ctx, struct {
+				Flags uint64   `json:"flags"`
+				Names []string `json:"names"`
+			}{flags, names})
+		}
+		fmt.Fprintf(ctx.Out, "%x: (%s)\n", flags, strings.Join(names, "|"))
+		return nil
 	}
 	ops, invalid, err := taskOperands(ctx)
 	if err != nil {
@@ -134,4 +156,44 @@ func writeVM(w io.Writer, mm kernel.MMInfo, rssKB, totalKB uint64, vmas []kernel
 	for _, v := range vmas {
 		fmt.Fprintf(w, "%s %10x %10x %6x %s\n", center(16, fmt.Sprintf("%x", v.Addr), false), v.Start, v.End, v.Flags, v.Path)
 	}
+}
+
+// vmFlagNames names the bits of flags as crash's do_vm_flags does
+// (memory.c), with crash's own table of VM_* values: some bits have two
+// names, chosen as crash chooses them — GROWSUP where the kernel has
+// expand_upwards (else NOHUGEPAGE), PFNMAP for VM_SHM (every kernel
+// after 2.6.17), HUGEPAGE where mm_struct has pmd_huge_pte (else
+// MAPPED_COPY). Bits crash has no name for are not shown.
+func vmFlagNames(k *kernel.Kernel, flags uint64) []string {
+	type bit struct {
+		mask uint64
+		name string
+	}
+	growsup := "NOHUGEPAGE"
+	if _, err := k.SymbolAddr("expand_upwards"); err == nil {
+		growsup = "GROWSUP"
+	}
+	hugepage := "MAPPED_COPY"
+	if v, err := k.ObjectOf(0, "struct mm_struct"); err == nil {
+		if _, err := v.Member("pmd_huge_pte"); err == nil {
+			hugepage = "HUGEPAGE"
+		}
+	}
+	table := []bit{
+		{0x1, "READ"}, {0x2, "WRITE"}, {0x4, "EXEC"}, {0x8, "SHARED"},
+		{0x10, "MAYREAD"}, {0x20, "MAYWRITE"}, {0x40, "MAYEXEC"}, {0x80, "MAYSHARE"},
+		{0x100, "GROWSDOWN"}, {0x200, growsup}, {0x400, "PFNMAP"}, {0x800, "DENYWRITE"},
+		{0x1000, "EXECUTABLE"}, {0x2000, "LOCKED"}, {0x4000, "IO"}, {0x8000, "SEQ_READ"},
+		{0x10000, "RAND_READ"}, {0x20000, "DONTCOPY"}, {0x40000, "DONTEXPAND"}, {0x80000, "RESERVED"},
+		{0x400000, "HUGETLB"}, {0x100000, "ACCOUNT"}, {0x800000, "NONLINEAR"}, {0x1000000, hugepage},
+		{0x2000000, "INSERTPAGE"}, {0x4000000, "ALWAYSDUMP"}, {0x8000000, "CAN_NONLINEAR"}, {0x10000000, "MIXEDMAP"},
+		{0x20000000, "SAO"}, {0x40000000, "PFN_AT_MMAP"}, {0x80000000, "MERGEABLE"},
+	}
+	names := []string{}
+	for _, b := range table {
+		if flags&b.mask != 0 {
+			names = append(names, b.name)
+		}
+	}
+	return names
 }
