@@ -24,15 +24,11 @@ queued tasks (the task's prio in brackets); the tasks of task groups'
 queues are listed in their place. "[no tasks queued]" says a queue is
 empty.
 
-  -t        each CPU's run queue clock (rq.clock, nanoseconds) and, under it,
-            when its current task last began to run (sched_info.last_arrival)
-  -T        how far each CPU's run queue clock lags the latest one, in seconds
-  -m        how long each CPU's current task has been running, as
-            [days hh:mm:ss.ms]
-  -d        every task the kernel marks queued (task_struct.on_rq) on each
-            CPU, from the task table rather than the queues: a check of
-            the queues against the tasks
-  -c CPUS   those CPUs only: "1", "0,2-3", "all"
+-t shows each CPU's run queue clock (rq.clock) and when its current task
+last began to run (sched_info.last_arrival), in nanoseconds; -m how long
+the current task has been running; -T how far each CPU's clock lags the
+latest one. -d lists, by CPU, every task the kernel marks queued
+(task_struct.on_rq), from the task table rather than the queues.
 
 Examples:
   runq
@@ -45,7 +41,7 @@ Examples:
 			{Name: "T", Help: "show each CPU's lag behind the latest run queue clock"},
 			{Name: "m", Help: "show how long each current task has been running"},
 			{Name: "d", Help: "show the tasks marked queued (on_rq), by CPU"},
-			{Name: "c", Arg: "CPUS", Help: "show the given CPUs only"},
+			{Name: "c", Arg: "CPUS", Help: `show the given CPUs only: "1", "0,2-3", "all"`},
 		},
 		Run: runRunq,
 	}
