@@ -174,7 +174,7 @@ func (k *Kernel) irqDescTree(descs map[int]uint64) error {
 	if err != nil {
 		return fmt.Errorf("irq_desc_tree: %w", err)
 	}
-	return k.irqXArrayWalk(head, 0, 0, func(index, entry uint64) {
+	return k.irqXArrayWalk(head, 0, 0, map[uint64]bool{}, func(index, entry uint64) {
 		if irqObjectEntry(entry) && index < 1<<31 {
 			descs[int(index)] = entry
 		}
@@ -182,8 +182,9 @@ func (k *Kernel) irqDescTree(descs map[int]uint64) error {
 }
 
 // irqXArrayWalk calls fn with the index and entry of every entry under e,
-// which covers the indices from base.
-func (k *Kernel) irqXArrayWalk(e, base uint64, depth int, fn func(index, entry uint64)) error {
+// which covers the indices from base. seen holds the nodes visited: a
+// corrupt tree whose nodes point back up must end, not fan out forever.
+func (k *Kernel) irqXArrayWalk(e, base uint64, depth int, seen map[uint64]bool, fn func(index, entry uint64)) error {
 	if e == 0 {
 		return nil
 	}
@@ -196,6 +197,10 @@ func (k *Kernel) irqXArrayWalk(e, base uint64, depth int, fn func(index, entry u
 	if depth > 12 {
 		return fmt.Errorf("XArray node %#x: deeper than any XArray", e-2)
 	}
+	if seen[e] {
+		return fmt.Errorf("XArray node %#x: reached twice", e-2)
+	}
+	seen[e] = true
 	node, err := k.ObjectOf(e-2, "struct xa_node")
 	if err != nil {
 		return err
@@ -234,7 +239,7 @@ func (k *Kernel) irqXArrayWalk(e, base uint64, depth int, fn func(index, entry u
 				continue // a leaf holds no nodes
 			}
 			// a child the dump lacks loses its indices only
-			if err := k.irqXArrayWalk(c, idx, depth+1, fn); err != nil && first == nil {
+			if err := k.irqXArrayWalk(c, idx, depth+1, seen, fn); err != nil && first == nil {
 				first = err
 			}
 		case c&3 == 2:
@@ -279,7 +284,7 @@ func (k *Kernel) sparseIRQDescs(descs map[int]uint64) error {
 	add := func(e uint64) { entries = append(entries, e) }
 	var walkErr error
 	if irqXAIsNode(root) {
-		if err := k.irqMapleWalk(root, ^uint64(0), 0, add); err != nil {
+		if err := k.irqMapleWalk(root, ^uint64(0), 0, map[uint64]bool{}, add); err != nil {
 			walkErr = fmt.Errorf("sparse_irqs: %w", err)
 		}
 	} else if irqObjectEntry(root) {
@@ -312,13 +317,17 @@ func (k *Kernel) sparseIRQDescs(descs map[int]uint64) error {
 // whose indices end at max. A range node's slot i covers up to pivot[i]
 // (the last slot up to the node's max); a zero pivot after the first
 // slot, or one reaching max, ends the node's data (lib/maple_tree.c
-// ma_data_end).
-func (k *Kernel) irqMapleWalk(e, max uint64, depth int, fn func(uint64)) error {
+// ma_data_end). seen holds the nodes visited, against a corrupt tree.
+func (k *Kernel) irqMapleWalk(e, max uint64, depth int, seen map[uint64]bool, fn func(uint64)) error {
 	if depth > 16 {
 		return fmt.Errorf("maple node %#x: deeper than any maple tree", e&^0xff)
 	}
 	addr := e &^ 0xff
 	typ := (e >> 3) & 0xf
+	if seen[addr] {
+		return fmt.Errorf("maple node %#x: reached twice", addr)
+	}
+	seen[addr] = true
 	node, err := k.ObjectOf(addr, "struct maple_node")
 	if err != nil {
 		return err
@@ -381,7 +390,7 @@ func (k *Kernel) irqMapleWalk(e, max uint64, depth int, fn func(uint64)) error {
 		case c >= 1<<63:
 			// a child: an encoded node (the type in its low bits); only
 			// the root pointer carries the xa_is_node tag (MAPLE_ROOT_NODE)
-			if err := k.irqMapleWalk(c, end, depth+1, fn); err != nil && first == nil {
+			if err := k.irqMapleWalk(c, end, depth+1, seen, fn); err != nil && first == nil {
 				first = err
 			}
 		}

@@ -260,3 +260,35 @@ func TestIRQsUnreadable(t *testing.T) {
 		t.Errorf("no table: %v", err)
 	}
 }
+
+// FuzzIRQTrees: whatever the dump holds where the XArray and maple tree
+// nodes should be, IRQs ends (every node is read once) and does not
+// panic. The fuzzer's bytes are four nodes, each of which may point at
+// any of the others (or itself) and at the descriptors.
+func FuzzIRQTrees(f *testing.F) {
+	seed := make([]byte, 4*0x400)
+	seed[0] = 6
+	binary.LittleEndian.PutUint64(seed[40:], itNodes+0x400|2)
+	binary.LittleEndian.PutUint64(seed[0x400+40:], itDescs)
+	f.Add(seed, false)
+	f.Add(seed, true)
+	f.Fuzz(func(t *testing.T, nodes []byte, maple bool) {
+		vm := irqTestVM([]int{0, 3, 24})
+		vm.write(itNodes, nodes[:min(len(nodes), 4*0x400)])
+		root := "irq_desc_tree"
+		if maple {
+			root = "sparse_irqs"
+		}
+		vm.put64(itRoot+8, itNodes|2|1<<3*uint64(len(nodes)&3))
+		k := irqTestKernel(t, vm, root)
+		nr, irqs, _ := k.IRQs()
+		if nr != 300 {
+			t.Fatalf("nr_irqs %d", nr)
+		}
+		for _, q := range irqs {
+			if q.IRQ < 0 {
+				t.Fatalf("IRQ %d", q.IRQ)
+			}
+		}
+	})
+}
