@@ -123,12 +123,11 @@ func (k *Kernel) runQueue(cpu int) RunQueue {
 	if q.Err != nil {
 		return q
 	}
-	if err := k.rtPrioArray(active, &q.RT, 0); err != nil {
+	if err := k.rtPrioArray(active, &q.RT, map[uint64]bool{}, 0); err != nil {
 		q.Err = fmt.Errorf("CPU %d RT queue: %w", cpu, err)
 		return q
 	}
-	seen := map[uint64]bool{}
-	if err := k.cfsTasks(cfs, &q.CFS, seen, 0); err != nil {
+	if err := k.cfsTasks(cfs, &q.CFS, map[uint64]bool{}, map[uint64]bool{}, 0); err != nil {
 		q.Err = fmt.Errorf("CPU %d CFS queue: %w", cpu, err)
 	}
 	return q
@@ -138,11 +137,16 @@ func (k *Kernel) runQueue(cpu int) RunQueue {
 // (kernel/sched/sched.h): queue[i] lists the sched_rt_entity of the tasks
 // of priority i (run_list). An entity with a my_q is a group's
 // (CONFIG_RT_GROUP_SCHED) whose own array is read in its place, as
-// crash's dump_RT_prio_array does.
-func (k *Kernel) rtPrioArray(arr Value, out *[]QueuedTask, depth int) error {
+// crash's dump_RT_prio_array does. queues holds the arrays read, against
+// a corrupt group that holds itself.
+func (k *Kernel) rtPrioArray(arr Value, out *[]QueuedTask, queues map[uint64]bool, depth int) error {
 	if depth > 8 {
 		return fmt.Errorf("rt_prio_array at %#x: groups nested too deep", arr.Address())
 	}
+	if queues[arr.Address()] {
+		return fmt.Errorf("rt_prio_array at %#x: reached twice", arr.Address())
+	}
+	queues[arr.Address()] = true
 	queue, err := arr.Member("queue")
 	if err != nil {
 		return err
@@ -174,7 +178,7 @@ func (k *Kernel) rtPrioArray(arr Value, out *[]QueuedTask, depth int) error {
 						if err != nil {
 							return err
 						}
-						if err := k.rtPrioArray(sub, out, depth+1); err != nil {
+						if err := k.rtPrioArray(sub, out, queues, depth+1); err != nil {
 							return err
 						}
 						continue
@@ -196,11 +200,17 @@ func (k *Kernel) rtPrioArray(arr Value, out *[]QueuedTask, depth int) error {
 // entity (curr->my_q), then the red-black tree tasks_timeline in order,
 // a group entity's queue (my_q, CONFIG_FAIR_GROUP_SCHED) in its place.
 // The running task itself is not in the tree and is not listed. An empty
-// rb_leftmost means an empty tree, whatever the root says.
-func (k *Kernel) cfsTasks(cfs Value, out *[]QueuedTask, seen map[uint64]bool, depth int) error {
+// rb_leftmost means an empty tree, whatever the root says. seen holds
+// the tasks listed (a task twice is crash's "duplicate CFS runqueue
+// node"), queues the cfs_rqs read.
+func (k *Kernel) cfsTasks(cfs Value, out *[]QueuedTask, seen, queues map[uint64]bool, depth int) error {
 	if depth > 16 {
 		return fmt.Errorf("cfs_rq at %#x: groups nested too deep", cfs.Address())
 	}
+	if queues[cfs.Address()] {
+		return fmt.Errorf("cfs_rq at %#x: reached twice", cfs.Address())
+	}
+	queues[cfs.Address()] = true
 	groups := k.typeHas("struct sched_entity", "my_q")
 	if groups {
 		if c, err := cfs.Member("curr"); err == nil {
@@ -208,7 +218,7 @@ func (k *Kernel) cfsTasks(cfs Value, out *[]QueuedTask, seen map[uint64]bool, de
 				if mq, err := k.entityQueue(p); err != nil {
 					return err
 				} else if mq.IsValid() {
-					if err := k.cfsTasks(mq, out, seen, depth+1); err != nil {
+					if err := k.cfsTasks(mq, out, seen, queues, depth+1); err != nil {
 						return err
 					}
 				}
@@ -244,7 +254,7 @@ func (k *Kernel) cfsTasks(cfs Value, out *[]QueuedTask, seen map[uint64]bool, de
 				return err
 			}
 			if mq.IsValid() {
-				if err := k.cfsTasks(mq, out, seen, depth+1); err != nil {
+				if err := k.cfsTasks(mq, out, seen, queues, depth+1); err != nil {
 					return err
 				}
 				continue

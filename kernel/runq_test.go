@@ -174,4 +174,16 @@ func TestRunQueuesSynthetic(t *testing.T) {
 	if qs[1].Err == nil || !strings.Contains(qs[1].Err.Error(), "0xffff888000900000") {
 		t.Errorf("CPU 1: %v", qs[1].Err)
 	}
+
+	// A group whose queue is the queue holding it ends in an error.
+	vm.put64(currGroupRq+8, 0)
+	vm.put64(currGroupRq+16, 0)
+	vm.put64(treeGroupSE+32, cfs)
+	if qs, err = k.RunQueues(); err != nil || qs[0].Err == nil || !strings.Contains(qs[0].Err.Error(), "reached twice") {
+		t.Errorf("CFS group holding itself: %v %v", qs[0].Err, err)
+	}
+	vm.put64(groupSE+16, active) // an RT group whose queue is the root's
+	if qs, err = k.RunQueues(); err != nil || qs[0].Err == nil || !strings.Contains(qs[0].Err.Error(), "reached twice") {
+		t.Errorf("RT group holding itself: %v %v", qs[0].Err, err)
+	}
 }
