@@ -15,20 +15,23 @@ func filesCommand() *Command {
 	return &Command{
 		Name:    "files",
 		Summary: "show a task's root and working directories and its open files",
-		Usage:   "[PID|TASK]...",
+		Usage:   "[PID|TASK]... | -d DENTRY",
 		Help: `Shows, as crash's files does, a task's root and current working
 directories and its open files: for each file descriptor the struct file,
 its dentry and inode, the kind of file (REG, DIR, CHR, BLK, LNK, FIFO,
 SOCK, UNKN) and its path, followed across mounts. Sockets, pipes and
 anonymous inodes show their names ("TCP", "[eventpoll]"), or none. Without
 an argument, shows the current task (the panic task unless set chose
-another); a PID shows every task with that PID.
+another); a PID shows every task with that PID. -d shows one dentry: its
+inode, super_block, kind and path.
 
 Examples:
   files
   files 1
   files ffff8b917e904800
+  files -d ffff8b9142079480
 `,
+		Options: []Option{{Name: "d", Arg: "DENTRY", Help: "show a dentry's inode, super_block, kind and path"}},
 		MaxArgs: -1,
 		Run:     runFiles,
 	}
@@ -122,6 +125,12 @@ func runFiles(ctx *Context) error {
 	k, err := ctx.Session.Kernel()
 	if err != nil {
 		return err
+	}
+	if arg, ok := ctx.Opts.Value("d"); ok {
+		if len(ctx.Args) > 0 {
+			return usagef("-d takes a dentry address, not a task")
+		}
+		return runFilesDentry(ctx, k, arg)
 	}
 	ops, invalid, err := taskOperands(ctx)
 	if err != nil {
@@ -217,4 +226,40 @@ func writeFiles(w io.Writer, tf *kernel.TaskFiles) {
 			fmt.Fprintf(w, "%3d %16x %16x %16x %-4s %s\n", f.FD, f.File, f.Dentry, f.Inode, f.Type, f.Path)
 		}
 	}
+}
+
+// dentryJSON is files -d --json.
+type dentryJSON struct {
+	Dentry     uint64 `json:"dentry"`
+	Inode      uint64 `json:"inode"`
+	SuperBlock uint64 `json:"super_block"`
+	Type       string `json:"type"`
+	Path       string `json:"path"`
+}
+
+// runFilesDentry is files -d: crash's display_dentry_info, the path
+// found through init's mounts.
+func runFilesDentry(ctx *Context, k *kernel.Kernel, arg string) error {
+	dentry, err := parseHex("dentry", arg)
+	if err != nil {
+		return err
+	}
+	tasks, err := k.TaskTable()
+	if err != nil && len(tasks) == 0 {
+		return err
+	}
+	ns, err := namespaceTask(tasks)
+	if err != nil {
+		return err
+	}
+	di, err := k.DentryInfo(dentry, ns.Task)
+	if err != nil {
+		return err
+	}
+	if ctx.JSON {
+		return writeJSON(ctx, dentryJSON{Dentry: di.Dentry, Inode: di.Inode, SuperBlock: di.SuperBlock, Type: di.Type, Path: di.Path})
+	}
+	fmt.Fprintf(ctx.Out, "%s %s %s TYPE PATH\n", center(16, "DENTRY", false), center(16, "INODE", false), center(16, "SUPERBLK", false))
+	fmt.Fprintf(ctx.Out, "%16x %16x %s %-4s %s\n", di.Dentry, di.Inode, center(16, fmt.Sprintf("%x", di.SuperBlock), false), di.Type, di.Path)
+	return nil
 }

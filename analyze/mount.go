@@ -55,17 +55,8 @@ func runMount(ctx *Context) error {
 			return fmt.Errorf("invalid task or pid value: %s", arg)
 		}
 		ns = &t
-	} else {
-		// crash's context: the task with the lowest PID from 1 up.
-		for i := range tasks {
-			t := &tasks[i]
-			if t.PID >= 1 && (ns == nil || t.PID < ns.PID) {
-				ns = t
-			}
-		}
-		if ns == nil {
-			return errors.New("mount: no task with a PID of 1 or more to find the mount namespace from")
-		}
+	} else if ns, err = namespaceTask(tasks); err != nil {
+		return err
 	}
 	mounts, err := k.Mounts(ns.Task)
 	if err != nil {
@@ -125,4 +116,20 @@ func writeMounts(w io.Writer, mounts []kernel.Mount) {
 		}
 		fmt.Fprintf(w, "%16x %16x %s%-10s\n", m.Addr, m.SuperBlock, s, m.DirName)
 	}
+}
+
+// namespaceTask is the task whose mount namespace crash shows by
+// default: the one with the lowest PID from 1 up (init).
+func namespaceTask(tasks []kernel.TaskInfo) (*kernel.TaskInfo, error) {
+	var ns *kernel.TaskInfo
+	for i := range tasks {
+		t := &tasks[i]
+		if t.PID >= 1 && (ns == nil || t.PID < ns.PID) {
+			ns = t
+		}
+	}
+	if ns == nil {
+		return nil, errors.New("no task with a PID of 1 or more to find the mount namespace from")
+	}
+	return ns, nil
 }

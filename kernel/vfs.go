@@ -590,3 +590,84 @@ func (k *Kernel) inodeType(l *vfsLayout, inode uint64, mode uint32, path *string
 	}
 	return "UNKN"
 }
+
+// DentryInfo is what crash's files -d shows of a dentry.
+type DentryInfo struct {
+	Dentry, Inode, SuperBlock uint64
+	// Type is the inode's kind as in OpenFile.Type, "N/A" without an
+	// inode.
+	Type string
+	Path string
+}
+
+// DentryInfo reads a dentry, its inode and super_block, and names it as
+// crash's display_dentry_info does: through the last mount of init's
+// (namespace task's) mount namespace on the dentry's super_block, else
+// through the pipe or socket pseudo-mount (pipe_mnt, sock_mnt) when the
+// super_block is theirs, else not at all.
+func (k *Kernel) DentryInfo(dentry, nsTask uint64) (DentryInfo, error) {
+	l, err := k.vfsLayout()
+	if err != nil {
+		return DentryInfo{}, err
+	}
+	r := &layoutReader{k: k}
+	iSB := r.off("struct inode", "i_sb")
+	dSB := r.off("struct dentry", "d_sb")
+	if r.err != nil {
+		return DentryInfo{}, r.err
+	}
+	di := DentryInfo{Dentry: dentry, Type: "N/A"}
+	if di.Inode, err = k.ReadPointer(dentry + uint64(l.dInode)); err != nil {
+		return di, fmt.Errorf("dentry %#x: d_inode: %w", dentry, err)
+	}
+	if di.Inode != 0 {
+		di.SuperBlock, err = k.ReadPointer(di.Inode + uint64(iSB))
+	} else {
+		di.SuperBlock, err = k.ReadPointer(dentry + uint64(dSB))
+	}
+	if err != nil {
+		return di, fmt.Errorf("dentry %#x: super_block: %w", dentry, err)
+	}
+	if di.SuperBlock != 0 {
+		mounts, err := k.Mounts(nsTask)
+		if err != nil {
+			return di, err
+		}
+		found := false
+		for _, m := range mounts {
+			if m.SuperBlock == di.SuperBlock {
+				if di.Path, err = k.dentryPath(l, dentry, m.Addr+uint64(l.mntMnt)); err != nil {
+					return di, err
+				}
+				found = true
+			}
+		}
+		for _, sym := range []string{"pipe_mnt", "sock_mnt"} {
+			if found {
+				break
+			}
+			a, err := k.SymbolAddr(sym)
+			if err != nil {
+				continue
+			}
+			vfs, err := k.ReadPointer(a)
+			if err != nil || vfs == 0 {
+				continue
+			}
+			if sb, err := k.ReadPointer(vfs + uint64(l.vfsSB)); err == nil && sb == di.SuperBlock {
+				if di.Path, err = k.dentryPath(l, dentry, vfs); err != nil {
+					return di, err
+				}
+				found = true
+			}
+		}
+	}
+	if di.Inode != 0 {
+		mode, err := k.ReadUint(di.Inode+uint64(l.iMode), int(l.iModeSize))
+		if err != nil {
+			return di, fmt.Errorf("inode %#x: i_mode: %w", di.Inode, err)
+		}
+		di.Type = k.inodeType(l, di.Inode, uint32(mode), &di.Path)
+	}
+	return di, nil
+}
