@@ -88,7 +88,12 @@ func runRunq(ctx *Context) error {
 		}
 		qs = sel
 	}
-	tasks, _ := k.TaskTable()
+	// crash names the queued tasks from its task table, and leaves out
+	// those it lacks; without a table every queue would look empty.
+	tasks, terr := k.TaskTable()
+	if len(tasks) == 0 && terr != nil {
+		return fmt.Errorf("runq: no task table: %w", terr)
+	}
 	byTask := make(map[uint64]*kernel.TaskInfo, len(tasks))
 	for i := range tasks {
 		byTask[tasks[i].Task] = &tasks[i]

@@ -36,12 +36,13 @@ type IRQAction struct {
 const irqMaxActions = 256
 
 // IRQs returns nr_irqs, the number of IRQs the kernel can hand out, and
-// the allocated descriptors sorted by IRQ number. An IRQ whose actions
-// cannot all be read says so in its Err; a tree that cannot be walked in
-// full is an error returned with the descriptors found before it. With CONFIG_SPARSE_IRQ
+// the allocated descriptors sorted by IRQ number. With CONFIG_SPARSE_IRQ
 // the descriptors live in a tree (kernel/irq/irqdesc.c): the XArray
 // irq_desc_tree before 6.5, the maple tree sparse_irqs since; without
 // it, in the array irq_desc[NR_IRQS]. Which global exists says which.
+// An IRQ whose actions cannot all be read says so in its Err; a tree
+// that cannot be walked in full is an error returned with the
+// descriptors found elsewhere in it.
 func (k *Kernel) IRQs() (nr int, irqs []IRQ, err error) {
 	descs := map[int]uint64{}
 	switch {
