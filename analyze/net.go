@@ -15,7 +15,7 @@ func netCommand() *Command {
 	return &Command{
 		Name:    "net",
 		Summary: "list the network devices and their IP addresses, or the ARP cache",
-		Usage:   "[-a] [-n [PID|TASK]] [-N ADDR]",
+		Usage:   "[-a] [-n [PID|TASK]] [-s [PID|TASK]…] [-N ADDR]",
 		Help: `Lists the network devices of the initial network namespace (PID 0's) as
 crash's net does: each struct net_device in the order of the namespace's
 dev_base_head list, its name, then its IPv4 addresses (in_device's
@@ -24,21 +24,25 @@ ifa_list) and IPv6 addresses (inet6_dev's addr_list), comma-separated.
 TASK. -a shows the ARP cache (arp_tbl's neighbours: address, IP address,
 hardware type and address, device, NUD state). -N translates an IPv4
 address given as a decimal or hexadecimal number (as the kernel stores
-it) into dotted notation.
+it) into dotted notation. -s lists the open sockets of the current task,
+or of each PID or TASK: fd, struct socket, struct sock, family and type,
+and for INET and INET6 the source and destination addresses and ports.
 
 Examples:
   net
   net -n 1
   net -a
+  net -s 1
   net -N 0x0100007f
   net --json
 `,
 		Options: []Option{
 			{Name: "a", Help: "display the ARP cache"},
 			{Name: "n", Help: "the network namespace of the current task, or of the PID|TASK operand"},
+			{Name: "s", Help: "the open sockets of the current task, or of each PID|TASK operand"},
 			{Name: "N", Arg: "ADDR", Help: "translate an IPv4 address held in a number into dotted notation"},
 		},
-		MaxArgs: 1,
+		MaxArgs: -1,
 		Run:     runNet,
 	}
 }
@@ -59,6 +63,12 @@ func runNet(ctx *Context) error {
 	}
 	if v, ok := ctx.Opts.Value("N"); ok {
 		return runNetN(ctx, v)
+	}
+	if ctx.Opts.Has("s") {
+		return runNetSockets(ctx, k)
+	}
+	if len(ctx.Args) > 1 {
+		return usagef("-n takes one PID or task")
 	}
 	if ctx.Opts.Has("a") {
 		if err := runNetARP(ctx, k); err != nil || !ctx.Opts.Has("n") {
@@ -300,4 +310,128 @@ func arpLine(n kernel.Neighbour) string {
 		ip = n.IP.String()
 	}
 	return fmt.Sprintf("%-16x %-16s%-10s %s %-6s  %s", n.Addr, ip, arpHWType(n), arpHWAddr(n), n.DevName, nudState(n.State))
+}
+
+// socketJSON is one socket as net -s --json shows it.
+type socketJSON struct {
+	PID    int64  `json:"pid"`
+	Task   uint64 `json:"task"`
+	FD     int    `json:"fd"`
+	Socket uint64 `json:"socket"`
+	Sock   uint64 `json:"sock"`
+	Family string `json:"family"`
+	Type   string `json:"type"`
+	Source string `json:"source,omitempty"`
+	Dest   string `json:"destination,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// socketFamilies are the AF_* names crash shows (include/linux/socket.h).
+var socketFamilies = map[uint16]string{0: "UNSPEC", 1: "UNIX", 2: "INET", 3: "AX25", 4: "IPX", 5: "APPLETALK",
+	6: "NETROM", 7: "BRIDGE", 8: "ATMPVC", 9: "X25", 10: "INET6", 11: "ROSE", 12: "DECnet", 13: "NETBEUI",
+	14: "SECURITY/KEY", 16: "NETLINK/ROUTE", 17: "PACKET", 18: "ASH", 19: "ECONET", 20: "ATMSVC", 22: "SNA",
+	23: "IRDA", 24: "PPPOX"}
+
+// socketTypes are the SOCK_* names crash shows; its DGRAM has a space.
+var socketTypes = map[uint16]string{1: "STREAM", 2: "DGRAM ", 3: "RAW", 4: "RDM", 5: "SEQPACKET", 10: "PACKET"}
+
+// socketInfo is crash's get_sock_info text: FAMILY:TYPE, then the INET
+// addresses as " SRC-PORT DST-PORT", or the INET6 ones as 8 groups of
+// hex each, the destination centred under the source's width.
+func socketInfo(s kernel.Socket) string {
+	fam, ok := socketFamilies[s.Family]
+	if !ok {
+		fam = strconv.Itoa(int(s.Family))
+	}
+	typ, ok := socketTypes[s.Type]
+	if !ok {
+		typ = strconv.Itoa(int(s.Type))
+	}
+	out := fam + ":" + typ + " "
+	switch s.Family {
+	case 2:
+		out += fmt.Sprintf(" %s-%d %s-%d", s.Src, s.SrcPort, s.Dst, s.DstPort)
+	case 10:
+		six := func(a netip.Addr, port uint16) string {
+			b := a.As16()
+			var g []string
+			for i := 0; i < 16; i += 2 {
+				g = append(g, strconv.FormatUint(uint64(b[i])<<8|uint64(b[i+1]), 16))
+			}
+			return strings.Join(g, ":") + "-" + strconv.Itoa(int(port))
+		}
+		src := six(s.Src, s.SrcPort)
+		out += fmt.Sprintf("%12s ", src) + center(len(src), six(s.Dst, s.DstPort), false)
+	}
+	return out
+}
+
+// runNetSockets is net -s (crash's dump_sockets): a task header, then
+// the task's sockets or "No open sockets.", for the current task or each
+// PID|TASK operand.
+func runNetSockets(ctx *Context, k *kernel.Kernel) error {
+	if ctx.Opts.Has("n") || ctx.Opts.Has("a") {
+		return usagef("-s goes without -n and -a")
+	}
+	tasks, err := k.TaskTable()
+	if err != nil && len(tasks) == 0 {
+		return err
+	}
+	var sel []kernel.TaskInfo
+	if len(ctx.Args) == 0 {
+		t, err := ctx.Session.CurrentTask()
+		if err != nil {
+			return err
+		}
+		sel = append(sel, t)
+	}
+	for _, a := range ctx.Args {
+		t, ok := lookupTask(tasks, a)
+		if !ok {
+			return fmt.Errorf("invalid task or pid value: %s", a)
+		}
+		sel = append(sel, t)
+	}
+	out := []socketJSON{}
+	for i, t := range sel {
+		socks, err := k.TaskSockets(t.Task)
+		if err != nil && len(socks) == 0 {
+			return fmt.Errorf("sockets of PID %d: %w", t.PID, err)
+		}
+		if ctx.JSON {
+			for _, s := range socks {
+				j := socketJSON{PID: t.PID, Task: t.Task, FD: s.FD, Socket: s.Socket, Sock: s.Sock,
+					Family: strings.TrimSpace(socketFamilies[s.Family]), Type: strings.TrimSpace(socketTypes[s.Type]), Error: devErrString(s.Err)}
+				if s.Src.IsValid() {
+					j.Source = netip.AddrPortFrom(s.Src, s.SrcPort).String()
+					j.Dest = netip.AddrPortFrom(s.Dst, s.DstPort).String()
+				}
+				out = append(out, j)
+			}
+			continue
+		}
+		if i > 0 {
+			fmt.Fprintln(ctx.Out)
+		}
+		writeTaskHeader(ctx.Out, &t, 0)
+		if len(socks) == 0 {
+			fmt.Fprintln(ctx.Out, "No open sockets.")
+			continue
+		}
+		fmt.Fprintln(ctx.Out, "FD      SOCKET            SOCK       FAMILY:TYPE SOURCE-PORT DESTINATION-PORT")
+		for _, s := range socks {
+			if s.Err != nil && s.Sock == 0 {
+				fmt.Fprintf(ctx.Out, "%2d %16x: %v\n", s.FD, s.Socket, s.Err)
+				continue
+			}
+			fmt.Fprintf(ctx.Out, "%2d %16x %16x %s\n", s.FD, s.Socket, s.Sock, socketInfo(s))
+			if s.Err != nil {
+				fmt.Fprintf(ctx.Out, "net: fd %d: %v\n", s.FD, s.Err)
+			}
+		}
+	}
+	if ctx.JSON {
+		return writeJSON(ctx, out)
+	}
+	return nil
 }

@@ -292,3 +292,155 @@ func (k *Kernel) TaskNetNamespace(task uint64) (Value, error) {
 	}
 	return ns.Deref()
 }
+
+// Socket is one open socket of a task: the fd, its struct socket (the
+// socket half of the socket_alloc whose vfs_inode the file's inode is)
+// and struct sock, and what crash's net -s shows of the sock.
+type Socket struct {
+	FD               int
+	Socket, Sock     uint64
+	Family, Type     uint16 // sk_family (AF_*), sk_type (SOCK_*)
+	Src, Dst         netip.Addr
+	SrcPort, DstPort uint16
+	Err              error
+}
+
+// TaskSockets lists the sockets among the open files of the task_struct
+// at task: files->fdt's fd[] for each bit of open_fds below max_fds,
+// whose inode is a socket (S_IFSOCK). A task without files has none.
+func (k *Kernel) TaskSockets(task uint64) ([]Socket, error) {
+	t, err := k.ObjectOf(task, "struct task_struct")
+	if err != nil {
+		return nil, err
+	}
+	files, err := devMember(t, "files")
+	if err != nil || files == 0 {
+		return nil, err
+	}
+	fv, err := k.ObjectOf(files, "struct files_struct")
+	if err != nil {
+		return nil, err
+	}
+	fdtp, err := devMember(fv, "fdt")
+	if err != nil || fdtp == 0 {
+		return nil, err
+	}
+	fdt, err := k.ObjectOf(fdtp, "struct fdtable")
+	if err != nil {
+		return nil, err
+	}
+	maxFDs, err1 := devMember(fdt, "max_fds")
+	fds, err2 := devMember(fdt, "fd")
+	open, err3 := devMember(fdt, "open_fds")
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return nil, err
+	}
+	if maxFDs > 1<<20 {
+		return nil, fmt.Errorf("fdtable at %#x: max_fds %d", fdtp, maxFDs)
+	}
+	var out []Socket
+	for i := uint64(0); i < maxFDs; i += 64 {
+		word, err := k.ReadPointer(open + i/8)
+		if err != nil {
+			return out, fmt.Errorf("open_fds of the fdtable at %#x: %w", fdtp, err)
+		}
+		for b := uint64(0); word != 0 && i+b < maxFDs; b, word = b+1, word>>1 {
+			if word&1 == 0 {
+				continue
+			}
+			fd := int(i + b)
+			file, err := k.ReadPointer(fds + uint64(fd*k.ptrSize))
+			if err != nil {
+				return out, fmt.Errorf("fd %d: %w", fd, err)
+			}
+			if file == 0 {
+				continue
+			}
+			s, ok := k.fileSocket(file)
+			if ok {
+				s.FD = fd
+				out = append(out, s)
+			}
+		}
+	}
+	return out, nil
+}
+
+// fileSocket reads the socket behind the file at file; ok is false when
+// the file is not a socket (or its dentry or inode is unset).
+func (k *Kernel) fileSocket(file uint64) (Socket, bool) {
+	var s Socket
+	f, err := k.ObjectOf(file, "struct file")
+	if err != nil {
+		return s, false
+	}
+	dentry, err := devMember(f, "f_path.dentry")
+	if err != nil || dentry == 0 {
+		return s, false
+	}
+	dv, err := k.ObjectOf(dentry, "struct dentry")
+	if err != nil {
+		return s, false
+	}
+	inode, err := devMember(dv, "d_inode")
+	if err != nil || inode == 0 {
+		return s, false
+	}
+	iv, err := k.ObjectOf(inode, "struct inode")
+	if err != nil {
+		return s, false
+	}
+	mode, err := devMember(iv, "i_mode")
+	if err != nil || mode&0o170000 != 0o140000 {
+		return s, false
+	}
+	sa, err := k.ContainerOf(inode, "struct socket_alloc", "vfs_inode")
+	if err != nil {
+		s.Err = err
+		return s, true
+	}
+	sock, err := sa.Member("socket")
+	if err != nil {
+		s.Err = err
+		return s, true
+	}
+	s.Socket = sock.Address()
+	if s.Sock, err = devMember(sock, "sk"); err != nil || s.Sock == 0 {
+		s.Err = err
+		return s, true
+	}
+	is, err := k.ObjectOf(s.Sock, "struct inet_sock")
+	if err != nil {
+		s.Err = err
+		return s, true
+	}
+	family, err1 := devMember(is, "sk.__sk_common.skc_family")
+	typ, err2 := devMember(is, "sk.sk_type")
+	dport, err3 := devMember(is, "sk.__sk_common.skc_dport")
+	sport, err4 := devMember(is, "inet_sport")
+	s.Family, s.Type = uint16(family), uint16(typ)
+	// The ports are big-endian in memory.
+	s.DstPort, s.SrcPort = uint16(dport>>8|dport<<8), uint16(sport>>8|sport<<8)
+	s.Err = errors.Join(err1, err2, err3, err4)
+	read := func(path string, n int) netip.Addr {
+		m, err := is.Member(path)
+		if err != nil {
+			s.Err = errors.Join(s.Err, err)
+			return netip.Addr{}
+		}
+		b := make([]byte, n)
+		if err := k.Read(b, m.Address()); err != nil {
+			s.Err = errors.Join(s.Err, err)
+			return netip.Addr{}
+		}
+		a, _ := netip.AddrFromSlice(b)
+		return a
+	}
+	switch s.Family {
+	case 2: // AF_INET
+		s.Src, s.Dst = read("sk.__sk_common.skc_rcv_saddr", 4), read("sk.__sk_common.skc_daddr", 4)
+	case 10: // AF_INET6
+		s.Src, s.Dst = read("sk.__sk_common.skc_v6_rcv_saddr", 16), read("sk.__sk_common.skc_v6_daddr", 16)
+	}
+	return s, true
+}
