@@ -270,7 +270,8 @@ func TestInet6String(t *testing.T) {
 }
 
 // devNetOptionSession is what crash runs for the options the lab's
-// references lack (crashGoldenDir caches its outputs in the lab).
+// references lack (crashGoldenDir caches its outputs in the lab); PID is
+// the guest's workload process, which holds TCP sockets.
 const devNetOptionSession = `dev -i > GOLDEN/dev-i.txt
 dev -d > GOLDEN/dev-d.txt
 dev -D > GOLDEN/dev-D.txt
@@ -279,10 +280,12 @@ net -n 1 > GOLDEN/net-n-1.txt
 net -n > GOLDEN/net-n.txt
 net -N 0x0100007f > GOLDEN/net-N-hex.txt
 net -N 16777343 > GOLDEN/net-N-dec.txt
+net -s > GOLDEN/net-s.txt
+net -s PID > GOLDEN/net-s-pid.txt
 q
 `
 
-// TestDevNetOptionsCorpus: dev -i, -d, -D, net -a, net -n and net -N
+// TestDevNetOptionsCorpus: dev -i, -d, -D, net -a, -n, -s and -N
 // equal the reference crash's output, run once on the oops dumps of each
 // kernel (whole and filtered) and the hung one (a task stuck), with the
 // vmlinux and without.
@@ -295,9 +298,14 @@ func TestDevNetOptionsCorpus(t *testing.T) {
 	if len(ds) == 0 {
 		t.Fatal("no oops dumps in the corpus")
 	}
-	steps := readGoldenSession(devNetOptionSession)
 	for _, d := range ds {
-		dir := crashGoldenDir(t, m, d, devNetOptionSession)
+		pid, err := os.ReadFile(filepath.Join(m.Path(d.Truth), "workload.pid"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		session := strings.ReplaceAll(devNetOptionSession, "PID", strings.TrimSpace(string(pid)))
+		steps := readGoldenSession(session)
+		dir := crashGoldenDir(t, m, d, session)
 		for _, mode := range []string{"vmlinux", "btf"} {
 			s := corpusSessionMode(t, m, d, mode)
 			for _, st := range steps {
