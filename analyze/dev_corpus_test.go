@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -197,6 +198,26 @@ func TestDevNetJSONCorpus(t *testing.T) {
 				t.Errorf("%s: %s lists %d entries, its --json %d", d.ID, c.cmd, c.count(text), c.list(v))
 			}
 		}
+		pid, err := os.ReadFile(filepath.Join(m.Path(d.Truth), "workload.pid"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sockText, _ := execCapture(s, "net -s "+strings.TrimSpace(string(pid)))
+		out, errs = execCapture(s, "net -s "+strings.TrimSpace(string(pid))+" --json")
+		var socks []struct {
+			FD     int    `json:"fd"`
+			Family string `json:"family"`
+			Source string `json:"source"`
+		}
+		if err := json.Unmarshal([]byte(out), &socks); err != nil || errs != "" || len(socks) == 0 {
+			t.Errorf("%s: net -s --json: %v %s\n%.300s", d.ID, err, errs, out)
+		}
+		for _, so := range socks {
+			src := strings.Replace(so.Source, ":", "-", 1)
+			if !strings.Contains(sockText, fmt.Sprintf("\n%2d ", so.FD)) || !strings.Contains(sockText, so.Family+":") || !strings.Contains(sockText, " "+src+" ") {
+				t.Errorf("%s: net -s --json socket %+v is not in its text:\n%s", d.ID, so, sockText)
+			}
+		}
 		for _, c := range []struct{ cmd, field string }{{"dev -d", "name"}, {"net -a", "device"}} {
 			text, _ := execCapture(s, c.cmd)
 			out, errs := execCapture(s, c.cmd+" --json")
@@ -237,7 +258,7 @@ func TestDevNetBadInput(t *testing.T) {
 		t.Fatal("no oops lzo-d31 dump in the corpus")
 	}
 	s := corpusSessionMode(t, m, ds[0], "btf")
-	for _, cmd := range []string{"dev 1", "net eth0", "dev -z", "dev -i -d", "net -N zz", "net -n 99999", "net -N"} {
+	for _, cmd := range []string{"dev 1", "net eth0", "dev -z", "dev -i -d", "net -N zz", "net -n 99999", "net -N", "net -s -n", "net -s 99999", "net -n 1 2"} {
 		out, errs := execCapture(s, cmd)
 		if out != "" || errs == "" || strings.Contains(errs, "panic") || strings.Count(strings.TrimSpace(errs), "\n") > 1 {
 			t.Errorf("%s: out %q, errors %q", cmd, out, errs)
