@@ -14,22 +14,32 @@ func vmCommand() *Command {
 	return &Command{
 		Name:    "vm",
 		Summary: "show a task's address space: its mm_struct and VMAs",
-		Usage:   "[PID|TASK]... | -f FLAGS",
+		Usage:   "[-m|-v] [-x|-d] [PID|TASK]... | -f FLAGS",
 		Help: `Shows, as crash's vm does, a task's mm_struct, page directory, resident
 set size and total virtual size, then each of its VMAs (struct
 vm_area_struct): its address, start and end, vm_flags in hexadecimal and
 the path of the file it maps. The VMAs come from the mm's maple tree
 (6.1+) or its mmap list (older kernels). Without an argument, shows the
-current task (the panic task unless set chose another). -f names the
-bits of a vm_flags value as crash does.
+current task (the panic task unless set chose another). -m shows the
+whole mm_struct instead, -v each VMA's whole vm_area_struct (-x or -d
+for hexadecimal or decimal numbers). -f names the bits of a vm_flags
+value as crash does.
 
 Examples:
   vm
   vm 1
   vm ffff8b917e904800
+  vm -m 1
+  vm -v -x 414
   vm -f 8100073
 `,
-		Options: []Option{{Name: "f", Arg: "FLAGS", Help: "translate a vm_flags value (hexadecimal) into its flag names"}},
+		Options: []Option{
+			{Name: "f", Arg: "FLAGS", Help: "translate a vm_flags value (hexadecimal) into its flag names"},
+			{Name: "m", Help: "show the task's mm_struct"},
+			{Name: "v", Help: "show each of the task's vm_area_structs"},
+			{Name: "x", Help: "with -m or -v: numbers in hexadecimal"},
+			{Name: "d", Help: "with -m or -v: numbers in decimal"},
+		},
 		MaxArgs: -1,
 		Run:     runVM,
 	}
@@ -125,12 +135,22 @@ func runVM(ctx *Context) error {
 			fmt.Fprintln(ctx.Out)
 		}
 		writeTaskHeader(ctx.Out, &t, 0)
+		if ctx.Opts.Has("m") || ctx.Opts.Has("v") {
+			// crash's PRINT_MM_STRUCT and PRINT_VMA_STRUCTS: the objects
+			// as its struct command prints them, nothing for a task
+			// without an mm.
+			if err := writeVMStructs(ctx, mm, vmas); err != nil {
+				return err
+			}
+			continue
+		}
 		writeVM(ctx.Out, mm, rss, total, vmas)
 	}
 	if ctx.JSON {
 		if js == nil {
 			js = []vmJSON{}
 		}
+		// -m and -v's JSON is vm's: the same objects, by address.
 		if err := writeJSON(ctx, js); err != nil {
 			return err
 		}
@@ -196,4 +216,41 @@ func vmFlagNames(k *kernel.Kernel, flags uint64) []string {
 		}
 	}
 	return names
+}
+
+// writeVMStructs prints the mm_struct (-m) or every vm_area_struct (-v)
+// of an address space as crash's struct command would.
+func writeVMStructs(ctx *Context, mm kernel.MMInfo, vmas []kernel.VMA) error {
+	if mm.MM == 0 {
+		return nil
+	}
+	if ctx.Opts.Has("m") && ctx.Opts.Has("v") {
+		return usagef("-m and -v exclude each other")
+	}
+	ts, err := ctx.types()
+	if err != nil {
+		return err
+	}
+	name := "vm_area_struct"
+	if ctx.Opts.Has("m") {
+		name = "mm_struct"
+	}
+	t, err := ts.Struct(name)
+	if err != nil {
+		return err
+	}
+	k, err := ctx.Session.Kernel()
+	if err != nil {
+		return err
+	}
+	p := &valuePrinter{k: k, hex: ctx.Opts.Last("x", "d") == "x"}
+	if ctx.Opts.Has("m") {
+		return writeObject(ctx, p, t, nil, mm.MM)
+	}
+	for _, v := range vmas {
+		if err := writeObject(ctx, p, t, nil, v.Addr); err != nil {
+			return err
+		}
+	}
+	return nil
 }
