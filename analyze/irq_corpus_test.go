@@ -98,10 +98,10 @@ type runqOptionsCrash struct {
 // runqOptionFiles are the options' output files, in the order crash runs
 // them: -c last, since crash keeps its CPU mask for the session's later
 // commands.
-var runqOptionFiles = []string{"t", "m", "T", "d", "c"}
+var runqOptionFiles = []string{"t", "m", "T", "d", "g", "c"}
 
 // startRunqOptionsCrash starts crash 8.0.6 on the sysrq vmcore-elf dump
-// of the corpus's newest kernel: runq -t, -m, -T, -d and -c (crash takes one
+// of the corpus's newest kernel: runq -t, -m, -T, -d, -g and -c (crash takes one
 // -c a session: a second says "only one -c option allowed", a crash bug
 // salvage does not copy).
 func startRunqOptionsCrash(t *testing.T, m *corpus.Manifest) *runqOptionsCrash {
@@ -116,7 +116,7 @@ func startRunqOptionsCrash(t *testing.T, m *corpus.Manifest) *runqOptionsCrash {
 		t.Fatal("the corpus has no sysrq vmcore-elf dump")
 	}
 	r.dir = t.TempDir()
-	r.cmds = map[string]string{"t": "runq -t", "m": "runq -m", "T": "runq -T", "d": "runq -d", "c": "runq -c 1"}
+	r.cmds = map[string]string{"t": "runq -t", "m": "runq -m", "T": "runq -T", "d": "runq -d", "g": "runq -g", "c": "runq -c 1"}
 	var script strings.Builder
 	for _, f := range runqOptionFiles {
 		script.WriteString(r.cmds[f] + " > " + filepath.Join(r.dir, f) + "\n")
@@ -308,5 +308,33 @@ func TestIRQErrorsOneLine(t *testing.T) {
 	}
 	if err := irqErrors([]int{5}, irqs, nil); err != nil {
 		t.Errorf("no error shown: %v", err)
+	}
+}
+
+// TestRunqGroupLines: runq -g's group headers (the lab's guests have no
+// groups below the root) as crash's print_group_header_fair prints them:
+// indented 2+3×depth, the cgroup's name in angle brackets after two
+// spaces, "(THROTTLED)" for a throttled queue; tasks indented 5+3×depth.
+func TestRunqGroupLines(t *testing.T) {
+	prio := int64(120)
+	out := []runqGroupJSON{{CPU: 0, RootGroup: 0xffffffff84131ac0, CfsRq: 0xffff8b3ffd235f00,
+		Current: &runqTaskJSON{Task: 0xffff8b3ffe7bb080, PID: 534, Command: "sh"},
+		Lines: []runqGroupLineJSON{
+			{Depth: 1, Group: 0xffff8b3fc2000000, Name: "user.slice", CfsRq: 0xffff8b3fc2001000},
+			{Depth: 1, Task: &runqTaskJSON{Task: 0xffff8b3ffe7bb080, PID: 534, Command: "sh", Prio: &prio}, Current: true},
+			{Depth: 2, Group: 0xffff8b3fc2002000, CfsRq: 0xffff8b3fc2003000, Throttled: true},
+			{Depth: 2},
+		}}}
+	var b bytes.Buffer
+	writeRunqGroups(&b, out, []kernel.RunQueue{{CPU: 0}})
+	want := "CPU 0\n" +
+		"  CURRENT: PID: 534    TASK: ffff8b3ffe7bb080  COMMAND: \"sh\"\n" +
+		"  ROOT_TASK_GROUP: ffffffff84131ac0  CFS_RQ: ffff8b3ffd235f00\n" +
+		"     TASK_GROUP: ffff8b3fc2000000  CFS_RQ: ffff8b3fc2001000  <user.slice>\n" +
+		"        [120] PID: 534    TASK: ffff8b3ffe7bb080  COMMAND: \"sh\" [CURRENT]\n" +
+		"        TASK_GROUP: ffff8b3fc2002000  CFS_RQ: ffff8b3fc2003000  (THROTTLED)\n" +
+		"           [no tasks queued]\n"
+	if b.String() != want {
+		t.Errorf("group lines:\n%s", lineDiff(b.String(), want))
 	}
 }

@@ -16,7 +16,7 @@ func runqCommand() *Command {
 	return &Command{
 		Name:    "runq",
 		Summary: "show each CPU's run queue",
-		Usage:   "[-t] [-T] [-m] [-d] [-c CPUS]",
+		Usage:   "[-t] [-T] [-m] [-d] [-g] [-c CPUS]",
 		Help: `Shows each CPU's run queue as crash's runq does: the struct rq, the task
 running on the CPU, the real-time priority array with its queued tasks
 (by priority, in brackets) and the fair class's red-black tree with its
@@ -28,7 +28,10 @@ empty.
 last began to run (sched_info.last_arrival), in nanoseconds; -m how long
 the current task has been running; -T how far each CPU's clock lags the
 latest one. -d lists, by CPU, every task the kernel marks queued
-(task_struct.on_rq), from the task table rather than the queues.
+(task_struct.on_rq), from the task table rather than the queues. -g
+shows the fair class by task group: the root group's queue, each group's
+queue (its cgroup's name in angle brackets) nested in its place, and the
+CPU's running task marked [CURRENT].
 
 Examples:
   runq
@@ -41,6 +44,7 @@ Examples:
 			{Name: "T", Help: "show each CPU's lag behind the latest run queue clock"},
 			{Name: "m", Help: "show how long each current task has been running"},
 			{Name: "d", Help: "show the tasks marked queued (on_rq), by CPU"},
+			{Name: "g", Help: "show the fair class's queues by task group"},
 			{Name: "c", Arg: "CPUS", Help: `show the given CPUs only: "1", "0,2-3", "all"`},
 		},
 		Run: runRunq,
@@ -106,6 +110,8 @@ func runRunq(ctx *Context) error {
 		return runqClocks(ctx, k, all, len(all), byTask)
 	case ctx.Opts.Has("d"):
 		return runqOnRQ(ctx, k, qs, tasks)
+	case ctx.Opts.Has("g"):
+		return runqGroups(ctx, k, qs, byTask)
 	}
 	if ctx.JSON {
 		out := []runqJSON{}
@@ -393,4 +399,124 @@ func runqOnRQ(ctx *Context, k *kernel.Kernel, qs []kernel.RunQueue, tasks []kern
 		return fmt.Errorf("runq: on_rq unreadable: %s", strings.Join(failed, "; "))
 	}
 	return nil
+}
+
+// runqGroupJSON is one CPU's fair class by task group, as runq -g --json
+// shows it.
+type runqGroupJSON struct {
+	CPU       int                 `json:"cpu"`
+	Current   *runqTaskJSON       `json:"current"`
+	RootGroup uint64              `json:"root_task_group"`
+	CfsRq     uint64              `json:"cfs_rq"`
+	Lines     []runqGroupLineJSON `json:"lines"`
+	Error     string              `json:"error,omitempty"`
+}
+
+// runqGroupLineJSON is a group's header, a task or an empty queue.
+type runqGroupLineJSON struct {
+	Depth     int           `json:"depth"`
+	Group     uint64        `json:"task_group,omitempty"`
+	Name      string        `json:"name,omitempty"`
+	CfsRq     uint64        `json:"cfs_rq,omitempty"`
+	Throttled bool          `json:"throttled,omitempty"`
+	Task      *runqTaskJSON `json:"task,omitempty"`
+	Current   bool          `json:"current,omitempty"`
+}
+
+// runqGroups prints crash's runq -g (task.c dump_tasks_by_task_group) for
+// kernels without RT group scheduling: per CPU, the running task, the
+// root group's cfs_rq, then the groups' queues nested three columns a
+// level. A queued task crash's task table lacks is left out.
+func runqGroups(ctx *Context, k *kernel.Kernel, qs []kernel.RunQueue, byTask map[uint64]*kernel.TaskInfo) error {
+	groups, err := k.TaskGroups()
+	if len(groups) == 0 {
+		return err
+	}
+	if g, gerr := k.ObjectOf(groups[0].Addr, "struct task_group"); gerr == nil {
+		if _, rerr := g.Member("rt_rq"); rerr == nil {
+			return fmt.Errorf("runq -g: RT group scheduling (task_group.rt_rq, CONFIG_RT_GROUP_SCHED) is not supported")
+		}
+	}
+	var failed []string
+	if err != nil {
+		failed = append(failed, err.Error())
+	}
+	var out []runqGroupJSON
+	for _, q := range qs {
+		j := runqGroupJSON{CPU: q.CPU, RootGroup: groups[0].Addr, Lines: []runqGroupLineJSON{}}
+		if _, ok := byTask[q.Curr]; ok {
+			c := runqTaskJ(byTask, q.Curr, nil)
+			j.Current = &c
+		}
+		var lines []kernel.GroupLine
+		var lerr error
+		j.CfsRq, lines, lerr = k.CFSGroupLines(groups, q.CPU, q.Curr)
+		for _, l := range lines {
+			jl := runqGroupLineJSON{Depth: l.Depth, Current: l.Current}
+			switch {
+			case l.Group >= 0:
+				jl.Group, jl.Name, jl.CfsRq, jl.Throttled = groups[l.Group].Addr, groups[l.Group].Name, l.CfsRq, l.Throttled
+			case l.Task != 0:
+				if _, ok := byTask[l.Task]; !ok {
+					continue
+				}
+				p := l.Prio
+				t := runqTaskJ(byTask, l.Task, &p)
+				jl.Task = &t
+			}
+			j.Lines = append(j.Lines, jl)
+		}
+		if lerr != nil {
+			j.Error = lerr.Error()
+			failed = append(failed, fmt.Sprintf("CPU %d: %v", q.CPU, lerr))
+		}
+		out = append(out, j)
+	}
+	if ctx.JSON {
+		return writeJSON(ctx, out)
+	}
+	writeRunqGroups(ctx.Out, out, qs)
+	if len(failed) > 0 {
+		return fmt.Errorf("runq -g: %s", strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+// writeRunqGroups prints runq -g's text: header and task lines indented
+// three columns a level (task.c print_group_header_fair,
+// dump_task_runq_entry), a header's name after two spaces.
+func writeRunqGroups(w io.Writer, out []runqGroupJSON, qs []kernel.RunQueue) {
+	for i, j := range out {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "CPU %d\n  CURRENT: ", j.CPU)
+		if j.Current != nil {
+			fmt.Fprintf(w, "PID: %-5d  TASK: %x  COMMAND: \"%s\"\n", j.Current.PID, j.Current.Task, j.Current.Command)
+		} else {
+			fmt.Fprintf(w, "%x\n", qs[i].Curr)
+		}
+		fmt.Fprintf(w, "  ROOT_TASK_GROUP: %x  CFS_RQ: %x\n", j.RootGroup, j.CfsRq)
+		for _, l := range j.Lines {
+			switch {
+			case l.Group != 0:
+				fmt.Fprintf(w, "%sTASK_GROUP: %x  CFS_RQ: %x ", strings.Repeat(" ", 2+3*l.Depth), l.Group, l.CfsRq)
+				if l.Name != "" {
+					fmt.Fprintf(w, " <%s>", l.Name)
+				}
+				if l.Throttled {
+					fmt.Fprint(w, " (THROTTLED)")
+				}
+				fmt.Fprintln(w)
+			case l.Task != nil:
+				fmt.Fprintf(w, "%s[%3d] PID: %-5d  TASK: %x  COMMAND: \"%s\"", strings.Repeat(" ", 5+3*l.Depth), *l.Task.Prio, l.Task.PID, l.Task.Task, l.Task.Command)
+				if l.Current {
+					fmt.Fprint(w, " [CURRENT]")
+				}
+				fmt.Fprintln(w)
+			default:
+				fmt.Fprintf(w, "%s[no tasks queued]\n", strings.Repeat(" ", 5+3*l.Depth))
+			}
+		}
+	}
 }

@@ -3,6 +3,7 @@ package kernel
 import (
 	"fmt"
 	"math/bits"
+	"sort"
 )
 
 // RunQueue is one CPU's run queue (struct rq, kernel/sched/sched.h) as
@@ -300,4 +301,393 @@ func (k *Kernel) entityQueue(se uint64) (Value, error) {
 		return Value{}, err
 	}
 	return k.ObjectOf(p, "struct cfs_rq")
+}
+
+// TaskGroup is a CFS task group (struct task_group, kernel/sched/sched.h):
+// the root group, a cgroup's or an autogroup's.
+type TaskGroup struct {
+	Addr  uint64
+	Depth int    // 0 for root_task_group
+	Name  string // the cgroup's directory name ("/" for the root); "" if none
+	// Parent indexes the parent group in the list TaskGroups returns; -1
+	// for the root.
+	Parent int
+}
+
+// GroupLine is one line of crash's runq -g for a CPU's fair class: a
+// group's header, a queued task, or an empty queue. Depth is the
+// nesting, which sets the indent.
+type GroupLine struct {
+	Depth int
+	// Group >= 0 makes a header: the group (an index into TaskGroups'
+	// list) and its queue on this CPU.
+	Group     int
+	CfsRq     uint64
+	Throttled bool
+	// Task, with Prio and Current (the CPU's running task, not in the
+	// tree), makes a task's line; neither Group nor Task, an empty queue.
+	Task    uint64
+	Prio    int64
+	Current bool
+}
+
+// TaskGroups lists the task groups from root_task_group down its
+// children, ordered by depth (crash's fill_task_group_info_array, then
+// sort_task_group_info_array, which keeps the walk's order within a
+// depth).
+func (k *Kernel) TaskGroups() ([]TaskGroup, error) {
+	root, err := k.SymbolAddr("root_task_group")
+	if err != nil {
+		return nil, fmt.Errorf("cannot determine root task_group: %w", err)
+	}
+	var out []TaskGroup
+	var walk func(addr uint64, depth, parent int) error
+	walk = func(addr uint64, depth, parent int) error {
+		if len(out) >= runqMaxTasks || depth > 64 {
+			return fmt.Errorf("task_group at %#x: more groups than any kernel has", addr)
+		}
+		g, err := k.ObjectOf(addr, "struct task_group")
+		if err != nil {
+			return err
+		}
+		me := len(out)
+		out = append(out, TaskGroup{Addr: addr, Depth: depth, Name: k.taskGroupName(g), Parent: parent})
+		ch, err := g.Member("children")
+		if err != nil {
+			return err
+		}
+		for c, err := range k.ListEntries(ch.Address(), "struct task_group", "siblings") {
+			if err != nil {
+				return err
+			}
+			if err := walk(c.Address(), depth+1, me); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	err = walk(root, 0, -1)
+	// A stable sort by depth keeps parents' indices valid only if they
+	// are remapped.
+	idx := make([]int, len(out))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return out[idx[a]].Depth < out[idx[b]].Depth })
+	where := make([]int, len(out))
+	sorted := make([]TaskGroup, len(out))
+	for n, i := range idx {
+		where[i] = n
+		sorted[n] = out[i]
+	}
+	for n := range sorted {
+		if p := sorted[n].Parent; p >= 0 {
+			sorted[n].Parent = where[p]
+		}
+	}
+	return sorted, err
+}
+
+// taskGroupName is the name of the group's cgroup directory, as crash's
+// get_task_group_name reads it: css.cgroup->kn->name, "/" for a kernfs
+// node without a parent; "" when there is none.
+func (k *Kernel) taskGroupName(g Value) string {
+	cg, err := g.Member("css.cgroup")
+	if err != nil {
+		return ""
+	}
+	if p, err := cg.Uint(); err != nil || p == 0 {
+		return ""
+	}
+	kn, err := cg.Member("kn")
+	if err != nil {
+		return ""
+	}
+	if p, err := kn.Uint(); err != nil || p == 0 {
+		return ""
+	}
+	parent, err := kn.Member("parent")
+	if err != nil {
+		parent, err = kn.Member("__parent") // 6.15 renamed it
+	}
+	if err != nil {
+		return ""
+	}
+	if p, err := parent.Uint(); err == nil && p == 0 {
+		return "/"
+	}
+	nm, err := kn.Member("name")
+	if err != nil {
+		return ""
+	}
+	p, err := nm.Uint()
+	if err != nil || p == 0 {
+		return ""
+	}
+	s, err := k.ReadCString(p, 1500)
+	if err != nil {
+		return ""
+	}
+	return s
+}
+
+// groupCfsRq is group's cfs_rq on cpu: task_group.cfs_rq[cpu].
+func (k *Kernel) groupCfsRq(group uint64, cpu int) (uint64, error) {
+	g, err := k.ObjectOf(group, "struct task_group")
+	if err != nil {
+		return 0, err
+	}
+	arr, err := g.Member("cfs_rq")
+	if err != nil {
+		return 0, err
+	}
+	p, err := arr.Index(cpu)
+	if err != nil {
+		return 0, err
+	}
+	return p.Uint()
+}
+
+// groupWalk is the state of one CPU's runq -g walk.
+type groupWalk struct {
+	k      *Kernel
+	cpu    int
+	groups []TaskGroup
+	use    []bool // crash's tgi->use: a header still to print
+	curr   uint64 // the CPU's running task
+	lines  []GroupLine
+	seen   map[uint64]bool
+}
+
+// CFSGroupLines returns the lines of crash's runq -g for cpu's fair class
+// (task.c dump_tasks_by_task_group, dump_tasks_in_task_group_cfs_rq):
+// the root group's queue, each group entity's queue in its place, and
+// the groups with queued tasks whose entities are not queued (a
+// throttled group's) after their parent's tasks, their headers printed
+// with those of their parents when first needed.
+func (k *Kernel) CFSGroupLines(groups []TaskGroup, cpu int, curr uint64) (rootCfsRq uint64, lines []GroupLine, err error) {
+	if len(groups) == 0 {
+		return 0, nil, fmt.Errorf("no task groups")
+	}
+	w := &groupWalk{k: k, cpu: cpu, groups: groups, use: make([]bool, len(groups)), curr: curr, seen: map[uint64]bool{}}
+	for i, g := range groups {
+		w.use[i] = g.Depth != 0
+	}
+	if rootCfsRq, err = k.groupCfsRq(groups[0].Addr, cpu); err != nil {
+		return 0, nil, err
+	}
+	_, err = w.queue(0, rootCfsRq)
+	return rootCfsRq, w.lines, err
+}
+
+// queue lists one group queue at depth and returns how many lines of
+// tasks and groups it gave.
+func (w *groupWalk) queue(depth int, cfsRq uint64) (int, error) {
+	if depth > 64 || w.seen[cfsRq] {
+		return 0, fmt.Errorf("cfs_rq at %#x: reached twice", cfsRq)
+	}
+	w.seen[cfsRq] = true
+	k := w.k
+	rq, err := k.ObjectOf(cfsRq, "struct cfs_rq")
+	if err != nil {
+		return 0, err
+	}
+	if depth > 0 {
+		tg, err := memberUint(rq, "tg")
+		if err != nil {
+			return 0, err
+		}
+		for i, g := range w.groups {
+			if g.Addr == tg {
+				w.lines = append(w.lines, w.header(depth, i, cfsRq))
+				w.use[i] = false
+				break
+			}
+		}
+	}
+	total := 0
+	var currMyQ uint64
+	curr, err := memberUint(rq, "curr")
+	if err != nil {
+		return 0, err
+	}
+	if curr != 0 {
+		if currMyQ, err = k.entityMyQ(curr); err != nil {
+			return 0, err
+		}
+		if currMyQ != 0 {
+			total++
+			n, err := w.queue(depth+1, currMyQ)
+			if total += n; err != nil {
+				return total, err
+			}
+		}
+	}
+	if currMyQ == 0 && curr != 0 && w.curr != 0 {
+		if t, err := k.ContainerOf(curr, "struct task_struct", "se"); err == nil && t.Address() == w.curr {
+			prio, err := runqPrio(t)
+			if err != nil {
+				return total, err
+			}
+			total++
+			w.lines = append(w.lines, GroupLine{Depth: depth, Group: -1, Task: w.curr, Prio: prio, Current: true})
+		}
+	}
+	leftmost, err := memberUint(rq, "tasks_timeline.rb_leftmost")
+	if err != nil {
+		return total, err
+	}
+	if leftmost != 0 {
+		tl, err := rq.Member("tasks_timeline")
+		if err != nil {
+			return total, err
+		}
+		for node, err := range k.RBNodes(tl.Address()) {
+			if err != nil {
+				return total, err
+			}
+			se, err := k.ContainerOf(node, "struct sched_entity", "run_node")
+			if err != nil {
+				return total, err
+			}
+			myQ, err := k.entityMyQ(se.Address())
+			if err != nil {
+				return total, err
+			}
+			if myQ != 0 {
+				total++
+				n, err := w.queue(depth+1, myQ)
+				if total += n; err != nil {
+					return total, err
+				}
+				continue
+			}
+			t, err := k.ContainerOf(se.Address(), "struct task_struct", "se")
+			if err != nil {
+				return total, err
+			}
+			prio, err := runqPrio(t)
+			if err != nil {
+				return total, err
+			}
+			w.lines = append(w.lines, GroupLine{Depth: depth, Group: -1, Task: t.Address(), Prio: prio})
+			total++
+		}
+	}
+	n, err := w.dequeued(depth, cfsRq)
+	if total += n; err != nil {
+		return total, err
+	}
+	if total == 0 {
+		w.lines = append(w.lines, GroupLine{Depth: depth, Group: -1})
+	}
+	return total, nil
+}
+
+// dequeued lists the child groups of the queue's group whose entity is
+// not queued but whose own queue (or a descendant's) holds tasks, as
+// crash's dump_tasks_in_lower_dequeued_cfs_rq.
+func (w *groupWalk) dequeued(depth int, cfsRq uint64) (int, error) {
+	k := w.k
+	total := 0
+	rq, err := k.ObjectOf(cfsRq, "struct cfs_rq")
+	if err != nil {
+		return 0, err
+	}
+	tg, err := memberUint(rq, "tg")
+	if err != nil {
+		return 0, err
+	}
+	for i, g := range w.groups {
+		if !w.use[i] || g.Depth-depth != 1 || g.Parent < 0 || w.groups[g.Parent].Addr != tg {
+			continue
+		}
+		child, err := k.groupCfsRq(g.Addr, w.cpu)
+		if err != nil {
+			return total, err
+		}
+		if child == cfsRq || w.seen[child] {
+			continue
+		}
+		crq, err := k.ObjectOf(child, "struct cfs_rq")
+		if err != nil {
+			return total, err
+		}
+		nr, err := memberUint(crq, "nr_running")
+		if err != nil {
+			nr, err = memberUint(crq, "nr_queued") // renamed in 6.14
+		}
+		if err != nil {
+			return total, err
+		}
+		if uint32(nr) == 0 {
+			n, err := w.dequeued(depth+1, child)
+			if total += n; err != nil {
+				return total, err
+			}
+			continue
+		}
+		if err := w.parents(i); err != nil {
+			return total, err
+		}
+		total++
+		n, err := w.queue(depth+1, child)
+		if total += n; err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// parents prints the headers of group i's ancestors not yet shown,
+// outermost first (crash's print_parent_task_group_fair).
+func (w *groupWalk) parents(i int) error {
+	p := w.groups[i].Parent
+	if p < 0 || !w.use[p] {
+		return nil
+	}
+	if err := w.parents(p); err != nil {
+		return err
+	}
+	rq, err := w.k.groupCfsRq(w.groups[p].Addr, w.cpu)
+	if err != nil {
+		return err
+	}
+	w.lines = append(w.lines, w.header(w.groups[p].Depth, p, rq))
+	w.use[p] = false
+	return nil
+}
+
+// header is a group's header line; a cfs_rq's throttled flag comes with
+// CONFIG_CFS_BANDWIDTH.
+func (w *groupWalk) header(depth, group int, cfsRq uint64) GroupLine {
+	l := GroupLine{Depth: depth, Group: group, CfsRq: cfsRq}
+	if rq, err := w.k.ObjectOf(cfsRq, "struct cfs_rq"); err == nil {
+		if th, err := memberUint(rq, "throttled"); err == nil {
+			l.Throttled = uint32(th) != 0
+		}
+	}
+	return l
+}
+
+// entityMyQ is sched_entity.my_q of the entity at se (0 for a task's, or
+// without CONFIG_FAIR_GROUP_SCHED).
+func (k *Kernel) entityMyQ(se uint64) (uint64, error) {
+	if !k.typeHas("struct sched_entity", "my_q") {
+		return 0, nil
+	}
+	e, err := k.ObjectOf(se, "struct sched_entity")
+	if err != nil {
+		return 0, err
+	}
+	return memberUint(e, "my_q")
+}
+
+// runqPrio is task_struct.prio of the task t.
+func runqPrio(t Value) (int64, error) {
+	p, err := t.Member("prio")
+	if err != nil {
+		return 0, err
+	}
+	return p.Int()
 }

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"encoding/binary"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -31,10 +32,22 @@ func runqTestTypes() fakeTypes {
 	rbRoot.Members = []debuginfo.Member{{Name: "rb_node", Type: ptr(rb)}}
 	cached := st("rb_root_cached", 16)
 	cached.Members = []debuginfo.Member{{Name: "rb_root", Type: rbRoot}, {Name: "rb_leftmost", Type: ptr(rb), Offset: 8}}
-	cfsRq := st("cfs_rq", 32)
+	cfsRq := st("cfs_rq", 48)
 	se := st("sched_entity", 64)
 	se.Members = []debuginfo.Member{{Name: "run_node", Type: rb}, {Name: "my_q", Type: ptr(cfsRq), Offset: 32}}
-	cfsRq.Members = []debuginfo.Member{{Name: "curr", Type: ptr(se)}, {Name: "tasks_timeline", Type: cached, Offset: 8}}
+	uint := &debuginfo.Type{Kind: debuginfo.KindInt, Name: "unsigned int", Size: 4}
+	char := &debuginfo.Type{Kind: debuginfo.KindInt, Name: "char", Size: 1, Encoding: debuginfo.EncChar}
+	kn := st("kernfs_node", 24)
+	kn.Members = []debuginfo.Member{{Name: "parent", Type: ptr(kn), Offset: 8}, {Name: "name", Type: ptr(char), Offset: 16}}
+	cgroup := st("cgroup", 16)
+	cgroup.Members = []debuginfo.Member{{Name: "kn", Type: ptr(kn), Offset: 8}}
+	css := st("cgroup_subsys_state", 16)
+	css.Members = []debuginfo.Member{{Name: "cgroup", Type: ptr(cgroup)}}
+	tg := st("task_group", 80)
+	tg.Members = []debuginfo.Member{{Name: "css", Type: css}, {Name: "cfs_rq", Type: ptr(ptr(cfsRq)), Offset: 16},
+		{Name: "parent", Type: ptr(tg), Offset: 24}, {Name: "siblings", Type: lh, Offset: 32}, {Name: "children", Type: lh, Offset: 48}}
+	cfsRq.Members = []debuginfo.Member{{Name: "curr", Type: ptr(se)}, {Name: "tasks_timeline", Type: cached, Offset: 8},
+		{Name: "tg", Type: ptr(tg), Offset: 24}, {Name: "nr_running", Type: uint, Offset: 32}, {Name: "throttled", Type: sint, Offset: 36}}
 	prioArray := st("rt_prio_array", 80)
 	prioArray.Members = []debuginfo.Member{{Name: "bitmap", Type: arr(ulong, 2)}, {Name: "queue", Type: arr(lh, 4), Offset: 16}}
 	rtRq := st("rt_rq", 96)
@@ -46,7 +59,8 @@ func runqTestTypes() fakeTypes {
 	rq := st("rq", 256)
 	rq.Members = []debuginfo.Member{{Name: "curr", Type: ptr(task)}, {Name: "cfs", Type: cfsRq, Offset: 16}, {Name: "rt", Type: rtRq, Offset: 64}}
 	return fakeTypes{"struct list_head": lh, "struct rb_node": rb, "struct cfs_rq": cfsRq, "struct sched_entity": se,
-		"struct rt_rq": rtRq, "struct sched_rt_entity": rtSE, "struct task_struct": task, "struct rq": rq, "var runqueues": rq}
+		"struct rt_rq": rtRq, "struct sched_rt_entity": rtSE, "struct task_struct": task, "struct rq": rq, "var runqueues": rq,
+		"struct task_group": tg, "struct cgroup": cgroup, "struct kernfs_node": kn}
 }
 
 const (
@@ -185,5 +199,113 @@ func TestRunQueuesSynthetic(t *testing.T) {
 	vm.put64(groupSE+16, active) // an RT group whose queue is the root's
 	if qs, err = k.RunQueues(); err != nil || qs[0].Err == nil || !strings.Contains(qs[0].Err.Error(), "reached twice") {
 		t.Errorf("RT group holding itself: %v %v", qs[0].Err, err)
+	}
+}
+
+// TestCFSGroupLinesSynthetic: runq -g's walk of one CPU. The root queue
+// runs group A (whose queue runs the CPU's current task and holds group
+// B's entity, B's queue a task) and holds task 1; group C is throttled
+// (its entity dequeued, its queue holding task 4); group D's queue is
+// empty but its child E's holds task 5. Expected, in crash's order
+// (dump_tasks_in_task_group_cfs_rq, then the dequeued groups with the
+// headers of parents not yet shown): A, current, B, task 3, task 1, C
+// (throttled), task 4, D, E, task 5. The lab's guests have no groups
+// below the root.
+func TestCFSGroupLinesSynthetic(t *testing.T) {
+	vm := fakeVM{}
+	task := func(i int) uint64 { return rtHeap + uint64(i)*0x100 }
+	for i := 0; i < 8; i++ {
+		vm.write(task(i), make([]byte, 0x100))
+		vm.write(task(i), []byte{byte(100 + i)})
+	}
+	seOf := func(i int) uint64 { return task(i) + 64 }
+	obj := func(i int) uint64 { return rtGroups + uint64(i)*0x100 }
+	vm.write(rtGroups, make([]byte, 0x3000))
+	// Groups root, A..E at obj(0..5); their cfs_rq pointer arrays at
+	// obj(10+g), their queues at obj(20+g); group entities at obj(30+g);
+	// cgroups at obj(40+g), kernfs nodes at obj(50+g) (names at +0x80).
+	names := []string{"", "a", "b", "c", "d", "e"}
+	parent := []int{-1, 0, 1, 0, 0, 4}
+	for g := 0; g < 6; g++ {
+		vm.put64(obj(g)+16, obj(10+g))
+		vm.put64(obj(10+g), obj(20+g))
+		vm.put64(obj(20+g)+24, obj(g))
+		vm.put64(obj(g), obj(40+g))
+		vm.put64(obj(40+g)+8, obj(50+g))
+		if g > 0 {
+			vm.put64(obj(50+g)+8, obj(50))
+			vm.put64(obj(50+g)+16, obj(50+g)+0x80)
+			vm.write(obj(50+g)+0x80, []byte(names[g]+"\x00"))
+			vm.put64(obj(30+g)+32, obj(20+g)) // the group entity's my_q
+			vm.put64(obj(g)+24, obj(parent[g]))
+		}
+	}
+	children := func(g int, kids ...int) {
+		head := obj(g) + 48
+		prev := head
+		for _, c := range kids {
+			vm.put64(prev, obj(c)+32)
+			vm.put64(obj(c)+32+8, prev)
+			prev = obj(c) + 32
+		}
+		vm.put64(prev, head)
+		vm.put64(head+8, prev)
+	}
+	children(0, 1, 3, 4)
+	children(1, 2)
+	children(2)
+	children(3)
+	children(4, 5)
+	children(5)
+	// A queue holding one rb node (and nr_running 1).
+	holds := func(q, se uint64) {
+		vm.put64(q+8, se)
+		vm.put64(q+16, se)
+		vm.write(q+32, []byte{1})
+	}
+	root := obj(20)
+	vm.put64(root, obj(31)) // running: group A's entity
+	holds(root, seOf(1))
+	vm.put64(obj(21), seOf(2)) // A runs task 2, the CPU's current task
+	holds(obj(21), obj(32))    // and holds B's entity
+	holds(obj(22), seOf(3))
+	holds(obj(23), seOf(4)) // C: throttled, its entity in no tree
+	vm.write(obj(23)+36, []byte{1})
+	holds(obj(25), seOf(5)) // E, under D whose queue is empty
+
+	syms := fakeSyms{"root_task_group": obj(0), "runqueues": rtRunqueues, "__per_cpu_offset": rtPerCPU, "nr_cpu_ids": rtNrCPUIDs}
+	k, err := New(nil, syms, runqTestTypes(), vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, err := k.TaskGroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, g := range groups {
+		got = append(got, fmt.Sprintf("%s/%d", g.Name, g.Depth))
+	}
+	if want := "//0 a/1 c/1 d/1 b/2 e/2"; strings.Join(got, " ") != want {
+		t.Fatalf("groups %s, want %s", strings.Join(got, " "), want)
+	}
+	idx := map[string]int{}
+	for i, g := range groups {
+		idx[g.Name] = i
+	}
+	rootRq, lines, err := k.CFSGroupLines(groups, 0, task(2))
+	if err != nil || rootRq != root {
+		t.Fatalf("root cfs_rq %x, want %x: %v", rootRq, root, err)
+	}
+	hdr := func(d int, name string, q int, th bool) GroupLine {
+		return GroupLine{Depth: d, Group: idx[name], CfsRq: obj(20 + q), Throttled: th}
+	}
+	tsk := func(d, i int, cur bool) GroupLine {
+		return GroupLine{Depth: d, Group: -1, Task: task(i), Prio: int64(100 + i), Current: cur}
+	}
+	want := []GroupLine{hdr(1, "a", 1, false), tsk(1, 2, true), hdr(2, "b", 2, false), tsk(2, 3, false), tsk(0, 1, false),
+		hdr(1, "c", 3, true), tsk(1, 4, false), hdr(1, "d", 4, false), hdr(2, "e", 5, false), tsk(2, 5, false)}
+	if !reflect.DeepEqual(lines, want) {
+		t.Errorf("lines:\n got %+v\nwant %+v", lines, want)
 	}
 }
