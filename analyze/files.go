@@ -223,7 +223,12 @@ func writeFiles(w io.Writer, tf *kernel.TaskFiles) {
 		case f.Inode == 0:
 			fmt.Fprintf(w, "%3d %16x %16x %016x ?    ?\n", f.FD, f.File, f.Dentry, f.Inode)
 		default:
-			fmt.Fprintf(w, "%3d %16x %16x %16x %-4s %s\n", f.FD, f.File, f.Dentry, f.Inode, f.Type, f.Path)
+			path := f.Path
+			if f.PathErr != nil {
+				// A partial path would name the wrong file.
+				path = "(unknown)"
+			}
+			fmt.Fprintf(w, "%3d %16x %16x %16x %-4s %s\n", f.FD, f.File, f.Dentry, f.Inode, f.Type, path)
 		}
 	}
 }

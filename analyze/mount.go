@@ -63,10 +63,17 @@ func runMount(ctx *Context) error {
 		return err
 	}
 	var firstErr error
+	nerr := 0
 	for _, m := range mounts {
-		if m.Err != nil && firstErr == nil {
-			firstErr = fmt.Errorf("mount %#x: %w", m.Addr, m.Err)
+		if m.Err != nil {
+			nerr++
+			if firstErr == nil {
+				firstErr = fmt.Errorf("mount %#x: %w", m.Addr, m.Err)
+			}
 		}
+	}
+	if nerr > 1 {
+		firstErr = fmt.Errorf("%w (and %d more mounts could not be read)", firstErr, nerr-1)
 	}
 	if ctx.JSON {
 		out := []mountJSON{}
@@ -114,7 +121,12 @@ func writeMounts(w io.Writer, mounts []kernel.Mount) {
 		for len(s) > 17 && s[len(s)-2] == ' ' {
 			s = s[:len(s)-1]
 		}
-		fmt.Fprintf(w, "%16x %16x %s%-10s\n", m.Addr, m.SuperBlock, s, m.DirName)
+		dir := m.DirName
+		if m.DirErr != nil {
+			// A partial path would name the wrong directory.
+			dir = "(unknown)"
+		}
+		fmt.Fprintf(w, "%16x %16x %s%-10s\n", m.Addr, m.SuperBlock, s, dir)
 	}
 }
 

@@ -174,7 +174,12 @@ func writeVM(w io.Writer, mm kernel.MMInfo, rssKB, totalKB uint64, vmas []kernel
 	}
 	fmt.Fprint(w, "      VMA           START       END     FLAGS FILE\n")
 	for _, v := range vmas {
-		fmt.Fprintf(w, "%s %10x %10x %6x %s\n", center(16, fmt.Sprintf("%x", v.Addr), false), v.Start, v.End, v.Flags, v.Path)
+		path := v.Path
+		if v.PathErr != nil {
+			// A partial path would name the wrong file.
+			path = "(unknown)"
+		}
+		fmt.Fprintf(w, "%s %10x %10x %6x %s\n", center(16, fmt.Sprintf("%x", v.Addr), false), v.Start, v.End, v.Flags, path)
 	}
 }
 

@@ -230,7 +230,10 @@ type Mount struct {
 	Type       string // file_system_type.name
 	DevName    string
 	DirName    string // the mountpoint's path
-	Err        error  // what could not be read of this mount
+	// DirErr is set when the path could not be read to its end (DirName
+	// then holds the part read, from the mountpoint up).
+	DirErr error
+	Err    error // what could not be read of this mount, DirErr included
 }
 
 // Mounts lists the mounts of the mount namespace of the task at task
@@ -325,8 +328,8 @@ func (k *Kernel) readMount(l *vfsLayout, a uint64) Mount {
 	parent, err := k.ReadPointer(a + uint64(l.mntParent))
 	note(err)
 	if err == nil {
-		m.DirName, err = k.dentryPath(l, mp, parent+uint64(l.mntMnt))
-		note(err)
+		m.DirName, m.DirErr = k.dentryPath(l, mp, parent+uint64(l.mntMnt))
+		note(m.DirErr)
 	}
 	m.Err = errors.Join(errs...)
 	return m
@@ -343,7 +346,10 @@ type OpenFile struct {
 	// has no dentry or inode.
 	Type string
 	Path string
-	Err  error // what could not be read of this file
+	// PathErr is set when the path could not be read to its end (Path
+	// then holds the part read).
+	PathErr error
+	Err     error // what could not be read of this file, PathErr included
 }
 
 // TaskFiles is what crash's files shows of a task: its root and working
@@ -499,7 +505,8 @@ func (k *Kernel) readOpenFile(l *vfsLayout, fd int, file uint64) OpenFile {
 		return of
 	}
 	mnt = k.rootVFSMount(l, mnt)
-	of.Path, of.Err = k.dentryPath(l, of.Dentry, mnt)
+	of.Path, of.PathErr = k.dentryPath(l, of.Dentry, mnt)
+	of.Err = of.PathErr
 	if strings.HasPrefix(of.Path, "/pts/") && k.mountDevName(l, mnt) == "devpts" {
 		of.Path = "/dev" + of.Path
 	}

@@ -14,7 +14,9 @@ type VMA struct {
 	// Path is the mapped file's path (crash's get_pathname of
 	// vm_file->f_path), "" for anonymous memory.
 	Path string
-	Err  error // what could not be read of this VMA
+	// PathErr is set when the file's path could not be read to its end.
+	PathErr error
+	Err     error // what could not be read of this VMA, PathErr included
 }
 
 // MMInfo is what crash's vm shows of an mm_struct before its VMAs.
@@ -84,7 +86,8 @@ func (k *Kernel) VMAs(mm uint64) ([]VMA, error) {
 					return nil, err
 				}
 			}
-			v.Path, v.Err = k.filePath(l, v.File)
+			v.Path, v.PathErr = k.filePath(l, v.File)
+			v.Err = v.PathErr
 		}
 		out = append(out, v)
 	}
