@@ -60,10 +60,10 @@ func (r *layoutReader) size(typ, path string) int64 {
 // vfsLayout holds the offsets the path, mount and file walks read.
 type vfsLayout struct {
 	// struct dentry
-	dName, dNameLen, dNameName, dParent, dInode, dIname int64
+	dName, dNameLen, dNameName, dParent, dInode int64
 	// struct mount and the struct vfsmount embedded in it
 	mntMnt, mntParent, mntMountpoint, mntDevname, mntList, mntNode int64
-	vfsRoot, vfsSB                                                 int64
+	vfsSB                                                          int64
 	// struct super_block, struct file_system_type
 	sbType, fstName int64
 	// struct inode
@@ -86,12 +86,10 @@ func (k *Kernel) vfsLayout() (*vfsLayout, error) {
 	l.dNameName = r.off("struct qstr", "name")
 	l.dParent = r.off("struct dentry", "d_parent")
 	l.dInode = r.off("struct dentry", "d_inode")
-	l.dIname = r.off("struct dentry", "d_iname")
 	l.mntMnt = r.off("struct mount", "mnt")
 	l.mntParent = r.off("struct mount", "mnt_parent")
 	l.mntMountpoint = r.off("struct mount", "mnt_mountpoint")
 	l.mntDevname = r.off("struct mount", "mnt_devname")
-	l.vfsRoot = r.off("struct vfsmount", "mnt_root")
 	l.vfsSB = r.off("struct vfsmount", "mnt_sb")
 	l.sbType = r.off("struct super_block", "s_type")
 	l.fstName = r.off("struct file_system_type", "name")
