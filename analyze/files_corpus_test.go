@@ -204,6 +204,13 @@ func TestFilesVMMountForms(t *testing.T) {
 		if n := strings.Count(idle, "PID: 0 "); n < 2 {
 			t.Errorf("%s: files 0 shows %d idle tasks, want one per CPU", d.ID, n)
 		}
+		// The workload shares init's mount namespace.
+		mnt, _ := execCapture(s, "mount")
+		for _, n := range []string{pid, task} {
+			if got, errs := execCapture(s, "mount -n "+n); got != mnt || errs != "" {
+				t.Errorf("%s: mount -n %s differs from mount (%s):\n%s", d.ID, n, errs, lineDiff(got, mnt))
+			}
+		}
 		for _, bad := range []string{"files 999999", "vm 999999", "mount -n 999999", "vm zz"} {
 			out, errs := execCapture(s, bad)
 			if !strings.Contains(errs, "invalid task or pid value") || strings.Count(errs, "\n") != 0 || out != "" {
