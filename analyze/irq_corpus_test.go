@@ -200,6 +200,21 @@ func checkRunqJSON(t *testing.T, s *Session, d corpus.Dump, mode, ref string) {
 	if b.String() != ref {
 		t.Errorf("%s %s: runq --json, printed as text, differs from crash's runq:\n%s", d.ID, mode, lineDiff(b.String(), ref))
 	}
+	// The options' JSON: one document, a CPU an element, no errors.
+	for _, line := range []string{"runq -t --json", "runq -d --json", "runq -g --json", "irq 0 24 --json"} {
+		out, errs := execCapture(s, line)
+		var v []map[string]any
+		if line[:3] == "irq" {
+			var irq irqTableJSON
+			if err := json.Unmarshal([]byte(out), &irq); err != nil || errs != "" || len(irq.IRQs) != 2 || irq.IRQs[1].IRQ != 24 {
+				t.Errorf("%s %s: %s: %v %s\n%.300s", d.ID, mode, line, err, errs, out)
+			}
+			continue
+		}
+		if err := json.Unmarshal([]byte(out), &v); err != nil || errs != "" || len(v) != len(qs) {
+			t.Errorf("%s %s: %s: %v %s\n%.300s", d.ID, mode, line, err, errs, out)
+		}
+	}
 }
 
 // checkIRQOperands: irq with IRQ numbers prints crash's rows of those
