@@ -108,7 +108,7 @@ func (k *Kernel) MapleEntries(tree uint64) iter.Seq2[MapleEntry, error] {
 			yield(MapleEntry{}, err)
 			return
 		}
-		w := &mapleWalk{k: k, l: l, tree: tree, yield: yield}
+		w := &mapleWalk{k: k, l: l, tree: tree, yield: yield, seen: map[uint64]bool{}}
 		w.node(root, 0, ^uint64(0), 0)
 	}
 }
@@ -122,6 +122,10 @@ type mapleWalk struct {
 	tree  uint64
 	yield func(MapleEntry, error) bool
 	stop  bool
+	// seen holds the nodes walked: in a tree each is reached once, so a
+	// node reached again is corruption, and the walk stops there rather
+	// than go round (or fan out) forever.
+	seen map[uint64]bool
 }
 
 // node walks the node that entry encodes, covering [min, max].
@@ -139,6 +143,15 @@ func (w *mapleWalk) node(entry, min, max uint64, depth int) {
 	}
 	addr := entry &^ mapleNodeMask
 	typ := (entry >> mapleNodeTypeShift) & mapleNodeTypeMask
+	if w.seen[addr] {
+		fail(fmt.Errorf("maple tree at %#x: node %#x reached twice", w.tree, addr))
+		return
+	}
+	if len(w.seen) >= maxListLen {
+		fail(fmt.Errorf("maple tree at %#x: more than %d nodes", w.tree, maxListLen))
+		return
+	}
+	w.seen[addr] = true
 	var pivotOff, slotOff, npiv, nslot int64
 	switch typ {
 	case mapleLeaf64, mapleRange64:
@@ -172,6 +185,10 @@ func (w *mapleWalk) node(entry, min, max uint64, depth int) {
 			if i > 0 && hi == 0 {
 				break // the node's data ended
 			}
+		}
+		if hi < lo || hi > max {
+			fail(fmt.Errorf("maple tree at %#x: node %#x: pivot %d (%#x) outside [%#x, %#x]", w.tree, addr, i, hi, lo, max))
+			return
 		}
 		slot := word(slotOff + i*8)
 		if slot != 0 {

@@ -117,7 +117,11 @@ func TestMapleEntriesErrors(t *testing.T) {
 		{"missing node", func(vm fakeVM) { vm.put64(mtRoot+96, mapleEnc(mtMissing, mapleLeaf64)) }, "node 0xffff888000200000"},
 		{"dense node", func(vm fakeVM) { vm.put64(mtRoot+96, mapleEnc(mtLeafB, mapleDense)) }, "type 0"},
 		// A node that names itself as its child: the walk must stop.
-		{"loop", func(vm fakeVM) { vm.put64(mtRoot+96, mapleEnc(mtRoot, mapleARange64)) }, "deeper than"},
+		{"loop", func(vm fakeVM) { vm.put64(mtRoot+96, mapleEnc(mtRoot, mapleARange64)) }, "reached twice"},
+		// Pivots that go backwards.
+		{"pivots out of order", func(vm fakeVM) { vm.put64(mtLeafA+16, 0x800) }, "outside"},
+		// Two slots naming one leaf: a tree reaches each node once.
+		{"shared node", func(vm fakeVM) { vm.put64(mtRoot+88, mapleEnc(mtLeafA, mapleLeaf64)) }, "reached twice"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			k, vm := mapleKernel(t)
@@ -154,4 +158,33 @@ func TestMapleEntriesNoTypes(t *testing.T) {
 			t.Errorf("error %v, want one naming struct maple_arange_64", err)
 		}
 	}
+}
+
+// FuzzMapleEntries writes arbitrary bytes over the root node and a leaf:
+// the walk must end, with entries in key order, never panic.
+func FuzzMapleEntries(f *testing.F) {
+	f.Add(make([]byte, 256), make([]byte, 256))
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0x3f}, []byte{1, 2, 3})
+	f.Add([]byte("0"), []byte("0000000000")) // a leaf pivot beyond the next one
+	f.Fuzz(func(t *testing.T, root, leaf []byte) {
+		k, vm := mapleKernel(t)
+		if len(root) > 256 {
+			root = root[:256]
+		}
+		if len(leaf) > 256 {
+			leaf = leaf[:256]
+		}
+		vm.write(mtRoot, root)
+		vm.write(mtLeafA, leaf)
+		last, first := uint64(0), true
+		for e, err := range k.MapleEntries(mtAddr) {
+			if err != nil {
+				break
+			}
+			if e.Max < e.Min || (!first && e.Min <= last) {
+				t.Fatalf("entry %x out of order after %#x", e, last)
+			}
+			last, first = e.Max, false
+		}
+	})
 }
