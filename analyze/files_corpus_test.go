@@ -211,6 +211,27 @@ func TestFilesVMMountForms(t *testing.T) {
 				t.Errorf("%s: mount -n %s differs from mount (%s):\n%s", d.ID, n, errs, lineDiff(got, mnt))
 			}
 		}
+		// mount with operands: each of crash's mount lines is found by
+		// its mount, super_block and mountpoint. (A known difference:
+		// crash 8.0.6 answers any operand on these kernels with "the
+		// super_block.s_files linked list does not exist in this
+		// kernel"; salvage filters as crash did before that list went.)
+		mref, ok, err := m.Ref(d, "mount")
+		if err != nil || !ok {
+			t.Fatalf("%s: no mount reference", d.ID)
+		}
+		ml := strings.Split(strings.TrimSuffix(mref, "\n"), "\n")
+		for _, l := range ml[1:] {
+			f := strings.Fields(l)
+			for _, a := range []string{f[0], "0x" + f[1], f[4]} {
+				if got, errs := execCapture(s, "mount "+a); got != ml[0]+"\n"+l+"\n" || errs != "" {
+					t.Errorf("%s: mount %s = %q (%s), want crash's line %q", d.ID, a, got, errs, l)
+				}
+			}
+		}
+		if out, errs := execCapture(s, "mount /no/such/dir"); out != "" || !strings.Contains(errs, "no mount matches /no/such/dir") {
+			t.Errorf("%s: mount /no/such/dir: %q %q", d.ID, out, errs)
+		}
 		for _, bad := range []string{"files 999999", "vm 999999", "mount -n 999999", "vm zz"} {
 			out, errs := execCapture(s, bad)
 			if !strings.Contains(errs, "invalid task or pid value") || strings.Count(errs, "\n") != 0 || out != "" {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"salvage/kernel"
 )
@@ -14,16 +15,23 @@ func mountCommand() *Command {
 	return &Command{
 		Name:    "mount",
 		Summary: "list the mounted file systems",
-		Usage:   "[-n PID|TASK]",
+		Usage:   "[-n PID|TASK] [MOUNT|VFSMOUNT|SUPERBLOCK|TYPE|DEVNAME|DIRNAME]...",
 		Help: `Lists the mounts of a mount namespace as crash's mount does: the struct
 mount, its super_block, the file system type, the device name and the
 mountpoint's path. The namespace is init's (the lowest PID from 1), or
-the one of the task -n names.
+the one of the task -n names. Operands select the mounts whose line
+holds one of them: an address (of the struct mount, its struct vfsmount
+or its super_block), a file system type, a device name or a mountpoint.
+(crash 8.0.6 answers any operand on kernels without super_block.s_files,
+which went in 2.6.36's successors, with an error; salvage filters.)
 
 Examples:
   mount
   mount -n 414
+  mount /mnt/disk
+  mount ext4
 `,
+		MaxArgs: -1,
 		Options: []Option{{Name: "n", Arg: "PID|TASK", Help: "list the mounts of this task's mount namespace"}},
 		Run:     runMount,
 	}
@@ -61,6 +69,21 @@ func runMount(ctx *Context) error {
 	mounts, err := k.Mounts(ns.Task)
 	if err != nil {
 		return err
+	}
+	if len(ctx.Args) > 0 {
+		var sel []kernel.Mount
+		for _, m := range mounts {
+			for _, a := range ctx.Args {
+				if mountMatches(m, a) {
+					sel = append(sel, m)
+					break
+				}
+			}
+		}
+		if len(sel) == 0 {
+			return fmt.Errorf("no mount matches %s", strings.Join(ctx.Args, " "))
+		}
+		mounts = sel
 	}
 	var firstErr error
 	nerr := 0
@@ -144,4 +167,28 @@ func namespaceTask(tasks []kernel.TaskInfo) (*kernel.TaskInfo, error) {
 		return nil, errors.New("no task with a PID of 1 or more to find the mount namespace from")
 	}
 	return ns, nil
+}
+
+// mountMatches reports whether operand a names mount m: one of its
+// columns (a path with or without a trailing slash), or the address of
+// the struct mount, its struct vfsmount or its super_block, with or
+// without 0x.
+func mountMatches(m kernel.Mount, a string) bool {
+	trim := func(p string) string {
+		if len(p) > 1 {
+			return strings.TrimSuffix(p, "/")
+		}
+		return p
+	}
+	for _, col := range []string{m.Type, m.DevName, m.DirName} {
+		if col != "" && trim(col) == trim(a) {
+			return true
+		}
+	}
+	if isHex(strings.TrimPrefix(a, "0x")) {
+		if x, err := parseHex("address", a); err == nil {
+			return x == m.Addr || x == m.VFSMount || x == m.SuperBlock
+		}
+	}
+	return false
 }

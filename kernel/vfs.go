@@ -224,6 +224,7 @@ func (k *Kernel) dentryName(l *vfsLayout, dentry uint64) (string, bool, error) {
 // Mount is one mounted file system as crash's mount shows it.
 type Mount struct {
 	Addr       uint64 // struct mount
+	VFSMount   uint64 // its struct vfsmount (struct mount.mnt)
 	SuperBlock uint64
 	Type       string // file_system_type.name
 	DevName    string
@@ -293,7 +294,7 @@ func (k *Kernel) Mounts(task uint64) ([]Mount, error) {
 }
 
 func (k *Kernel) readMount(l *vfsLayout, a uint64) Mount {
-	m := Mount{Addr: a}
+	m := Mount{Addr: a, VFSMount: a + uint64(l.mntMnt)}
 	var errs []error
 	note := func(err error) {
 		if err != nil {
