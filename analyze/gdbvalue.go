@@ -343,14 +343,31 @@ func escapeChar(c byte, quote byte) string {
 // host charset: a printable multi-byte sequence is shown as is and is one
 // element; any other byte is escaped. It returns the text and the bytes
 // used.
+//
+// A valid multi-byte sequence that is not printable (an unassigned code
+// point) is still one character to gdb (mbrtowc decodes it; iswprint
+// refuses it): its bytes are escaped, and it is one element.
 func nextChar(b []byte, quote byte) (string, int) {
 	if b[0] >= 0x80 {
 		r, n := utf8.DecodeRune(b)
-		if r != utf8.RuneError && n > 1 && unicode.IsPrint(r) {
-			return string(b[:n]), n
+		if r != utf8.RuneError && n > 1 {
+			if unicode.IsPrint(r) {
+				return string(b[:n]), n
+			}
+			var t strings.Builder
+			for _, c := range b[:n] {
+				t.WriteString(escapeChar(c, quote))
+			}
+			return t.String(), n
 		}
 	}
 	return escapeChar(b[0], quote), 1
+}
+
+// endsInOctal reports whether t ends in an octal escape (\ooo).
+func endsInOctal(t string) bool {
+	n := len(t)
+	return n >= 4 && t[n-4] == '\\' && t[n-3] >= '0' && t[n-3] <= '7' && t[n-2] >= '0' && t[n-2] <= '7' && t[n-1] >= '0' && t[n-1] <= '7'
 }
 
 // quoted renders b as a gdb string, up to printElements characters
@@ -377,7 +394,7 @@ func quoted(b []byte) string {
 				// would otherwise read as part of it.
 				t = fmt.Sprintf(`\%03o`, t[0])
 			}
-			octal = len(t) == 4 && t[0] == '\\' && t[1] >= '0' && t[1] <= '7'
+			octal = endsInOctal(t)
 			s.WriteString(t)
 			i += used
 		}

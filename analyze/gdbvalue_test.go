@@ -20,6 +20,12 @@ func TestCharArray(t *testing.T) {
 		{[]byte{0xe2, 0xbf, '2', 'x'}, `"\342\277\062x"`},
 		// A printable UTF-8 sequence is shown as is.
 		{[]byte{0x14, 0xc4, 0x99, 'r', 0}, "\"\\024\u0119r\""},
+		// A valid but unprintable (unassigned) UTF-8 character is
+		// escaped byte by byte, yet counts as one of the 256 elements,
+		// and a digit after it is escaped (seen in a task's FPU state
+		// on a fresh lab corpus: U+05F8 is 0xd7 0xb8).
+		{[]byte(strings.Repeat("\xd7\xb8a", 200)), `"` + strings.Repeat(`\327\270a`, 128) + `"...`},
+		{[]byte{0xd7, 0xb8, '5'}, `"\327\270\065"`},
 		// gdb counts a run of one character whole: the run that
 		// crosses the 256-element limit is printed to its end.
 		{[]byte(strings.Repeat("x", 300)), `"` + strings.Repeat("x", 300) + `"`},
