@@ -15,23 +15,29 @@ func filesCommand() *Command {
 	return &Command{
 		Name:    "files",
 		Summary: "show a task's root and working directories and its open files",
-		Usage:   "[PID|TASK]... | -d DENTRY",
+		Usage:   "[-c] [PID|TASK]... | -d DENTRY",
 		Help: `Shows, as crash's files does, a task's root and current working
 directories and its open files: for each file descriptor the struct file,
 its dentry and inode, the kind of file (REG, DIR, CHR, BLK, LNK, FIFO,
 SOCK, UNKN) and its path, followed across mounts. Sockets, pipes and
 anonymous inodes show their names ("TCP", "[eventpoll]"), or none. Without
 an argument, shows the current task (the panic task unless set chose
-another); a PID shows every task with that PID. -d shows one dentry: its
-inode, super_block, kind and path.
+another); a PID shows every task with that PID. -c shows, instead of the
+file and dentry, each inode's address_space and how many pages of it
+are in the page cache. -d shows one dentry: its inode, super_block, kind
+and path.
 
 Examples:
   files
   files 1
   files ffff8b917e904800
+  files -c 1
   files -d ffff8b9142079480
 `,
-		Options: []Option{{Name: "d", Arg: "DENTRY", Help: "show a dentry's inode, super_block, kind and path"}},
+		Options: []Option{
+			{Name: "d", Arg: "DENTRY", Help: "show a dentry's inode, super_block, kind and path"},
+			{Name: "c", Help: "show each file's inode, address_space and number of cached pages"},
+		},
 		MaxArgs: -1,
 		Run:     runFiles,
 	}
@@ -55,7 +61,10 @@ type openFileJSON struct {
 	Inode  uint64 `json:"inode"`
 	Type   string `json:"type"`
 	Path   string `json:"path"`
-	Error  string `json:"error,omitempty"`
+	// With -c: the inode's address_space and its cached pages.
+	Mapping *uint64 `json:"i_mapping,omitempty"`
+	NrPages *uint64 `json:"nrpages,omitempty"`
+	Error   string  `json:"error,omitempty"`
 }
 
 // taskOperand is one task a PID|TASK command shows, and whether it was
@@ -145,6 +154,20 @@ func runFiles(ctx *Context) error {
 		if err != nil {
 			return fmt.Errorf("files of PID %d (task %#x): %w", t.PID, t.Task, err)
 		}
+		var pages map[int][2]uint64 // fd → i_mapping, nrpages (-c)
+		if ctx.Opts.Has("c") {
+			pages = map[int][2]uint64{}
+			for i, f := range tf.Files {
+				if f.Inode == 0 {
+					continue
+				}
+				mapping, nr, err := k.InodePages(f.Inode)
+				if err != nil && f.Err == nil {
+					tf.Files[i].Err = err
+				}
+				pages[f.FD] = [2]uint64{mapping, nr}
+			}
+		}
 		for _, f := range tf.Files {
 			if f.Err != nil {
 				nerr++
@@ -160,6 +183,9 @@ func runFiles(ctx *Context) error {
 			}
 			for _, f := range tf.Files {
 				oj := openFileJSON{FD: f.FD, File: f.File, Dentry: f.Dentry, Inode: f.Inode, Type: f.Type, Path: f.Path}
+				if p, ok := pages[f.FD]; ok {
+					oj.Mapping, oj.NrPages = &p[0], &p[1]
+				}
 				if f.Err != nil {
 					oj.Error = f.Err.Error()
 				}
@@ -174,7 +200,7 @@ func runFiles(ctx *Context) error {
 			fmt.Fprintln(ctx.Out)
 		}
 		writeTaskHeader(ctx.Out, &t, 0)
-		writeFiles(ctx.Out, tf)
+		writeFiles(ctx.Out, tf, pages)
 		if op.byPID {
 			fmt.Fprintln(ctx.Out)
 		}
@@ -204,8 +230,14 @@ func runFiles(ctx *Context) error {
 // columns.
 const filesHeader = " FD       FILE            DENTRY           INODE       TYPE PATH\n"
 
-// writeFiles prints one task's files as crash's open_files_dump does.
-func writeFiles(w io.Writer, tf *kernel.TaskFiles) {
+// filesPagesHeader is crash's header with -c (PRINT_NRPAGES,
+// open_files_dump): INODE and I_MAPPING centred over 16 columns.
+const filesPagesHeader = " FD      INODE          I_MAPPING     NRPAGES TYPE PATH\n"
+
+// writeFiles prints one task's files as crash's open_files_dump does;
+// pages (files -c) replaces the file and dentry by the inode's
+// address_space and its page count.
+func writeFiles(w io.Writer, tf *kernel.TaskFiles, pages map[int][2]uint64) {
 	if tf.HasFS {
 		fmt.Fprintf(w, "ROOT: %s    CWD: %s\n", tf.Root, tf.Cwd)
 	}
@@ -213,7 +245,11 @@ func writeFiles(w io.Writer, tf *kernel.TaskFiles) {
 		fmt.Fprintln(w, "No open files")
 		return
 	}
-	fmt.Fprint(w, filesHeader)
+	if pages != nil {
+		fmt.Fprint(w, filesPagesHeader)
+	} else {
+		fmt.Fprint(w, filesHeader)
+	}
 	for _, f := range tf.Files {
 		switch {
 		case f.Dentry == 0:
@@ -227,6 +263,10 @@ func writeFiles(w io.Writer, tf *kernel.TaskFiles) {
 			if f.PathErr != nil {
 				// A partial path would name the wrong file.
 				path = "(unknown)"
+			}
+			if p, ok := pages[f.FD]; ok {
+				fmt.Fprintf(w, "%3d %16x %16x %7d %-4s %s\n", f.FD, f.Inode, p[0], p[1], f.Type, path)
+				continue
 			}
 			fmt.Fprintf(w, "%3d %16x %16x %16x %-4s %s\n", f.FD, f.File, f.Dentry, f.Inode, f.Type, path)
 		}

@@ -204,6 +204,29 @@ func TestFilesVMMountForms(t *testing.T) {
 		if n := strings.Count(idle, "PID: 0 "); n < 2 {
 			t.Errorf("%s: files 0 shows %d idle tasks, want one per CPU", d.ID, n)
 		}
+		// files -c: crash's lines with the inode's address_space and
+		// page count in place of file and dentry (checked against crash
+		// 8.0.6 by hand: identical); the workload wrote to each of its
+		// open-NN.txt files, so each has a page in the page cache.
+		withPages, errs := execCapture(s, "files -c "+pid)
+		cl := strings.Split(withPages, "\n")
+		bl := strings.Split(byPID, "\n")
+		if errs != "" || len(cl) != len(bl) || cl[2] != " FD      INODE          I_MAPPING     NRPAGES TYPE PATH" {
+			t.Fatalf("%s: files -c %s: %s\n%.400s", d.ID, pid, errs, withPages)
+		}
+		for i := 3; i < len(bl); i++ {
+			b, c := strings.Fields(bl[i]), strings.Fields(cl[i])
+			if len(b) < 5 {
+				continue
+			}
+			if len(c) != len(b) || c[0] != b[0] || c[1] != b[3] || c[4] != b[4] || strings.Join(c[5:], " ") != strings.Join(b[5:], " ") {
+				t.Errorf("%s: files -c line %q does not match files' %q", d.ID, cl[i], bl[i])
+				continue
+			}
+			if strings.HasPrefix(strings.Join(b[5:], " "), "/mnt/disk/work/open-") && c[3] == "0" {
+				t.Errorf("%s: files -c: %s has no cached page: %q", d.ID, b[5], cl[i])
+			}
+		}
 		// The workload shares init's mount namespace.
 		mnt, _ := execCapture(s, "mount")
 		for _, n := range []string{pid, task} {

@@ -677,3 +677,24 @@ func (k *Kernel) DentryInfo(dentry, nsTask uint64) (DentryInfo, error) {
 	}
 	return di, nil
 }
+
+// InodePages is an inode's page cache as crash's files -c counts it:
+// the inode's address_space (i_mapping) and its nrpages.
+func (k *Kernel) InodePages(inode uint64) (mapping, nrpages uint64, err error) {
+	r := &layoutReader{k: k}
+	iMapping := r.off("struct inode", "i_mapping")
+	nr := r.off("struct address_space", "nrpages")
+	if r.err != nil {
+		return 0, 0, r.err
+	}
+	if mapping, err = k.ReadPointer(inode + uint64(iMapping)); err != nil {
+		return 0, 0, fmt.Errorf("inode %#x: i_mapping: %w", inode, err)
+	}
+	if mapping == 0 {
+		return 0, 0, nil
+	}
+	if nrpages, err = k.ReadPointer(mapping + uint64(nr)); err != nil {
+		return mapping, 0, fmt.Errorf("address_space %#x: nrpages: %w", mapping, err)
+	}
+	return mapping, nrpages, nil
+}
