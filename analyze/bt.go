@@ -109,14 +109,16 @@ type btJSON struct {
 }
 
 type btFrameJSON struct {
-	Level     int              `json:"level"`
-	SP        uint64           `json:"sp"`
-	PC        uint64           `json:"pc"`
-	Symbol    string           `json:"symbol,omitempty"`
-	Offset    uint64           `json:"offset"`
-	Module    string           `json:"module,omitempty"`
-	Stack     string           `json:"stack,omitempty"`
-	Reliable  bool             `json:"reliable"`
+	Level    int    `json:"level"`
+	SP       uint64 `json:"sp"`
+	PC       uint64 `json:"pc"`
+	Symbol   string `json:"symbol,omitempty"`
+	Offset   uint64 `json:"offset"`
+	Module   string `json:"module,omitempty"`
+	Stack    string `json:"stack,omitempty"`
+	Reliable bool   `json:"reliable"`
+	// Stale: not a frame, a word crash shows as one (kernel.Frame.Stale).
+	Stale     bool             `json:"stale,omitempty"`
 	Exception *btExceptionJSON `json:"exception,omitempty"`
 }
 
@@ -527,7 +529,7 @@ func btToJSON(t kernel.Value, bt *kernel.Backtrace, err error) btJSON {
 	}
 	j.PID, j.CPU, j.Command, j.Active, j.Panic = bt.PID, bt.CPU, bt.Comm, bt.Active, bt.Panic
 	for i, f := range bt.Frames {
-		fj := btFrameJSON{Level: i, SP: f.SP, PC: f.PC, Symbol: f.Symbol, Offset: f.Offset, Module: f.Module, Stack: stackName(f.Stack), Reliable: f.Reliable}
+		fj := btFrameJSON{Level: i, SP: f.SP, PC: f.PC, Symbol: f.Symbol, Offset: f.Offset, Module: f.Module, Stack: stackName(f.Stack), Reliable: f.Reliable, Stale: f.Stale}
 		if e := f.Exception; e != nil {
 			ej := &btExceptionJSON{Address: e.Addr, User: e.User, Partial: e.Partial, Regs: map[string]uint64{}}
 			for i, r := range e.Regs {

@@ -63,6 +63,16 @@ func printTextSymbols(w io.Writer, k *kernel.Kernel, bt *kernel.Backtrace, fl bt
 		}
 		seg := fr[start]
 		from, to := seg.SP, seg.Stack.Top
+		if start > 0 && seg.Stack == fr[start-1].Stack {
+			// After a register frame on the same stack, crash reads on
+			// from the end of struct pt_regs: the stack-alignment word
+			// below the interrupted stack pointer too (kernel.Frame.Stale).
+			if e := fr[start-1].Exception; e != nil && !e.User && !e.Partial {
+				if end := e.Addr + 8*amd64.NumPTRegs; end < from && from-end < 16 {
+					from = end
+				}
+			}
+		}
 		if start > 0 && seg.Stack != fr[start-1].Stack {
 			// Where an exception frame led to another stack: the
 			// interrupted context first, then that stack's words from

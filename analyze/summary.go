@@ -183,6 +183,9 @@ func summaryTaskOf(k *kernel.Kernel, t *kernel.TaskInfo, crashed bool) summaryTa
 		}
 	}
 	for _, f := range frames[from:] {
+		if f.Stale {
+			continue // not a frame: a word crash's bt takes for one
+		}
 		name := f.Symbol
 		if name == "" {
 			name = fmt.Sprintf("%#x", f.PC)

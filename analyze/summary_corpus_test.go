@@ -12,6 +12,9 @@ import (
 
 var btFrameRe = regexp.MustCompile(`(?m)^\s*#\d+ \[[0-9a-f]+\] (\S+) at [0-9a-f]+`)
 
+// btFrameSPRe is btFrameRe with the frame's stack address first.
+var btFrameSPRe = regexp.MustCompile(`(?m)^\s*#\d+ \[([0-9a-f]+)\] (\S+) at [0-9a-f]+`)
+
 // TestSummary checks summary on every crash of the corpus, with the
 // vmlinux and without, against crash's answers: the PANIC of sys, the
 // panic task of bt, the stack of bt from the oops's exception frame (or
@@ -56,8 +59,19 @@ func TestSummary(t *testing.T) {
 			if i := strings.Index(bt, "[exception RIP: "); i >= 0 {
 				rip := bt[i+len("[exception RIP: "):]
 				want = append(want, rip[:strings.Index(rip, "]")])
-				for _, mm := range btFrameRe.FindAllStringSubmatch(bt[i:], -1) {
-					want = append(want, mm[1])
+				// A frame crash shows below the exception's RSP is the
+				// stack-alignment word above the register frame, not a
+				// frame: salvage's bt shows it too (a stale frame), its
+				// summary does not.
+				var rsp uint64
+				if mm := regexp.MustCompile(`RSP: ([0-9a-f]{16})`).FindStringSubmatch(rip); mm != nil {
+					rsp, _ = strconv.ParseUint(mm[1], 16, 64)
+				}
+				for _, mm := range btFrameSPRe.FindAllStringSubmatch(bt[i:], -1) {
+					if sp, _ := strconv.ParseUint(mm[1], 16, 64); sp < rsp && len(want) == 1 {
+						continue
+					}
+					want = append(want, mm[2])
 				}
 			} else {
 				for _, mm := range btFrameRe.FindAllStringSubmatch(bt, -1) {

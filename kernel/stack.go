@@ -45,6 +45,11 @@ type Frame struct {
 	// function's prologue or the frame-pointer chain) rather than the
 	// unwind tables.
 	Reliable bool
+	// Stale is a word that is not a frame but that crash shows as one:
+	// a kernel text address in the stack-alignment slot above an
+	// exception frame (see alignmentFrames). bt shows it, as crash
+	// does; a summary of the stack leaves it out.
+	Stale bool
 }
 
 // BacktraceOption adjusts a Backtrace call.
@@ -264,6 +269,14 @@ func (k *Kernel) Backtrace(task Value, opts ...BacktraceOption) (*Backtrace, err
 	for i, f := range frames {
 		exact := i == 0 && !start.ReturnAddress || i > 0 && frames[i-1].Exception != nil
 		bt.Frames = append(bt.Frames, k.describeFrame(f, exact))
+		if i > 0 && frames[i-1].Exception != nil {
+			// After the interrupted context, what crash reads in the
+			// exception frame's alignment slot.
+			for _, sf := range k.alignmentFrames(frames[i-1].Exception) {
+				sf.Stack = frames[i-1].Stack
+				bt.Frames = append(bt.Frames, sf)
+			}
+		}
 	}
 	bt.Err = uerr
 	return bt, nil

@@ -341,3 +341,44 @@ func (k *Kernel) noteStart(cpu int) (arch.Start, error) {
 	regs = append([]uint64(nil), regs...)
 	return arch.Start{PC: regs[amd64.RegIP], SP: regs[amd64.RegSP], FP: regs[amd64.RegBP], Regs: regs}, nil
 }
+
+// alignmentFrames are the stale frames crash shows above a kernel-mode
+// exception frame e. Before pushing its iret frame, an x86_64 CPU aligns
+// the stack pointer down to 16 bytes (Intel SDM vol. 3, 6.14.2, "64-Bit
+// Mode Stack Frame"), so when the interrupted stack pointer was not
+// aligned, one word lies between the end of struct pt_regs and the
+// interrupted stack, holding whatever was there before. crash goes on
+// reading the stack from the end of pt_regs, and a kernel text address
+// in that slot (often the interrupted RIP itself) becomes a frame of its
+// own; salvage's unwind tables know better, and the frame is marked
+// Stale.
+func (k *Kernel) alignmentFrames(e *arch.ExceptionFrame) []Frame {
+	if e == nil || e.User || e.Partial || len(e.Regs) < amd64.NumPTRegs || k.Symbols == nil {
+		return nil
+	}
+	// The slot exists only where the frame was pushed on the stack it
+	// interrupted, one word below that stack pointer (an exception taken
+	// on its own stack, an NMI's, has none).
+	end := e.Addr + 8*amd64.NumPTRegs
+	if e.Regs[amd64.RegSP] != end+8 {
+		return nil
+	}
+	w, err := k.ReadPointer(end)
+	if err != nil {
+		return nil
+	}
+	s, off, ok := k.Symbols.ByAddr(w)
+	if !ok || !isTextSymbolType(s.Type) {
+		return nil
+	}
+	return []Frame{{SP: end, PC: w, Symbol: s.Name, Offset: off, Module: s.Module, Stale: true}}
+}
+
+// isTextSymbolType reports an nm-style type letter of code.
+func isTextSymbolType(t byte) bool {
+	switch t {
+	case 'T', 't', 'W', 'w':
+		return true
+	}
+	return false
+}
