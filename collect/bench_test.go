@@ -2,7 +2,6 @@ package collect
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,53 +32,6 @@ func benchSource(b *testing.B) string {
 	}
 	b.Fatal("the corpus has no sysrq vmcore-elf")
 	return ""
-}
-
-func runSalvage(b *testing.B, srcPath, dest string, opt Options) {
-	b.Helper()
-	os.Remove(dest)
-	src, err := openPath(srcPath)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer src.Close()
-	if _, err := Collect(context.Background(), src, dest, opt); err != nil {
-		b.Fatal(err)
-	}
-}
-
-// benchChildEnv carries, JSON-encoded, a collection the test binary runs
-// as a child process (TestCollectBenchChild), so that its peak RSS is
-// measured alone, as the collector's own process.
-const benchChildEnv = "SALVAGE_BENCH_CHILD"
-
-type benchChild struct {
-	Src, Dest string
-	Opt       Options
-}
-
-// TestCollectBenchChild is not a test of its own: started by the
-// benchmark with benchChildEnv set, it runs one collection and exits.
-func TestCollectBenchChild(t *testing.T) {
-	raw := os.Getenv(benchChildEnv)
-	if raw == "" {
-		return
-	}
-	var c benchChild
-	if err := json.Unmarshal([]byte(raw), &c); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(3)
-	}
-	src, err := openPath(c.Src)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if _, err := Collect(context.Background(), src, c.Dest, c.Opt); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	os.Exit(0)
 }
 
 // measured is one run of a collector: wall time, CPU time (user and
@@ -121,6 +74,34 @@ func BenchmarkCollectVsMakedumpfile(b *testing.B) {
 	b.Logf("sysrq crash, -d 31; the last column is wall time over salvage's (above 1: salvage is faster):\n%s", collectorTable(b, m, srcPath))
 }
 
+var (
+	salvageOnce sync.Once
+	salvagePath string
+	salvageErr  error
+)
+
+// salvageBinary builds cmd/salvage as `make build` does (static,
+// stripped) once per run, for the benchmarks to run as users do.
+func salvageBinary(b *testing.B) string {
+	salvageOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "salvage-bench-")
+		if err != nil {
+			salvageErr = err
+			return
+		}
+		salvagePath = filepath.Join(dir, "salvage")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", salvagePath, "salvage/cmd/salvage")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			salvageErr = fmt.Errorf("building salvage: %v: %s", err, out)
+		}
+	})
+	if salvageErr != nil {
+		b.Fatal(salvageErr)
+	}
+	return salvagePath
+}
+
 // benchCodecs are the outputs the benchmarks compare: kdump-compressed
 // with lzo, with zlib and with no codec (which shows what compressing
 // costs each collector), and ELF.
@@ -136,8 +117,8 @@ var benchCodecs = []struct {
 }
 
 // collectorTable runs, for each of benchCodecs, b.N times, the collectors
-// side by side on srcPath: salvage (the test binary as a child process
-// running Collect, one worker per CPU), bookworm's makedumpfile 1.7.2,
+// side by side on srcPath: salvage (cmd/salvage built as `make build`
+// builds it, given makedumpfile's flags), bookworm's makedumpfile 1.7.2,
 // sid's 1.7.8, 1.7.8 with --num-threads 2 (not for -E, which it refuses),
 // and cp of the source. It reports each one's wall and CPU time, peak RSS
 // and output size as metrics, with the speedups (makedumpfile's wall time
@@ -180,9 +161,8 @@ func collectorTable(b *testing.B, m *corpus.Manifest, srcPath string) string {
 					var cmd *exec.Cmd
 					switch name {
 					case "salvage":
-						js, _ := json.Marshal(benchChild{Src: srcPath, Dest: dest, Opt: c.opt})
-						cmd = exec.Command(os.Args[0], "-test.run=^TestCollectBenchChild$", "-test.count=1")
-						cmd.Env = append(os.Environ(), benchChildEnv+"="+string(js))
+						// The binary users run, with makedumpfile's flags.
+						cmd = exec.Command(salvageBinary(b), append(append([]string{"collect", "--message-level", "0"}, c.args...), srcPath, dest)...)
 					case "makedumpfile-1.7.2":
 						cmd = exec.Command(makedumpfileBinary, append(append([]string{"--message-level", "0"}, c.args...), srcPath, dest)...)
 					case "makedumpfile-1.7.8", "makedumpfile-1.7.8-t2":
