@@ -204,11 +204,12 @@ func TestForeachBtCorpus(t *testing.T) {
 // symbol table, and salvage without a vmlinux picks from kallsyms, whose
 // order differs.
 func aliasOnly(k *kernel.Kernel, got, want string) bool {
-	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
-	if len(g) != len(w) {
-		return false
-	}
-	// NAME or NAME+OFF as the address it names.
+	return wordsDifferOnly(got, want, func(g, w string) bool { return sameAddress(k, g, w) })
+}
+
+// sameAddress reports whether two words, NAME or NAME+OFF, name one
+// address.
+func sameAddress(k *kernel.Kernel, g, w string) bool {
 	addr := func(word string) (uint64, bool) {
 		name, off := word, uint64(0)
 		if i := strings.LastIndexByte(word, '+'); i > 0 {
@@ -221,24 +222,31 @@ func aliasOnly(k *kernel.Kernel, got, want string) bool {
 		s, ok := lookupCrashName(k.Symbols, name)
 		return s.Addr + off, ok
 	}
+	ga, ok1 := addr(g)
+	wa, ok2 := addr(w)
+	return ok1 && ok2 && ga == wa
+}
+
+// wordsDifferOnly reports whether got and want have the same lines and
+// words, but for some (at least one) where same(salvage's, crash's) holds:
+// " #N [SP] NAME at PC", "  [SP] NAME at PC" (bt -t), "SP:  NAME+OFF
+// WORD" (bt -r).
+func wordsDifferOnly(got, want string, same func(g, w string) bool) bool {
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	if len(g) != len(w) {
+		return false
+	}
 	diff := false
 	for i := range g {
 		if g[i] == w[i] {
 			continue
 		}
-		// " #N [SP] NAME at PC", "  [SP] NAME at PC" (bt -t), "SP:  NAME+OFF WORD" (bt -r):
-		// every word that differs names the same address in both.
 		gf, wf := strings.Fields(g[i]), strings.Fields(w[i])
 		if len(gf) != len(wf) {
 			return false
 		}
 		for j := range gf {
-			if gf[j] == wf[j] {
-				continue
-			}
-			ga, ok1 := addr(gf[j])
-			wa, ok2 := addr(wf[j])
-			if !ok1 || !ok2 || ga != wa {
+			if gf[j] != wf[j] && !same(gf[j], wf[j]) {
 				return false
 			}
 		}
