@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
 	"strings"
 
 	"salvage/debuginfo"
@@ -558,23 +559,8 @@ func (s *vmStat) slab() (uint64, error) {
 // device inode's mapping (block/bdev.c: blockdev_superblock's s_inodes
 // since 5.9; fs/block_dev.c: the all_bdevs list before).
 func (k *Kernel) blockdevPages(ts debuginfo.Types) (uint64, error) {
-	var sum uint64
 	if head, err := k.SymbolAddr("all_bdevs"); err == nil {
-		for bdev, err := range k.ListEntries(head, "struct block_device", "bd_list") {
-			if err != nil {
-				return 0, err
-			}
-			n, err := bdev.Member("bd_inode->i_mapping->nrpages")
-			if err != nil {
-				return 0, err
-			}
-			v, err := n.Uint()
-			if err != nil {
-				return 0, err
-			}
-			sum += v
-		}
-		return sum, nil
+		return sumMember(k.ListEntries(head, "struct block_device", "bd_list"), "bd_inode->i_mapping->nrpages")
 	}
 	sbp, err := k.SymbolAddr("blockdev_superblock")
 	if err != nil {
@@ -591,11 +577,17 @@ func (k *Kernel) blockdevPages(ts debuginfo.Types) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	for inode, err := range k.ListEntries(sb+uint64(off), "struct inode", "i_sb_list") {
+	return sumMember(k.ListEntries(sb+uint64(off), "struct inode", "i_sb_list"), "i_mapping->nrpages")
+}
+
+// sumMember adds up the integer member path of every object of seq.
+func sumMember(seq iter.Seq2[Value, error], path string) (uint64, error) {
+	var sum uint64
+	for obj, err := range seq {
 		if err != nil {
 			return 0, err
 		}
-		n, err := inode.Member("i_mapping->nrpages")
+		n, err := obj.Member(path)
 		if err != nil {
 			return 0, err
 		}
